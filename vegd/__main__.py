@@ -1,0 +1,5 @@
+import sys
+
+from vegd.cli import main
+
+sys.exit(main())
