@@ -39,3 +39,22 @@ def test_one_gateway_snat(dataplane, egress_rows):
     egress_rows.remove(dp.stack, spec)
     dp.wait_hv_sync()
     assert dp.tcp_connect(pod, SERVER4, PORT, count=1, timeout=1.0)[0].startswith("fail:")
+
+
+def test_two_gateways_ecmp_spread(dataplane, egress_rows):
+    """(b) one reroute policy with both gateways as nexthops: 40 TCP connections (new source
+    port each, so a new ECMP hash) all succeed and each gateway SNATs some of them."""
+    dp = dataplane
+    lab = build_egress_lab(dp, gateways=2, pods=2)
+    egress_rows.apply(dp.stack, lab.spec())
+    dp.wait_hv_sync()
+    policies = dp.stack.nbctl("lr-policy-list", "vpc1")
+    assert "192.168.0.2, 192.168.0.3" in policies, policies
+
+    results = []
+    for pod in lab.pods:
+        results += dp.tcp_connect(pod, SERVER4, PORT, count=20)
+    split = lab.who(results)
+    print(f"\nECMP split over 40 TCP connections from 2 pods: {split}")
+    assert sum(split.get(g, 0) for g in ("gw1", "gw2")) == 40, split
+    assert split.get("gw1", 0) > 0 and split.get("gw2", 0) > 0, split
