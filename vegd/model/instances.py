@@ -1,0 +1,122 @@
+"""Which pods are a gateway's instances, and which pods its selectors choose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vegd.model.objects import (
+    FAMILIES,
+    GATEWAY_LABEL,
+    Family,
+    IPAddress,
+    Pod,
+    Snapshot,
+    Subnet,
+    VpcEgressGateway,
+)
+from vegd.model.resolve import ResolvedGateway
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A gateway pod that carries traffic: running, addressed, attached to the external network."""
+
+    pod: str  # namespace/name
+    node: str
+    internal: tuple[IPAddress, ...]  # first pod IP of each family
+    external: tuple[IPAddress, ...]  # addresses on the external attachment
+
+    def ip(self, family: Family) -> IPAddress | None:
+        return next((ip for ip in self.internal if ip.version == family), None)
+
+
+@dataclass(frozen=True)
+class Workload:
+    instances: tuple[Instance, ...]
+    problems: tuple[str, ...]  # why other pods of the gateway do not qualify
+
+
+def gateway_pods(gw: VpcEgressGateway, snap: Snapshot) -> list[Pod]:
+    return sorted((p for p in snap.pods
+                   if p.namespace == gw.namespace and dict(p.labels).get(GATEWAY_LABEL) == gw.name),
+                  key=lambda p: p.name)
+
+
+def workload(resolved: ResolvedGateway, snap: Snapshot) -> Workload:
+    attachment = resolved.external_subnet.attachment
+    instances: list[Instance] = []
+    problems: list[str] = []
+    for pod in gateway_pods(resolved.gateway, snap):
+        if pod.deleting:
+            continue
+        if pod.phase != "Running":
+            problems.append(f"pod {pod.key} is {pod.phase or 'not scheduled'}")
+            continue
+        internal = tuple(ip for ip in (pod.ip(f) for f in FAMILIES) if ip is not None)
+        if not internal:
+            problems.append(f"pod {pod.key} has no IP yet")
+            continue
+        if not pod.has_network_status:
+            problems.append(f"pod {pod.key} has no network-status annotation")
+            continue
+        external = tuple(ip for n in pod.networks if n.name == attachment for ip in n.ips)
+        if not external:
+            problems.append(f"pod {pod.key} has no IP on network {attachment or '(none)'}")
+            continue
+        instances.append(Instance(pod.key, pod.node_name, internal, external))
+    if len(instances) != resolved.gateway.replicas:
+        problems.append(f"{len(instances)} of {resolved.gateway.replicas} instances are ready")
+    return Workload(tuple(instances), tuple(problems))
+
+
+def pod_subnet(pod: Pod, snap: Snapshot) -> Subnet | None:
+    """The pod's subnet: from its logical_switch annotation, else the subnet holding its IP."""
+    if pod.logical_switch:
+        return snap.subnet(pod.logical_switch)
+    best: Subnet | None = None
+    best_len = -1
+    for subnet in snap.subnets:
+        for cidr in subnet.cidrs:
+            if any(ip in cidr for ip in pod.ips) and cidr.prefixlen > best_len:
+                best, best_len = subnet, cidr.prefixlen
+    return best
+
+
+def workload_pod(pod: Pod) -> bool:
+    return pod.phase not in ("Succeeded", "Failed") and not pod.deleting and not pod.host_network \
+        and bool(pod.ips)
+
+
+def selected_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
+    """Pods of the gateway's VPC matched by any of its selectors (its own pods excepted)."""
+    gw = resolved.gateway
+    if not gw.selectors:
+        return ()
+    out = []
+    for pod in snap.pods:
+        if not workload_pod(pod) or dict(pod.labels).get(GATEWAY_LABEL):
+            continue
+        subnet = pod_subnet(pod, snap)
+        if subnet is None or subnet.vpc != resolved.vpc.name:
+            continue
+        ns_labels = snap.namespace_labels(pod.namespace)
+        labels = pod.label_map
+        if any(s.namespace_selector.matches(ns_labels) and s.pod_selector.matches(labels)
+               for s in gw.selectors):
+            out.append(pod)
+    return tuple(sorted(out, key=lambda p: p.key))
+
+
+def source_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
+    """Pods of the VPC whose address lies in a source prefix, or that a selector chooses."""
+    chosen = {p.key: p for p in selected_pods(resolved, snap)}
+    for pod in snap.pods:
+        if not workload_pod(pod) or dict(pod.labels).get(GATEWAY_LABEL):
+            continue
+        subnet = pod_subnet(pod, snap)
+        if subnet is None or subnet.vpc != resolved.vpc.name:
+            continue
+        for ip in pod.ips:
+            if any(ip in net for net in resolved.sources[ip.version].all):
+                chosen[pod.key] = pod
+    return tuple(chosen[k] for k in sorted(chosen))

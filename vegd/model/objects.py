@@ -1,0 +1,233 @@
+"""Typed, validated views of the Kubernetes objects vegd reads. Built by `model.parse`."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vegd.model.selectors import LabelSelector, NodeSelectorTerm
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Family = Literal[4, 6]
+FAMILIES: tuple[Family, Family] = (4, 6)
+
+DEFAULT_VPC = "ovn-cluster"
+GATEWAY_LABEL = "ovn.kubernetes.io/vpc-egress-gateway"
+NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
+
+
+@dataclass(frozen=True)
+class Bfd:
+    enabled: bool = False
+    min_rx: int = 1000
+    min_tx: int = 1000
+    multiplier: int = 3
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    snat: bool = False
+    ip_blocks: tuple[IPNetwork, ...] = ()
+    subnets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PodSelection:
+    """One entry of spec.selectors: pods matching both selectors (empty = all)."""
+
+    namespace_selector: LabelSelector = LabelSelector()
+    pod_selector: LabelSelector = LabelSelector()
+
+
+@dataclass(frozen=True)
+class VpcEgressGateway:
+    namespace: str
+    name: str
+    external_subnet: str
+    vpc: str = DEFAULT_VPC
+    replicas: int = 1
+    prefix: str = ""
+    image: str = ""
+    internal_subnet: str = ""  # empty: the VPC's default subnet
+    # each entry is one instance's addresses: "10.16.0.12" or "10.16.0.12,fd00::c"
+    internal_ips: tuple[tuple[IPAddress, ...], ...] = ()
+    external_ips: tuple[tuple[IPAddress, ...], ...] = ()
+    bfd: Bfd = Bfd()
+    bfd_mode: Literal["route", "policy"] = "route"
+    policies: tuple[EgressPolicy, ...] = ()
+    selectors: tuple[PodSelection, ...] = ()
+    node_selector: tuple[NodeSelectorTerm, ...] = ()
+    traffic_policy: Literal["Cluster", "Local"] = "Cluster"
+    tolerations: tuple[str, ...] = ()  # JSON of each toleration, passed through to the workload
+    uid: str = ""
+    generation: int = 0
+    created: str = ""  # metadata.creationTimestamp (RFC 3339 sorts as text)
+    deleting: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def ref(self) -> str:
+        return f"VpcEgressGateway {self.key}"
+
+
+@dataclass(frozen=True)
+class BfdPort:
+    enabled: bool = False
+    ips: tuple[IPAddress, ...] = ()
+    node_selector: LabelSelector | None = None
+
+
+@dataclass(frozen=True)
+class Vpc:
+    name: str
+    router: str = ""  # logical router name; Kube-OVN names it after the VPC
+    default_subnet: str = ""
+    bfd_port: BfdPort = BfdPort()
+    implicit: bool = False  # the default VPC, assumed when no manifest declares it
+
+    @property
+    def router_name(self) -> str:
+        return self.router or self.name
+
+
+@dataclass(frozen=True)
+class Subnet:
+    name: str
+    vpc: str = DEFAULT_VPC
+    cidrs: tuple[IPNetwork, ...] = ()
+    gateways: tuple[IPAddress, ...] = ()
+    provider: str = "ovn"
+    default: bool = False
+
+    def cidr(self, family: Family) -> IPNetwork | None:
+        return next((c for c in self.cidrs if c.version == family), None)
+
+    def gateway(self, family: Family) -> IPAddress | None:
+        return next((g for g in self.gateways if g.version == family), None)
+
+    @property
+    def families(self) -> tuple[Family, ...]:
+        return tuple(f for f in (4, 6) if self.cidr(f) is not None)
+
+    @property
+    def attachment(self) -> str:
+        """`<ns>/<name>` of the NetworkAttachmentDefinition a provider `<name>.<ns>[.x]` names."""
+        parts = self.provider.split(".")
+        return f"{parts[1]}/{parts[0]}" if len(parts) >= 2 else ""
+
+
+@dataclass(frozen=True)
+class AttachedNetwork:
+    """One entry of the Multus network-status annotation."""
+
+    name: str
+    interface: str = ""
+    ips: tuple[IPAddress, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+    ips: tuple[IPAddress, ...] = ()
+    node_name: str = ""
+    phase: str = ""
+    ready: bool = False
+    host_network: bool = False
+    deleting: bool = False
+    logical_switch: str = ""  # ovn.kubernetes.io/logical_switch, when the pod says
+    networks: tuple[AttachedNetwork, ...] = ()
+    has_network_status: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    def ip(self, family: Family) -> IPAddress | None:
+        return next((ip for ip in self.ips if ip.version == family), None)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+    chassis: str = ""  # ovn.kubernetes.io/chassis annotation, when present
+    ready: bool = True
+
+
+@dataclass(frozen=True)
+class NetworkAttachmentDefinition:
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a reconcile reads, frozen for its duration."""
+
+    gateways: tuple[VpcEgressGateway, ...] = ()
+    vpcs: tuple[Vpc, ...] = ()
+    subnets: tuple[Subnet, ...] = ()
+    pods: tuple[Pod, ...] = ()
+    namespaces: tuple[Namespace, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    attachments: tuple[NetworkAttachmentDefinition, ...] = ()
+    chassis_by_hostname: tuple[tuple[str, str], ...] = ()  # from the SB Chassis table
+    _index: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+    def _lookup(self, name: str, items: tuple[object, ...], key: str) -> dict[str, object]:
+        if name not in self._index:
+            self._index[name] = {getattr(i, key): i for i in items}
+        return self._index[name]  # type: ignore[return-value]
+
+    def vpc(self, name: str) -> Vpc | None:
+        found = self._lookup("vpc", self.vpcs, "name").get(name)
+        if found is None and name == DEFAULT_VPC:
+            return Vpc(DEFAULT_VPC, implicit=True)
+        return found  # type: ignore[return-value]
+
+    def subnet(self, name: str) -> Subnet | None:
+        return self._lookup("subnet", self.subnets, "name").get(name)  # type: ignore[return-value]
+
+    def node(self, name: str) -> Node | None:
+        return self._lookup("node", self.nodes, "name").get(name)  # type: ignore[return-value]
+
+    def gateway(self, key: str) -> VpcEgressGateway | None:
+        return self._lookup("gateway", self.gateways, "key").get(key)  # type: ignore[return-value]
+
+    def namespace_labels(self, name: str) -> dict[str, str]:
+        ns = self._lookup("namespace", self.namespaces, "name").get(name)
+        # a namespace always carries its own name label (Kubernetes >= 1.21)
+        labels = dict(ns.labels) if isinstance(ns, Namespace) else {}
+        labels.setdefault("kubernetes.io/metadata.name", name)
+        return labels
+
+    def has_attachment(self, ref: str) -> bool:
+        return ref in {f"{a.namespace}/{a.name}" for a in self.attachments}
+
+    def subnets_of(self, vpc: str) -> tuple[Subnet, ...]:
+        return tuple(s for s in self.subnets if s.vpc == vpc)
+
+    def chassis_of(self, node: Node) -> str:
+        return node.chassis or dict(self.chassis_by_hostname).get(node.name, "")
+
+    def all_vpcs(self) -> tuple[Vpc, ...]:
+        names = {v.name for v in self.vpcs}
+        implicit = () if DEFAULT_VPC in names else (Vpc(DEFAULT_VPC, implicit=True),)
+        return self.vpcs + implicit

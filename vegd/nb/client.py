@@ -1,0 +1,106 @@
+"""Connections to the Northbound (read-write) and Southbound (read-only) databases."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ovsdbapp import api as ovsdbapp_api
+from ovsdbapp.backend import ovs_idl
+from ovsdbapp.backend.ovs_idl import connection as ovs_connection
+
+from vegd.nb.capabilities import Capabilities
+from vegd.nb.errors import NbUnavailable, ReconcileError
+from vegd.nb.remote import SslFiles, configure_ssl, fetch_schema, members, schema_helper
+from vegd.nb.sync import Changes, CollectGarbage, ReconcileOwner
+from vegd.plan.rows import Desired
+
+# Only what vegd reads or writes is replicated: the replica stays small on big clusters.
+NB_TABLES = ("Logical_Router", "Logical_Router_Port", "Logical_Router_Policy",
+             "Logical_Router_Static_Route", "BFD", "Address_Set", "HA_Chassis_Group",
+             "HA_Chassis", "Logical_Switch", "Logical_Switch_Port")
+SB_TABLES = ("Chassis",)
+_counter = threading.Lock()
+
+
+class _QuietReconcileErrors(logging.Filter):
+    """ovsdbapp logs every exception raised in run_idl with a traceback from its own thread;
+    a ReconcileError is an expected, explained refusal that the caller reports itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ReconcileError))
+
+
+logging.getLogger("ovsdbapp.backend.ovs_idl.connection").addFilter(_QuietReconcileErrors())
+_serial = [0]
+
+
+def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
+          ssl: SslFiles | None) -> tuple[Any, Any]:
+    """An ovsdbapp API object with its own connection, and the schema JSON."""
+    members(remote)
+    configure_ssl(remote, ssl)
+    schema_json = fetch_schema(remote, schema, timeout)
+    helper = schema_helper(schema_json, tables)
+    idl = ovs_connection.OvsdbIdl(remote, helper, leader_only=True)
+    conn = ovs_connection.Connection(idl, timeout=timeout)
+    # ovsdbapp keeps the connection on the API *class*: one class per connection keeps two
+    # databases (or two test stacks) in one process apart.
+    with _counter:
+        _serial[0] += 1
+        cls = type(f"VegdApi{_serial[0]}", (ovs_idl.Backend, ovsdbapp_api.API), {})
+    try:
+        api = cls(conn, start=True, auto_index=False)
+    except Exception as exc:  # ovsdbapp raises OvsdbConnectionUnavailable or a timeout
+        raise NbUnavailable(f"cannot connect to {remote}: {exc}") from exc
+    return api, schema_json
+
+
+class NbClient:
+    def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None) -> None:
+        self.remote = remote
+        self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES, timeout, ssl)
+        self.capabilities = Capabilities.from_schema(schema)
+        self.transactions = 0  # write transactions committed (tests and metrics count them)
+
+    def reconcile(self, desired: Desired, vendor: str) -> Changes:
+        cmd = ReconcileOwner(self.api, desired, vendor, self.capabilities.policy_bfd_sessions)
+        return self._commit(cmd)
+
+    def collect_garbage(self, vendor: str, keep: set[tuple[str, str]]) -> Changes:
+        return self._commit(CollectGarbage(self.api, vendor, keep))
+
+    def _commit(self, cmd: Any) -> Changes:
+        with self.api.transaction(check_error=True) as txn:
+            txn.add(cmd)
+        changes: Changes = cmd.result
+        if changes.total:
+            self.transactions += 1
+        return changes
+
+    def bfd_status(self, vendor: str, owner_key: str, owner_value: str) -> dict[str, str]:
+        """dst_ip -> BFD.status of the owner's sessions, as ovn-northd reports them."""
+        with self.api.ovsdb_connection.lock:
+            return {row.dst_ip: (row.status[0] if row.status else "")
+                    for row in self.api.tables["BFD"].rows.values()
+                    if row.external_ids.get("vendor") == vendor
+                    and row.external_ids.get(owner_key) == owner_value}
+
+    def close(self) -> None:
+        self.api.ovsdb_connection.stop(timeout=5)
+
+
+class SbClient:
+    """Read-only view of the Southbound Chassis table (chassis name by hostname)."""
+
+    def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None) -> None:
+        self.api, _ = _open(remote, "OVN_Southbound", SB_TABLES, timeout, ssl)
+
+    def chassis_by_hostname(self) -> dict[str, str]:
+        with self.api.ovsdb_connection.lock:
+            return {row.hostname: row.name for row in self.api.tables["Chassis"].rows.values()
+                    if row.hostname}
+
+    def close(self) -> None:
+        self.api.ovsdb_connection.stop(timeout=5)

@@ -1,0 +1,12 @@
+"""Errors of the NB room."""
+
+from __future__ import annotations
+
+
+class NbUnavailable(RuntimeError):
+    """The database could not be reached (or did not answer in time). Worth retrying."""
+
+
+class ReconcileError(RuntimeError):
+    """The desired rows cannot be written as they are (missing router, a name another writer
+    holds). Nothing was written: the whole transaction is abandoned."""

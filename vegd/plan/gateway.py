@@ -1,0 +1,150 @@
+"""One gateway's desired NB rows, per address family (docs/nb-contract.md is the contract).
+
+- BFD off, or `bfdMode: policy`: 29100 reroute policies, one per source prefix plus one for the
+  selector address set; with BFD they carry `bfd_sessions` and 29090 drop policies back them.
+- BFD on, `bfdMode: route`: src-ip ECMP static routes per source prefix (and per selected pod)
+  and instance, each guarded by a BFD row on `bfd@<vpc>`.
+- No instance at all: 29090 drop policies, so sources never leave un-SNATed through another path.
+- `trafficPolicy: Local`: sources on a node that runs instances prefer those instances.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+
+from vegd.model.instances import Instance, selected_pods, source_pods, workload
+from vegd.model.objects import Family, IPAddress, IPNetwork, Pod, Snapshot
+from vegd.model.resolve import ResolvedGateway
+from vegd.plan import names
+from vegd.plan.rows import (
+    AddressSet,
+    Bfd,
+    BfdRef,
+    Desired,
+    Owner,
+    RouterPolicy,
+    Row,
+    StaticRoute,
+    pairs,
+)
+from vegd.plan.settings import PlanSettings
+
+OWNER_KEY = "vpc-egress-gateway"
+SYMMETRIC = pairs({"ecmp_symmetric_reply": "true"})
+
+
+def gateway_owner(key: str, router: str = "") -> Owner:
+    return Owner(OWNER_KEY, key, (router,) if router else ())
+
+
+def plan_gateway(r: ResolvedGateway, snap: Snapshot, settings: PlanSettings) -> Desired:
+    gw = r.gateway
+    owner = gateway_owner(gw.key, r.vpc.router_name)
+    if gw.deleting:
+        return Desired(owner)
+    instances = workload(r, snap).instances
+    selected = selected_pods(r, snap)
+    local = source_pods(r, snap) if gw.traffic_policy == "Local" else ()
+    rows: list[Row] = []
+    for family in r.families:
+        rows.extend(_family_rows(r, family, settings, instances, selected, local))
+    return Desired(owner, tuple(rows))
+
+
+def _ips(items: list[IPAddress]) -> tuple[str, ...]:
+    return tuple(str(ip) for ip in sorted(set(items)))
+
+
+def _family_rows(r: ResolvedGateway, family: Family, settings: PlanSettings,
+                 instances: tuple[Instance, ...], selected: tuple[Pod, ...],
+                 local: tuple[Pod, ...]) -> list[Row]:
+    gw = r.gateway
+    router = r.vpc.router_name
+    ids = pairs({"vendor": settings.vendor, OWNER_KEY: gw.key, "af": str(family)})
+    nexthops = _ips([ip for i in instances if (ip := i.ip(family)) is not None])
+    prefixes = r.sources[family].all
+    chosen = _ips([ip for p in selected if (ip := p.ip(family)) is not None])
+    bfd_on = gw.bfd.enabled
+    route_mode = bfd_on and gw.bfd_mode == "route"
+    port = names.bfd_port(r.vpc.name)
+
+    rows: list[Row] = []
+    bfd_refs: dict[str, BfdRef] = {}
+    if bfd_on:
+        for hop in nexthops:
+            # Timers are the instance's: it sends at minTX, so OVN must expect minTX (min_rx),
+            # and OVN sends at the rate the instance asks to receive (min_tx = minRX).
+            row = Bfd(port, hop, gw.bfd.min_tx, gw.bfd.min_rx, gw.bfd.multiplier, ids)
+            rows.append(row)
+            bfd_refs[hop] = row.ref
+
+    matches = [names.ip_match(family, str(p)) for p in prefixes]
+    if gw.selectors and not route_mode:
+        set_name = names.selector_set(gw.key, family)
+        rows.append(AddressSet(set_name, chosen, ids))
+        matches.append(names.ip_match(family, "$" + set_name))
+
+    if route_mode:
+        # Pods already inside a source prefix are covered by its route.
+        extra = [ip for ip in chosen if not _inside(ip, prefixes)]
+        for prefix in [names.ovn_prefix(str(p)) for p in prefixes] + extra:
+            rows.extend(StaticRoute(router, prefix, hop, "src-ip", SYMMETRIC, bfd_refs[hop], ids)
+                         for hop in nexthops)
+    elif nexthops:
+        sessions = tuple(bfd_refs[h] for h in nexthops) if bfd_on else ()
+        rows.extend(RouterPolicy(router, names.POLICY_PRIORITY, m, "reroute", nexthops,
+                                 sessions, ids) for m in matches)
+    if not nexthops or (bfd_on and not route_mode):
+        drop_matches = matches if not route_mode else [
+            names.ip_match(family, str(p)) for p in prefixes] + [
+            names.ip_match(family, ip) for ip in chosen if not _inside(ip, prefixes)]
+        rows.extend(RouterPolicy(router, names.DROP_PRIORITY, m, "drop", external_ids=ids)
+                    for m in drop_matches)
+
+    if local and nexthops:
+        rows.extend(_local_rows(r, family, ids, instances, local, bfd_refs, route_mode))
+    return rows
+
+
+def _inside(ip: str, prefixes: tuple[IPNetwork, ...]) -> bool:
+    addr = ipaddress.ip_address(ip)
+    return any(addr.version == p.version and addr in p for p in prefixes)
+
+
+def _local_rows(r: ResolvedGateway, family: Family, ids: tuple[tuple[str, str], ...],
+                instances: tuple[Instance, ...], local: tuple[Pod, ...],
+                bfd_refs: dict[str, BfdRef], route_mode: bool) -> list[Row]:
+    """Per node with instances: that node's source pods go to that node's instances first."""
+    gw = r.gateway
+    router = r.vpc.router_name
+    hops_by_node: dict[str, list[IPAddress]] = defaultdict(list)
+    for inst in instances:
+        ip = inst.ip(family)
+        if ip is not None and inst.node:
+            hops_by_node[inst.node].append(ip)
+    pods_by_node: dict[str, list[IPAddress]] = defaultdict(list)
+    for pod in local:
+        ip = pod.ip(family)
+        if ip is not None and pod.node_name in hops_by_node:
+            pods_by_node[pod.node_name].append(ip)
+
+    rows: list[Row] = []
+    for node in sorted(hops_by_node):
+        hops = _ips(hops_by_node[node])
+        pods = _ips(pods_by_node.get(node, []))
+        if not pods:
+            continue
+        if route_mode:
+            # Host routes beat the prefix routes; when the local sessions are down they vanish
+            # and the prefix routes over every instance take over.
+            rows.extend(StaticRoute(router, pod, hop, "src-ip", SYMMETRIC, bfd_refs[hop], ids)
+                        for pod in pods for hop in hops)
+            continue
+        set_name = names.node_set(gw.key, node, family)
+        rows.append(AddressSet(set_name, pods, ids))
+        sessions = tuple(bfd_refs[h] for h in hops) if bfd_refs else ()
+        rows.append(RouterPolicy(router, names.LOCAL_PRIORITY,
+                                 names.ip_match(family, "$" + set_name), "reroute", hops,
+                                 sessions, ids))
+    return rows

@@ -1,0 +1,62 @@
+"""A VPC's BFD port: the `bfd@<vpc>` router port, its HA chassis group and, on stock OVN, the
+two helpers that make OVN run sessions on it (docs/bfd-port.md)."""
+
+from __future__ import annotations
+
+from vegd.model.objects import Node, Snapshot, Vpc
+from vegd.plan import names
+from vegd.plan.rows import (
+    Bfd,
+    Desired,
+    HaChassis,
+    HaChassisGroup,
+    Owner,
+    RouterPort,
+    Row,
+    Switch,
+    pairs,
+)
+from vegd.plan.settings import PlanSettings
+
+OWNER_KEY = "vpc"
+AUTO_NODES = 3  # without a nodeSelector, the port may live on this many nodes
+
+
+def vpc_owner(name: str, router: str = "") -> Owner:
+    return Owner(OWNER_KEY, name, (router,) if router else ())
+
+
+def bfd_port_nodes(vpc: Vpc, snap: Snapshot) -> list[Node]:
+    """Nodes that may host the port: the selector's, else the first three ready ones by name."""
+    port = vpc.bfd_port
+    nodes = sorted(snap.nodes, key=lambda n: n.name)
+    if port.node_selector is not None:
+        return [n for n in nodes if port.node_selector.matches(dict(n.labels))]
+    return [n for n in nodes if n.ready][:AUTO_NODES]
+
+
+def plan_vpc(vpc: Vpc, snap: Snapshot, settings: PlanSettings) -> Desired:
+    router = vpc.router_name
+    owner = vpc_owner(vpc.name, router)
+    port = vpc.bfd_port
+    if not port.enabled or not port.ips:
+        return Desired(owner)
+    ids = pairs({"vendor": settings.vendor, OWNER_KEY: vpc.name})
+    lrp = names.bfd_port(vpc.name)
+    chassis = [c for c in (snap.chassis_of(n) for n in bfd_port_nodes(vpc, snap)) if c]
+    rows: list[Row] = [
+        HaChassisGroup(lrp, tuple(HaChassis(c, 100 - i) for i, c in enumerate(chassis)), ids),
+        RouterPort(router, lrp, names.bfd_port_mac(vpc.name), tuple(str(ip) for ip in port.ips),
+                   pairs({"bfd-only": "true"}), lrp, ids),
+    ]
+    if settings.bfd_port_mode == "stock":
+        # 1. A peer: ovn-controller runs BFD only on router ports whose binding has one.
+        rows.append(Switch(names.bfd_peer_switch(vpc.name),
+                           ((names.bfd_peer_switch(vpc.name), lrp),), ids))
+        # 2. TTL: northd keeps TTL 255 on BFD packets only towards ports that have a BFD row, so
+        #    each subnet port gets one (never used: northd marks it admin_down).
+        for subnet in sorted(snap.subnets_of(vpc.name), key=lambda s: s.name):
+            for gateway in subnet.gateways:
+                rows.append(Bfd(names.subnet_router_port(router, subnet.name), str(gateway),
+                                1000, 1000, 3, pairs({**dict(ids), "af": str(gateway.version)})))
+    return Desired(owner, tuple(rows))
