@@ -32,7 +32,8 @@ def members(remote: str) -> list[str]:
         raise ValueError("empty OVSDB connection string")
     for m in out:
         if not m.startswith(_KINDS):
-            raise ValueError(f"{m!r} is not an OVSDB remote (unix:PATH, tcp:IP:PORT or ssl:IP:PORT)")
+            raise ValueError(f"{m!r} is not an OVSDB remote "
+                             "(unix:PATH, tcp:IP:PORT or ssl:IP:PORT)")
     return out
 
 
@@ -60,8 +61,8 @@ def fetch_schema(remote: str, schema: str, timeout: float) -> Any:
             continue
         rpc = ovs.jsonrpc.Connection(stream)
         try:
-            error, reply = _transact(rpc, ovs.jsonrpc.Message.create_request("get_schema", [schema]),
-                                     timeout)
+            request = ovs.jsonrpc.Message.create_request("get_schema", [schema])
+            error, reply = _transact(rpc, request, timeout)
         finally:
             rpc.close()
         if error:
