@@ -1,0 +1,110 @@
+"""`vegd gateway run`: apply the network setup, supervise bfdd, serve HTTP, clean up on exit."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+from vegd.gateway import netsetup
+from vegd.gateway.bfdd import Bfdd, BfddError, Peer, Timers
+from vegd.gateway.http import Status, serve
+from vegd.gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def bfd_peers(plan: netsetup.Plan) -> list[Peer]:
+    """Each BFD peer, peered from the internal address of its family (single hop, TTL 255)."""
+    peers = []
+    for address in plan.settings.bfd_peers:
+        family = plan.family(address.version)
+        assert family is not None  # settings.parse checked the family has gateways
+        peers.append(Peer(address, family.internal_ip))
+    return peers
+
+
+def run(settings: Settings, plan: netsetup.Plan) -> int:
+    """Main loop; the network setup has already been applied by the caller."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    tick = min(settings.bfd_poll_interval, settings.check_interval, 1.0)
+    peers = bfd_peers(plan)
+    status = Status(nft_table=settings.nft_table, liveness_timeout=max(10.0, 10 * tick),
+                    expected_peers=[(str(p.peer), str(p.local)) for p in peers],
+                    ready=True, ready_reason="", setup_applies=1)
+    server = serve(status, *settings.listen)
+    bfdd = None
+    if peers:
+        bfdd = Bfdd(settings.state_dir / "frr", peers,
+                    Timers(settings.bfd_min_tx, settings.bfd_min_rx, settings.bfd_multiplier),
+                    settings.frr_bin_dir, settings.vtysh)
+        try:
+            bfdd.start()
+        except (OSError, BfddError) as exc:
+            log.error("cannot start bfdd: %s", exc)
+            server.shutdown()
+            return 2
+    next_check = time.monotonic() + settings.check_interval
+    next_poll = 0.0
+    try:
+        with netsetup.iproute() as ipr:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = now + settings.check_interval
+                    _repair(plan, ipr, status)
+                if bfdd is not None and now >= next_poll:
+                    next_poll = now + settings.bfd_poll_interval
+                    bfdd.supervise()
+                    sessions = bfdd.sessions()
+                    if sessions is not None:
+                        bfdd.ensure_config(sessions)
+                    with status.lock:
+                        status.sessions = sessions
+                        status.bfdd_pid = bfdd.pid
+                        status.bfdd_restarts = bfdd.restarts
+                        status.bfd_config_applies = bfdd.config_applies
+                with status.lock:
+                    status.heartbeat = time.monotonic()
+                stop.wait(tick)
+    finally:
+        with status.lock:
+            status.ready, status.ready_reason = False, "stopping"
+        if bfdd is not None:
+            bfdd.stop()
+        server.shutdown()
+        server.server_close()
+        if not settings.keep_on_exit:
+            with netsetup.iproute() as ipr:
+                netsetup.teardown(settings, ipr)
+    return 0
+
+
+def _repair(plan: netsetup.Plan, ipr: netsetup.IPRoute, status: Status) -> None:
+    """Re-apply the setup when something (or someone) changed it; readiness follows the result."""
+    problems = netsetup.check(plan, ipr)
+    if not problems:
+        with status.lock:
+            status.ready, status.ready_reason = True, ""
+        return
+    log.warning("network setup drifted (%s); re-applying", "; ".join(problems))
+    try:
+        netsetup.apply(plan, ipr)
+        problems = netsetup.check(plan, ipr)
+    except Exception as exc:  # keep running: report not ready and retry on the next check
+        problems = [f"re-apply failed: {exc}"]
+        log.error("re-applying the network setup failed: %s", exc)
+    with status.lock:
+        status.setup_applies += 1
+        status.ready = not problems
+        status.ready_reason = "; ".join(problems)
