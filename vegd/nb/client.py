@@ -79,6 +79,10 @@ class NbClient:
             self.transactions += 1
         return changes
 
+    def router_names(self) -> set[str]:
+        with self.api.ovsdb_connection.lock:
+            return {row.name for row in self.api.tables["Logical_Router"].rows.values()}
+
     def bfd_status(self, vendor: str, owner_key: str, owner_value: str) -> dict[str, str]:
         """dst_ip -> BFD.status of the owner's sessions, as ovn-northd reports them."""
         with self.api.ovsdb_connection.lock:

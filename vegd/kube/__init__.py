@@ -1,0 +1,1 @@
+"""The Kubernetes room: the only importer of the kubernetes client (informers, status, workload)."""
