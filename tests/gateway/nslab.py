@@ -114,9 +114,10 @@ class Lab:
         self.pids.append(proc.pid)
         return proc
 
-    def run(self, ns: str, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(self, ns: str, *cmd: str, timeout: float = 30,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
-                              timeout=timeout, check=False, cwd=REPO)
+                              timeout=timeout, check=False, cwd=REPO, input=stdin)
 
     def vegd(self, ns: str, *args: str) -> subprocess.CompletedProcess[str]:
         return self.run(ns, sys.executable, "-m", "vegd", "gateway", *args)
