@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "functional"))
 
-from ovnstack import OvnStack, have_ovn  # noqa: E402
+from ovnstack import OvnStack, have_ovn
 
 
 def pytest_collection_modifyitems(config, items):

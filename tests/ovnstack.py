@@ -7,6 +7,7 @@ shared/reference/local-ovn-stack.md.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -54,10 +55,8 @@ def stop_pid(pid: int, timeout: float = 5.0) -> None:
     try:
         wait_for(lambda: not alive(pid), timeout, what=f"pid {pid} to exit")
     except TimeoutError:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 class OvnStack:
@@ -134,8 +133,7 @@ class OvnStack:
         self.nbctl("--timeout=10", "--wait=sb", "sync")
 
     def trace(self, datapath: str, microflow: str, *opts: str) -> str:
-        return self._run("ovn-trace", f"--db={self.sb_unix}", f"--ovnnb={self.nb_unix}",
-                         *opts, datapath, microflow)
+        return self._run("ovn-trace", f"--db={self.sb_unix}", *opts, datapath, microflow)
 
     def lflows(self, datapath: str) -> str:
         return self.sbctl("lflow-list", datapath)
@@ -159,7 +157,8 @@ class OvnStack:
         log = self.dir / f"{name}.log"
 
         def port() -> int:
-            match = re.findall(r": listening on port (\d+)", log.read_text() if log.exists() else "")
+            text = log.read_text() if log.exists() else ""
+            match = re.findall(r": listening on port (\d+)", text)
             return int(match[-1]) if match else 0
 
         return int(wait_for(port, 5.0, what=f"{name} TCP listener"))  # type: ignore[arg-type]
