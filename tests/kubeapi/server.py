@@ -26,7 +26,10 @@ from .store import ApiError, Event, Store, Watcher, bad_request
 log = logging.getLogger(__name__)
 
 VERSION = {"major": "1", "minor": "34", "gitVersion": "v1.34.0-vegd-test",
-           "platform": "linux/amd64"}
+           "gitCommit": "0" * 40, "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+           "goVersion": "go1.24.0", "compiler": "gc", "platform": "linux/amd64",
+           "emulationMajor": "1", "emulationMinor": "34", "minCompatibilityMajor": "1",
+           "minCompatibilityMinor": "33"}
 
 
 def _not_found_path() -> ApiError:
@@ -132,6 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server.api
         reg = api.store.registry
         parts = [p for p in path.split("/") if p]
+        path = "/" + "/".join(parts)
         if method == "GET":
             if path in ("/healthz", "/livez", "/readyz"):
                 data = b"ok"
