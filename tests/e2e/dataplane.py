@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -377,23 +378,52 @@ class DataPlane:
         out = self.exec(ns, *args, timeout=count * (timeout + 1) + 10)
         return list(json.loads(out))
 
-    def start_prober(self, ns: str | Netns, dst: str, port: int, duration: float,
-                     interval: float = 0.02, timeout: float = 0.4) -> subprocess.Popen[str]:
-        """Background: a new TCP connection every interval for duration seconds. Its stdout
-        (JSON lines {"t": epoch start, "r": result}) is read with finish_prober()."""
-        return self.spawn(ns, NS_PYTHON, str(TCP_CLIENT), "probe", dst, str(port),
-                          str(duration), str(interval), str(timeout), stdout=subprocess.PIPE)
-
-    @staticmethod
-    def finish_prober(p: subprocess.Popen[str], timeout: float = 60) -> list[tuple[float, str]]:
-        out, _ = p.communicate(timeout=timeout)
-        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-        return sorted((r["t"], r["r"]) for r in rows)
+    def start_prober(self, ns: str | Netns, dst: str, port: int = 8080,
+                     interval: float = 0.05, timeout: float = 0.4,
+                     max_duration: float = 60.0) -> Prober:
+        """Background prober in ns: a new TCP connection every interval seconds (each given
+        timeout to connect and get the echo) until stopped or max_duration. Results stream in
+        while it runs (Prober.results)."""
+        p = self.spawn(ns, NS_PYTHON, str(TCP_CLIENT), "probe", dst, str(port),
+                       str(max_duration), str(interval), str(timeout), stdout=subprocess.PIPE)
+        return Prober(p)
 
     def kill(self, p: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
         if p.poll() is None:
             p.send_signal(sig)
         p.wait(timeout=10)
+
+
+class Prober:
+    """Reads a running tcp_client.py probe's JSON lines in a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]):
+        self.proc = proc
+        self._rows: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with contextlib.suppress(ValueError):
+                r = json.loads(line)
+                with self._lock:
+                    self._rows.append((float(r["t"]), str(r["r"])))
+
+    @property
+    def results(self) -> list[tuple[float, str]]:
+        """(start time in epoch seconds, result) sorted by start time."""
+        with self._lock:
+            return sorted(self._rows)
+
+    def stop(self) -> list[tuple[float, str]]:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._thread.join(timeout=5)
+        return self.results
 
 
 TEST_NETS = [ipaddress.ip_network(n) for n in

@@ -93,7 +93,7 @@ class HandWrittenRows:
         stack.nbctl("--may-exist", "lrp-add", spec.vpc, port, mac_for(b.port_ip),
                     f"{b.port_ip}/32", "--", "set", "Logical_Router_Port", port,
                     "options:bfd-only=true", f"external_ids:vpc={spec.vpc}")
-        stack.nbctl("--may-exist", "ha-chassis-group-add", hcg)
+        stack.nbctl("ha-chassis-group-add", hcg)
         for i, ch in enumerate(spec.chassis):
             stack.nbctl("ha-chassis-group-add-chassis", hcg, ch, str(100 - i))
         stack.nbctl("set", "Logical_Router_Port", port,
@@ -129,7 +129,7 @@ class HandWrittenRows:
 
 def _last_host(stack: OvnStack, lrp: str) -> str:
     """An address of lrp's first network that nothing uses (.254 of a /24): the A3 TTL row."""
-    nets = stack.nbctl("--bare", "--columns=networks", "get", "Logical_Router_Port", lrp).split()
+    nets = stack.nbctl("get", "Logical_Router_Port", lrp, "networks").split()
     net = ipaddress.ip_interface(nets[0].strip('"[],')).network
     return str(net.broadcast_address - 1)
 
