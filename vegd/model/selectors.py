@@ -80,8 +80,10 @@ def parse_label_selector(raw: Any, obj: str, field: str) -> LabelSelector:
 def parse_node_selector_term(raw: Any, obj: str, field: str) -> NodeSelectorTerm:
     if not isinstance(raw, Mapping):
         raise ValidationError(obj, field, "must be an object")
-    labels = parse_label_selector(
-        {k: raw[k] for k in ("matchLabels", "matchExpressions") if k in raw}, obj, field)
+    labels = parse_label_selector({"matchLabels": raw.get("matchLabels")}, obj, field)
+    exprs = _parse_requirements(raw.get("matchExpressions"), obj, f"{field}.matchExpressions",
+                                _NODE_OPS)
+    labels = LabelSelector(labels.match_labels, exprs)
     fields = _parse_requirements(raw.get("matchFields"), obj, f"{field}.matchFields", _NODE_OPS)
     for req in fields:
         if req.key != "metadata.name":

@@ -1,0 +1,102 @@
+"""plan/: the row shapes of every mode, from snapshots built in memory (pure, no I/O)."""
+
+from __future__ import annotations
+
+import json
+
+from vegd.model.instances import workload
+from vegd.model.resolve import resolve_gateway
+from vegd.model.snapshot import snapshot_from_objects
+from vegd.plan import names
+from vegd.plan.gateway import plan_gateway
+from vegd.plan.rows import Bfd, RouterPolicy, StaticRoute
+from vegd.plan.settings import PlanSettings
+from vegd.plan.vpc import plan_vpc
+
+
+def objects(bfd=False, mode="route", replicas=2, phases=("Running", "Running")):
+    out = [
+        {"apiVersion": "kubeovn.io/v1", "kind": "Vpc", "metadata": {"name": "v"},
+         "spec": {"bfdPort": {"enabled": True, "ip": "10.255.255.255"}}},
+        {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": "in"},
+         "spec": {"vpc": "v", "cidrBlock": "192.168.0.0/24"}},
+        {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": "ext"},
+         "spec": {"cidrBlock": "172.17.0.0/16", "provider": "eth1.default"}},
+        {"apiVersion": "kubeovn.io/v1", "kind": "VpcEgressGateway",
+         "metadata": {"name": "g", "namespace": "default"},
+         "spec": {"vpc": "v", "internalSubnet": "in", "externalSubnet": "ext", "replicas": replicas,
+                  "bfd": {"enabled": bfd, "minTX": 300, "minRX": 200}, "bfdMode": mode,
+                  "policies": [{"snat": True, "ipBlocks": ["192.168.0.0/24", "10.0.0.0/8"]}]}},
+    ]
+    for i, phase in enumerate(phases):
+        out.append({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": f"g-{i}", "namespace": "default",
+                                 "labels": {"ovn.kubernetes.io/vpc-egress-gateway": "g"},
+                                 "annotations": {"k8s.v1.cni.cncf.io/network-status": json.dumps(
+                                     [{"name": "default/eth1", "ips": [f"172.17.0.{10 + i}"]}])}},
+                    "spec": {"nodeName": f"n{i}"},
+                    "status": {"phase": phase, "podIPs": [{"ip": f"192.168.0.{2 + i}"}]}})
+    return out
+
+
+def plan(settings=None, **kw):
+    settings = settings or PlanSettings()
+    snap = snapshot_from_objects(objects(**kw))
+    resolved = resolve_gateway(snap.gateways[0], snap, settings.policy_bfd_sessions)
+    return plan_gateway(resolved, snap, settings), resolved, snap
+
+
+def test_bfd_off_one_reroute_policy_per_source():
+    desired, _, _ = plan()
+    pols = desired.of(RouterPolicy)
+    assert [(p.priority, p.match, p.nexthops) for p in pols] == [
+        (29100, "ip4.src == 10.0.0.0/8", ("192.168.0.2", "192.168.0.3")),
+        (29100, "ip4.src == 192.168.0.0/24", ("192.168.0.2", "192.168.0.3"))]
+    assert all(dict(p.external_ids) == {"vendor": "vegd", "vpc-egress-gateway": "default/g",
+                                        "af": "4"} for p in pols)
+
+
+def test_route_mode_routes_and_bfd_rows_with_swapped_timers():
+    desired, _, _ = plan(bfd=True)
+    routes = desired.of(StaticRoute)
+    assert len(routes) == 4 and all(r.policy == "src-ip" and r.bfd for r in routes)
+    bfds = desired.of(Bfd)
+    assert [(b.logical_port, b.dst_ip, b.min_rx, b.min_tx, b.detect_mult) for b in bfds] == [
+        ("bfd@v", "192.168.0.2", 300, 200, 3), ("bfd@v", "192.168.0.3", 300, 200, 3)]
+    assert not desired.of(RouterPolicy)
+
+
+def test_policy_mode_has_sessions_and_drops():
+    desired, _, _ = plan(PlanSettings(policy_bfd_sessions=True), bfd=True, mode="policy")
+    pols = desired.of(RouterPolicy)
+    reroutes = [p for p in pols if p.action == "reroute"]
+    drops = [p for p in pols if p.action == "drop"]
+    assert len(reroutes) == 2 and len(drops) == 2
+    assert all(len(p.bfd_sessions) == 2 for p in reroutes)
+    assert {p.priority for p in drops} == {names.DROP_PRIORITY}
+
+
+def test_pods_not_running_are_not_nexthops():
+    desired, resolved, snap = plan(phases=("Running", "Pending"))
+    assert desired.of(RouterPolicy)[0].nexthops == ("192.168.0.2",)
+    problems = workload(resolved, snap).problems
+    assert "pod default/g-1 is Pending" in problems
+    assert "1 of 2 instances are ready" in problems
+
+
+def test_vpc_stock_mode_adds_peer_switch_and_ttl_helper():
+    snap = snapshot_from_objects(objects())
+    desired = plan_vpc(snap.vpc("v"), snap, PlanSettings())
+    kinds = sorted(type(r).__name__ for r in desired.rows)
+    assert kinds == ["Bfd", "HaChassisGroup", "RouterPort", "Switch"]
+    patched = plan_vpc(snap.vpc("v"), snap, PlanSettings(bfd_port_mode="kube-ovn"))
+    assert sorted(type(r).__name__ for r in patched.rows) == ["HaChassisGroup", "RouterPort"]
+
+
+def test_names_are_deterministic():
+    assert names.owner_hash("default/gateway1") == names.owner_hash("default/gateway1")
+    assert names.selector_set("default/g", 6).endswith("_ip6")
+    mac = names.bfd_port_mac("vpc1")
+    assert mac.startswith("0a:") and mac == names.bfd_port_mac("vpc1")
+    assert names.ovn_prefix("10.0.0.5/32") == "10.0.0.5"
+    assert names.ovn_prefix("fd00::5/128") == "fd00::5"
