@@ -472,7 +472,8 @@ class Store:
 
     def delete(self, rt: ResourceType, ns: str | None, name: str,
                options: Obj | None = None, dry_run: bool = False) -> tuple[int, Obj]:
-        """Delete; returns (HTTP status, body): 200 when gone, 202 when finalizers hold it."""
+        """Delete; returns (HTTP status, body). Like the real server, 200 also when finalizers
+        hold the object (the body is then the object with its deletionTimestamp)."""
         options = options or {}
         with self.lock:
             old = self._get(rt, ns, name)
@@ -497,7 +498,7 @@ class Store:
             if finalizers or namespace_pending:
                 if meta.get("deletionTimestamp"):
                     if finalizers == list(meta.get("finalizers") or []):
-                        return 202, copy.deepcopy(old)
+                        return 200, copy.deepcopy(old)
                 else:
                     meta["deletionTimestamp"] = now_rfc3339()
                     meta["deletionGracePeriodSeconds"] = 0
@@ -510,8 +511,8 @@ class Store:
                     self._stamp(new)
                     self._bucket(rt)[self._key(rt, ns, name)] = new
                     self._record(rt, "MODIFIED", new, old)
-                    return 202, copy.deepcopy(new)
-                return 202, self._commit_update(rt, old, new)
+                    return 200, copy.deepcopy(new)
+                return 200, self._commit_update(rt, old, new)
             return 200, self._remove(rt, old)
 
     def _remove(self, rt: ResourceType, old: Obj) -> Obj:
