@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ovnstack import alive, stop_pid
+from ovnstack import stop_pid
 from pyroute2 import IPRoute, netns
 
 CLONE_NEWNET = 0x40000000
@@ -58,7 +58,7 @@ class Lab:
     def __init__(self) -> None:
         self.suffix = secrets.token_hex(3)
         self.namespaces: list[str] = []
-        self.pids: list[int] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
         self.dirs: list[Path] = []
 
     def ns(self, role: str) -> str:
@@ -111,7 +111,7 @@ class Lab:
                                 stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
         if log:
             out.close()
-        self.pids.append(proc.pid)
+        self.procs.append(proc)
         return proc
 
     def run(self, ns: str, *cmd: str, timeout: float = 30,
@@ -123,16 +123,34 @@ class Lab:
         return self.run(ns, sys.executable, "-m", "vegd", "gateway", *args)
 
     def close(self) -> None:
-        for pid in reversed(self.pids):
-            if alive(pid):
-                stop_pid(pid)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                stop_pid(proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        self._kill_strays()
         for name in reversed(self.namespaces):
             with contextlib.suppress(OSError):
                 netns.remove(name)
         for path in self.dirs:
             shutil.rmtree(path, ignore_errors=True)
+
+
+    def _kill_strays(self) -> None:
+        """Kill what still runs inside our namespaces (e.g. the bfdd of an agent that had to be
+        SIGKILLed): found by the namespace inode of each pid, never by process name."""
+        inodes = set()
+        for name in self.namespaces:
+            with contextlib.suppress(OSError):
+                inodes.add(os.stat(f"/run/netns/{name}").st_ino)
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
+                    stop_pid(int(entry))
+            except OSError:
+                continue
 
 
 class Topology:

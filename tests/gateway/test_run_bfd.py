@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import signal
+import socket
 import sys
 import time
 import urllib.error
@@ -147,3 +148,17 @@ def test_run_with_bad_settings_starts_nothing(lab: Lab, topo: Topology) -> None:
     assert "--external-interface: interface 'nope1' does not exist" in result.stderr
     assert dump(lab, topo.gw) == before
     assert not (topo.state_dir / "frr").exists()  # bfdd was never started
+
+
+def test_run_failure_rolls_back(lab: Lab, topo: Topology) -> None:
+    """A runtime failure after the setup (the HTTP port is taken) exits 2 and removes it all."""
+    before = dump(lab, topo.gw)
+    with in_netns(topo.gw):
+        squatter = socket.socket()
+    with squatter:
+        squatter.bind(("127.0.0.1", 10669))
+        squatter.listen(1)
+        result = lab.vegd(topo.gw, "run", *topo.flags("--listen", LISTEN))
+    assert result.returncode == 2, result.stderr
+    assert "cannot run" in result.stderr
+    assert dump(lab, topo.gw) == before

@@ -8,6 +8,8 @@ import threading
 import time
 from types import FrameType
 
+from pyroute2 import IPRoute  # type: ignore[import-untyped]
+
 from vegd.gateway import netsetup
 from vegd.gateway.bfdd import Bfdd, BfddError, Peer, Timers
 from vegd.gateway.http import Status, serve
@@ -42,21 +44,19 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
     status = Status(nft_table=settings.nft_table, liveness_timeout=max(10.0, 10 * tick),
                     expected_peers=[(str(p.peer), str(p.local)) for p in peers],
                     ready=True, ready_reason="", setup_applies=1)
-    server = serve(status, *settings.listen)
     bfdd = None
     if peers:
         bfdd = Bfdd(settings.state_dir / "frr", peers,
                     Timers(settings.bfd_min_tx, settings.bfd_min_rx, settings.bfd_multiplier),
                     settings.frr_bin_dir, settings.vtysh)
-        try:
-            bfdd.start()
-        except (OSError, BfddError) as exc:
-            log.error("cannot start bfdd: %s", exc)
-            server.shutdown()
-            return 2
     next_check = time.monotonic() + settings.check_interval
     next_poll = 0.0
+    code = 0
+    server = None
     try:
+        server = serve(status, *settings.listen)
+        if bfdd is not None:
+            bfdd.start()
         with netsetup.iproute() as ipr:
             while not stop.is_set():
                 now = time.monotonic()
@@ -77,20 +77,24 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
                 with status.lock:
                     status.heartbeat = time.monotonic()
                 stop.wait(tick)
+    except (OSError, BfddError) as exc:  # HTTP port taken, bfdd cannot start...
+        log.error("cannot run: %s", exc)
+        code = 2
     finally:
         with status.lock:
             status.ready, status.ready_reason = False, "stopping"
         if bfdd is not None:
             bfdd.stop()
-        server.shutdown()
-        server.server_close()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         if not settings.keep_on_exit:
             with netsetup.iproute() as ipr:
                 netsetup.teardown(settings, ipr)
-    return 0
+    return code
 
 
-def _repair(plan: netsetup.Plan, ipr: netsetup.IPRoute, status: Status) -> None:
+def _repair(plan: netsetup.Plan, ipr: IPRoute, status: Status) -> None:
     """Re-apply the setup when something (or someone) changed it; readiness follows the result."""
     problems = netsetup.check(plan, ipr)
     if not problems:

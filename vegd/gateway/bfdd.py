@@ -160,7 +160,7 @@ class Bfdd:
             self.restarts += 1
             try:
                 self.start()
-            except OSError as exc:
+            except (OSError, BfddError) as exc:
                 log.error("bfdd restart failed: %s", exc)
 
     def stop(self, timeout: float = 5.0) -> None:

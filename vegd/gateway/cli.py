@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from pyroute2 import NetlinkError
+from pyroute2 import NetlinkError  # type: ignore[import-untyped]
 
 from vegd.gateway import netsetup, settings, snat
 from vegd.gateway.bfdd import Bfdd, Peer, Timers

@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -62,7 +63,7 @@ def render_metrics(status: Status) -> str:
         expected = list(status.expected_peers)
     out: list[str] = []
 
-    def metric(name: str, kind: str, text: str, samples: list[tuple[str, float]]) -> None:
+    def metric(name: str, kind: str, text: str, samples: Sequence[tuple[str, float]]) -> None:
         out.append(f"# HELP {name} {text}")
         out.append(f"# TYPE {name} {kind}")
         out.extend(f"{name}{labels} {value:g}" for labels, value in samples)

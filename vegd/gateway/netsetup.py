@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute
+from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 from vegd.gateway import snat
 from vegd.gateway.settings import RULES_PER_FAMILY, IPAddress, IPNetwork, Settings
