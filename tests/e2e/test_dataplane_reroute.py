@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .gateway import forwarded_packets
-from .lab import PORT, SERVER4, build_egress_lab
+from .lab import PORT, SERVER4, SERVER6, build_egress_lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.dataplane]
 
@@ -58,3 +58,22 @@ def test_two_gateways_ecmp_spread(dataplane, egress_rows):
     print(f"\nECMP split over 40 TCP connections from 2 pods: {split}")
     assert sum(split.get(g, 0) for g in ("gw1", "gw2")) == 40, split
     assert split.get("gw1", 0) > 0 and split.get("gw2", 0) > 0, split
+
+
+def test_dual_stack_reroute(dataplane, egress_rows):
+    """Dual-stack subnet1 (192.168.0.0/24 + fd00:10::/64): one 29100 policy per family, both
+    gateways as nexthops; IPv4 and IPv6 connections egress SNATed by the gateways."""
+    dp = dataplane
+    lab = build_egress_lab(dp, gateways=2, pods=1, dual_stack=True)
+    pod = lab.pods[0]
+    egress_rows.apply(dp.stack, lab.spec())
+    dp.wait_hv_sync()
+    policies = dp.stack.nbctl("lr-policy-list", "vpc1")
+    assert "ip6.src == fd00:10::/64" in policies, policies
+
+    v4 = lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=20))
+    v6 = lab.who(dp.tcp_connect(pod, SERVER6, PORT, count=20))
+    print(f"\ndual-stack split: IPv4 {v4}, IPv6 {v6}")
+    assert set(v4) <= {"gw1", "gw2"} and sum(v4.values()) == 20, v4
+    assert set(v6) <= {"gw1", "gw2"} and sum(v6.values()) == 20, v6
+    assert len(v6) == 2, v6          # both gateways carry IPv6 flows too
