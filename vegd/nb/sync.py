@@ -8,9 +8,10 @@ own (routers) are only ever changed by mutation (`addvalue`/`delvalue`), never r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ovsdbapp.backend.ovs_idl.command import BaseCommand
 
@@ -56,7 +57,20 @@ def describe(table: str, key: Iterable[str]) -> str:
 
 
 class Replica:
-    """Lookups over the IDL tables that one transaction needs, built once per run_idl."""
+    """Indexes over the IDL tables, built in one pass and reused until the replica changes
+    (`Replica.of`): a resync of N owners then costs one scan, not N."""
+
+    _cache: ClassVar[dict[int, tuple[int, Replica]]] = {}
+
+    @classmethod
+    def of(cls, api: Any, vendor: str) -> Replica:
+        seqno = api.idl.change_seqno
+        hit = cls._cache.get(id(api))
+        if hit is not None and hit[0] == seqno and hit[1].vendor == vendor:
+            return hit[1]
+        replica = cls(api.tables, vendor)
+        cls._cache[id(api)] = (seqno, replica)
+        return replica
 
     def __init__(self, tables: dict[str, Any], vendor: str) -> None:
         self.tables = tables
@@ -68,15 +82,24 @@ class Replica:
             for column in ROUTER_CHILDREN.values():
                 for child in getattr(router, column):
                     self.parent[child.uuid] = router
+        self.by_owner: dict[tuple[str, str], list[tuple[str, Any]]] = defaultdict(list)
+        self.unique: dict[str, dict[tuple[str, ...], Any]] = {}
+        for table in OWNED_TABLES:
+            for row in tables[table].rows.values():
+                ids = row.external_ids
+                if ids.get("vendor") != vendor:
+                    continue
+                owner = next(((k, ids[k]) for k in OWNER_KEYS if k in ids), None)
+                if owner is not None:
+                    self.by_owner[owner].append((table, row))
 
-    def owned(self, table: str, owner_key: str | None = None, owner_value: str | None = None
-              ) -> Iterable[Any]:
-        for row in self.tables[table].rows.values():
-            ids = row.external_ids
-            if ids.get("vendor") != self.vendor:
-                continue
-            if owner_key is None or ids.get(owner_key) == owner_value:
-                yield row
+    def owned(self, table: str, owner_key: str, owner_value: str) -> Iterable[Any]:
+        return [row for t, row in self.by_owner.get((owner_key, owner_value), ()) if t == table]
+
+    def all_owned(self) -> Iterable[tuple[tuple[str, str], str, Any]]:
+        for owner, rows in self.by_owner.items():
+            for table, row in rows:
+                yield owner, table, row
 
     def key(self, table: str, row: Any) -> tuple[str, ...]:
         if table == "BFD":
@@ -92,6 +115,15 @@ class Replica:
         router = self.parent.get(row.uuid)
         return router.name if router is not None else ""
 
+    def holder(self, table: str, key: tuple[str, ...]) -> Any | None:
+        """The row of any writer that holds a unique name (schema index) `key` in `table`."""
+        if table not in self.unique:
+            index: dict[tuple[str, ...], Any] = {}
+            for row in self.tables[table].rows.values():
+                index[(row.logical_port, row.dst_ip) if table == "BFD" else (row.name,)] = row
+            self.unique[table] = index
+        return self.unique[table].get(key)
+
     def remove(self, table: str, row: Any) -> None:
         """Delete a row: a root row directly, a router's child by unlinking it."""
         if table == "Logical_Router_Port":
@@ -104,9 +136,6 @@ class Replica:
                 parent.delvalue(ROUTER_CHILDREN[table], row.uuid)
         else:
             row.delete()
-
-    def find(self, table: str, match: Callable[[Any], bool]) -> Any | None:
-        return next((r for r in self.tables[table].rows.values() if match(r)), None)
 
 
 class ReconcileOwner(BaseCommand):  # type: ignore[misc]
@@ -121,7 +150,7 @@ class ReconcileOwner(BaseCommand):  # type: ignore[misc]
     def run_idl(self, txn: Any) -> None:
         self.txn = txn
         self.changes = Changes()
-        self.replica = Replica(self.api.tables, self.vendor)
+        self.replica = Replica.of(self.api, self.vendor)
         owner = self.desired.owner
         live: dict[tuple[str, tuple[str, ...]], Any] = {}
         for table in OWNED_TABLES:
@@ -179,21 +208,16 @@ class ReconcileOwner(BaseCommand):  # type: ignore[misc]
 
     def _check_free(self, want: Row) -> None:
         """A new row must not collide with a unique name another writer already holds."""
-        checks: dict[str, Callable[[Any], bool]] = {
-            "BFD": lambda r: (r.logical_port, r.dst_ip) == want.key,
-            "Address_Set": lambda r: r.name == want.key[0],
-            "HA_Chassis_Group": lambda r: r.name == want.key[0],
-            "Logical_Router_Port": lambda r: r.name == want.key[0],
-        }
-        check = checks.get(want.table)
-        other = self.replica.find(want.table, check) if check else None
-        if other is not None:
-            holder = other.external_ids.get("vendor", "nobody")
-            raise ReconcileError(f"{describe(want.table, want.key)} already exists and is not "
-                                 f"{self.desired.owner}'s (vendor={holder}); vegd leaves it alone")
+        if want.table in ("BFD", "Address_Set", "HA_Chassis_Group", "Logical_Router_Port"):
+            other = self.replica.holder(want.table, want.key)
+            if other is not None:
+                holder = other.external_ids.get("vendor", "nobody")
+                raise ReconcileError(f"{describe(want.table, want.key)} already exists and is not "
+                                     f"{self.desired.owner}'s (vendor={holder}); vegd leaves it "
+                                     "alone")
         if isinstance(want, Switch):
             for port, _ in want.router_ports:
-                if self.replica.find("Logical_Switch_Port", lambda r, p=port: r.name == p):
+                if self.replica.holder("Logical_Switch_Port", (port,)) is not None:
                     raise ReconcileError(f"Logical_Switch_Port {port} already exists")
 
     def _bfd(self, ref: BfdRef) -> Any:
@@ -288,16 +312,13 @@ class CollectGarbage(BaseCommand):  # type: ignore[misc]
 
     def run_idl(self, txn: Any) -> None:
         changes = Changes()
-        replica = Replica(self.api.tables, self.vendor)
-        for table in OWNED_TABLES:
-            for row in list(replica.owned(table)):
-                ids = row.external_ids
-                owner = next(((k, ids[k]) for k in OWNER_KEYS if k in ids), None)
-                if owner is None or owner in self.keep:
-                    continue
-                name = describe(table, replica.key(table, row))
-                replica.remove(table, row)
-                changes.deleted.append(f"{name} ({owner[0]}={owner[1]})")
+        replica = Replica.of(self.api, self.vendor)
+        for owner, table, row in list(replica.all_owned()):
+            if owner in self.keep:
+                continue
+            name = describe(table, replica.key(table, row))
+            replica.remove(table, row)
+            changes.deleted.append(f"{name} ({owner[0]}={owner[1]})")
         self.result = changes
 
 
