@@ -77,3 +77,22 @@ def test_dual_stack_reroute(dataplane, egress_rows):
     assert set(v4) <= {"gw1", "gw2"} and sum(v4.values()) == 20, v4
     assert set(v6) <= {"gw1", "gw2"} and sum(v6.values()) == 20, v6
     assert len(v6) == 2, v6          # both gateways carry IPv6 flows too
+
+
+def test_reroute_needs_a_covering_route(dataplane, egress_rows):
+    """A custom VPC without any route to the destination: the 29100 policy is in the flows,
+    yet nothing egresses, because lr_in_ip_routing drops unrouted packets before lr_in_policy
+    (local-ovn-stack.md pitfall 4). Adding any covering route (here vpc1's default route to an
+    address nothing answers) makes the same policy work. vegd's BFD-off mode depends on it."""
+    dp = dataplane
+    lab = build_egress_lab(dp, gateways=1, pods=1, vpc_default_route=False)
+    pod = lab.pods[0]
+    egress_rows.apply(dp.stack, lab.spec())
+    dp.wait_hv_sync()
+    lflows = dp.stack.lflows("vpc1").splitlines()
+    assert [line for line in lflows if "lr_in_policy " in line and "priority=29100" in line]
+    assert dp.tcp_connect(pod, SERVER4, PORT, count=2, timeout=1.0) == ["fail:TimeoutError"] * 2
+
+    dp.stack.nbctl("lr-route-add", "vpc1", "0.0.0.0/0", "192.168.0.254")
+    dp.wait_hv_sync()
+    assert dp.tcp_connect(pod, SERVER4, PORT, count=2) == ["198.51.100.2"] * 2
