@@ -118,6 +118,8 @@ class HandWrittenRows:
                             "--", "add", "Logical_Router", spec.vpc, "static_routes", "@r")
 
     def remove(self, stack: OvnStack, spec: EgressSpec) -> None:
+        """Remove the gateway's own rows (policies, routes, BFD rows). The VPC-level rows of the
+        BFD port (bfd@<vpc>, its HA_Chassis_Group, the dummy switch, the TTL row) stay."""
         cond = f"external_ids:vpc-egress-gateway={spec.name}"
         for table, col in (("Logical_Router_Policy", "policies"),
                            ("Logical_Router_Static_Route", "static_routes")):
