@@ -33,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_apply(args)
     if args.command == "run":
-        from vegd.daemon import run_daemon  # type: ignore[import-not-found]
-
-        return int(run_daemon(args))
+        # The Kubernetes controller (issue 3) is not built yet: say so instead of failing oddly.
+        print("vegd run: the Kubernetes controller is not available in this version; "
+              "use `vegd apply -f DIR`", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     parser.print_help()
     return EXIT_UNAVAILABLE
 
@@ -62,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--output", choices=("text", "json"), default="text")
     apply.add_argument("--timeout", type=float, default=None,
                        help="seconds to wait for the databases (default 10)")
-    sub.add_parser("run", help="run the controller against a Kubernetes cluster")
+    run = sub.add_parser("run", help="run the controller against a Kubernetes cluster")
+    run.add_argument("--config", default=None, help="ini configuration file")
     sub.add_parser("gateway", help="the in-pod gateway agent (see `vegd gateway --help`)",
                    add_help=False)
     return parser
