@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from ovnstack import OvnStack  # noqa: E402
+from ovnstack import OvnStack
 
-from vegd import engine  # noqa: E402
-from vegd.model.snapshot import snapshot_from_objects  # noqa: E402
-from vegd.nb.client import NbClient  # noqa: E402
-from vegd.plan.settings import PlanSettings  # noqa: E402
+from vegd import engine
+from vegd.model.snapshot import snapshot_from_objects
+from vegd.nb.client import NbClient
+from vegd.plan.settings import PlanSettings
 
 
 def cluster(n: int) -> list[dict]:
@@ -46,7 +46,8 @@ def cluster(n: int) -> list[dict]:
                      "spec": {"externalSubnet": "ext", "replicas": 2,
                               "policies": [{"snat": True,
                                             "ipBlocks": [f"10.{100 + g // 250}.{g % 250}.0/24"]}],
-                              "selectors": [{"namespaceSelector": {"matchLabels": {"g": str(g)}}}]}})
+                              "selectors": [
+                                  {"namespaceSelector": {"matchLabels": {"g": str(g)}}}]}})
         objs.append({"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": ns, "labels": {"g": str(g)}}})
         for i in range(2):
