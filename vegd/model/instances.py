@@ -87,36 +87,33 @@ def workload_pod(pod: Pod) -> bool:
         and bool(pod.ips)
 
 
-def selected_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
-    """Pods of the gateway's VPC matched by any of its selectors (its own pods excepted)."""
-    gw = resolved.gateway
-    if not gw.selectors:
-        return ()
+def _vpc_pods(resolved: ResolvedGateway, snap: Snapshot) -> list[Pod]:
+    """Live workload pods of the gateway's VPC, gateway pods excepted."""
     out = []
     for pod in snap.pods:
         if not workload_pod(pod) or dict(pod.labels).get(GATEWAY_LABEL):
             continue
         subnet = pod_subnet(pod, snap)
-        if subnet is None or subnet.vpc != resolved.vpc.name:
-            continue
-        ns_labels = snap.namespace_labels(pod.namespace)
-        labels = pod.label_map
-        if any(s.namespace_selector.matches(ns_labels) and s.pod_selector.matches(labels)
-               for s in gw.selectors):
+        if subnet is not None and subnet.vpc == resolved.vpc.name:
             out.append(pod)
+    return out
+
+
+def selected_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
+    """Pods of the gateway's VPC matched by any of its selectors (its own pods excepted)."""
+    gw = resolved.gateway
+    if not gw.selectors:
+        return ()
+    out = [pod for pod in _vpc_pods(resolved, snap)
+           if any(s.namespace_selector.matches(snap.namespace_labels(pod.namespace))
+                  and s.pod_selector.matches(pod.label_map) for s in gw.selectors)]
     return tuple(sorted(out, key=lambda p: p.key))
 
 
 def source_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
     """Pods of the VPC whose address lies in a source prefix, or that a selector chooses."""
     chosen = {p.key: p for p in selected_pods(resolved, snap)}
-    for pod in snap.pods:
-        if not workload_pod(pod) or dict(pod.labels).get(GATEWAY_LABEL):
-            continue
-        subnet = pod_subnet(pod, snap)
-        if subnet is None or subnet.vpc != resolved.vpc.name:
-            continue
-        for ip in pod.ips:
-            if any(ip in net for net in resolved.sources[ip.version].all):
-                chosen[pod.key] = pod
+    for pod in _vpc_pods(resolved, snap):
+        if any(ip in net for ip in pod.ips for net in resolved.sources[ip.version].all):
+            chosen[pod.key] = pod
     return tuple(chosen[k] for k in sorted(chosen))
