@@ -12,7 +12,7 @@ from vegd.nb.client import NbClient
 from vegd.nb.errors import ReconcileError
 from vegd.nb.sync import Changes
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_KEY
-from vegd.plan.gateway import gateway_owner, plan_gateway
+from vegd.plan.gateway import plan_gateway
 from vegd.plan.rows import Desired
 from vegd.plan.settings import PlanSettings
 from vegd.plan.vpc import OWNER_KEY as VPC_KEY
@@ -80,5 +80,5 @@ def owners_to_keep(snap: Snapshot) -> set[tuple[str, str]]:
     return keep
 
 
-__all__ = ["OwnerResult", "Validation", "gateway_owner", "missing_routers", "owners_to_keep",
-           "plan_all", "validate", "write"]
+__all__ = ["OwnerResult", "Validation", "missing_routers", "owners_to_keep", "plan_all",
+           "validate", "write"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-import threading
 from typing import Any
 
 from ovsdbapp import api as ovsdbapp_api
@@ -21,7 +21,7 @@ NB_TABLES = ("Logical_Router", "Logical_Router_Port", "Logical_Router_Policy",
              "Logical_Router_Static_Route", "BFD", "Address_Set", "HA_Chassis_Group",
              "HA_Chassis", "Logical_Switch", "Logical_Switch_Port")
 SB_TABLES = ("Chassis",)
-_counter = threading.Lock()
+_serial = itertools.count(1)
 
 
 class _QuietReconcileErrors(logging.Filter):
@@ -33,7 +33,6 @@ class _QuietReconcileErrors(logging.Filter):
 
 
 logging.getLogger("ovsdbapp.backend.ovs_idl.connection").addFilter(_QuietReconcileErrors())
-_serial = [0]
 
 
 def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
@@ -47,9 +46,7 @@ def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
     conn = ovs_connection.Connection(idl, timeout=timeout)
     # ovsdbapp keeps the connection on the API *class*: one class per connection keeps two
     # databases (or two test stacks) in one process apart.
-    with _counter:
-        _serial[0] += 1
-        cls = type(f"VegdApi{_serial[0]}", (ovs_idl.Backend, ovsdbapp_api.API), {})
+    cls = type(f"VegdApi{next(_serial)}", (ovs_idl.Backend, ovsdbapp_api.API), {})
     try:
         api = cls(conn, start=True, auto_index=False)
     except Exception as exc:  # ovsdbapp raises OvsdbConnectionUnavailable or a timeout

@@ -85,20 +85,18 @@ def _family_rows(r: ResolvedGateway, family: Family, settings: PlanSettings,
         rows.append(AddressSet(set_name, chosen, ids))
         matches.append(names.ip_match(family, "$" + set_name))
 
+    # Pods already inside a source prefix are covered by its route.
+    extra = [ip for ip in chosen if not _inside(ip, prefixes)] if route_mode else []
     if route_mode:
-        # Pods already inside a source prefix are covered by its route.
-        extra = [ip for ip in chosen if not _inside(ip, prefixes)]
         for prefix in [names.ovn_prefix(str(p)) for p in prefixes] + extra:
             rows.extend(StaticRoute(router, prefix, hop, "src-ip", SYMMETRIC, bfd_refs[hop], ids)
-                         for hop in nexthops)
+                        for hop in nexthops)
     elif nexthops:
         sessions = tuple(bfd_refs[h] for h in nexthops) if bfd_on else ()
         rows.extend(RouterPolicy(router, names.POLICY_PRIORITY, m, "reroute", nexthops,
                                  sessions, ids) for m in matches)
     if not nexthops or (bfd_on and not route_mode):
-        drop_matches = matches if not route_mode else [
-            names.ip_match(family, str(p)) for p in prefixes] + [
-            names.ip_match(family, ip) for ip in chosen if not _inside(ip, prefixes)]
+        drop_matches = matches + [names.ip_match(family, ip) for ip in extra]
         rows.extend(RouterPolicy(router, names.DROP_PRIORITY, m, "drop", external_ids=ids)
                     for m in drop_matches)
 
