@@ -159,7 +159,8 @@ def test_deleting_a_gateway_removes_its_rows_and_nothing_else(seed, capsys):
               "external_ids:vendor=kube-ovn")
     ovn.nbctl("create", "BFD", "logical_port=vpc1-subnet1", "dst_ip=192.168.0.250",
               "external_ids:vendor=kube-ovn")
-    foreign = {t: [r for r in ovn.nb_rows(t) if "vegd" not in r.get("external_ids", "")]
+    foreign = {t: sorted((r for r in ovn.nb_rows(t) if "vegd" not in r.get("external_ids", "")),
+                         key=lambda r: r["_uuid"])  # ovn-nbctl find lists in hash order
                for t in ("Logical_Router_Policy", "Address_Set", "BFD", "Logical_Router_Port",
                          "Logical_Router_Static_Route")}
     assert seed.apply(capsys=capsys)[0] == 0
@@ -169,8 +170,8 @@ def test_deleting_a_gateway_removes_its_rows_and_nothing_else(seed, capsys):
     assert not ovn.nb_rows("BFD", "external_ids:vpc-egress-gateway=default/gateway2")
     assert "src-ip" not in ovn.nbctl("lr-route-list", "vpc1")
     assert "29100" not in policies(ovn, "ovn-cluster")
-    after = {t: [r for r in ovn.nb_rows(t) if "vegd" not in r.get("external_ids", "")]
-             for t in foreign}
+    after = {t: sorted((r for r in ovn.nb_rows(t) if "vegd" not in r.get("external_ids", "")),
+                       key=lambda r: r["_uuid"]) for t in foreign}
     assert after == foreign
     # the VPC's port stays: its owner (the Vpc) is still there
     assert "bfd@vpc1" in ovn.nbctl("show", "vpc1")

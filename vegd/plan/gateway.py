@@ -3,7 +3,9 @@
 - BFD off, or `bfdMode: policy`: 29100 reroute policies, one per source prefix plus one for the
   selector address set; with BFD they carry `bfd_sessions` and 29090 drop policies back them.
 - BFD on, `bfdMode: route`: src-ip ECMP static routes per source prefix (and per selected pod)
-  and instance, each guarded by a BFD row on `bfd@<vpc>`.
+  and instance, each guarded by a BFD row on `bfd@<vpc>`. Fail closed without reacting to BFD:
+  a 29095 `allow` keeps what routing sent to an instance, a 29090 `drop` takes every other
+  packet of the sources that leaves the VPC's subnets (docs/fail-closed.md).
 - No instance at all: 29090 drop policies, so sources never leave un-SNATed through another path.
 - `trafficPolicy: Local`: sources on a node that runs instances prefer those instances.
 """
@@ -48,7 +50,8 @@ def plan_gateway(r: ResolvedGateway, snap: Snapshot, settings: PlanSettings) -> 
     local = source_pods(r, snap) if gw.traffic_policy == "Local" else ()
     rows: list[Row] = []
     for family in r.families:
-        rows.extend(_family_rows(r, family, settings, instances, selected, local))
+        internal = _internal_prefixes(r, snap, family)
+        rows.extend(_family_rows(r, family, settings, instances, selected, local, internal))
     return Desired(owner, tuple(rows))
 
 
@@ -56,9 +59,22 @@ def _ips(items: list[IPAddress]) -> tuple[str, ...]:
     return tuple(str(ip) for ip in sorted(set(items)))
 
 
+def _internal_prefixes(r: ResolvedGateway, snap: Snapshot, family: Family) -> tuple[str, ...]:
+    """The VPC's own (OVN-provider) subnets of the family: destinations sources may always reach."""
+    nets = {c for s in snap.subnets_of(r.vpc.name) if _on_router(s.provider)
+            for c in s.cidrs if c.version == family}
+    kept = [n for n in nets if not any(n != o and n.subnet_of(o) for o in nets)]  # type: ignore[arg-type]
+    return tuple(str(n) for n in sorted(kept, key=lambda n: (int(n.network_address), n.prefixlen)))
+
+
+def _on_router(provider: str) -> bool:
+    """Kube-OVN subnets on the VPC's logical router: provider `ovn` or `<nad>.<ns>.ovn`."""
+    return provider == "ovn" or provider.endswith(".ovn")
+
+
 def _family_rows(r: ResolvedGateway, family: Family, settings: PlanSettings,
                  instances: tuple[Instance, ...], selected: tuple[Pod, ...],
-                 local: tuple[Pod, ...]) -> list[Row]:
+                 local: tuple[Pod, ...], internal: tuple[str, ...]) -> list[Row]:
     gw = r.gateway
     router = r.vpc.router_name
     ids = pairs({"vendor": settings.vendor, OWNER_KEY: gw.key, "af": str(family)})
@@ -95,13 +111,38 @@ def _family_rows(r: ResolvedGateway, family: Family, settings: PlanSettings,
         sessions = tuple(bfd_refs[h] for h in nexthops) if bfd_on else ()
         rows.extend(RouterPolicy(router, names.POLICY_PRIORITY, m, "reroute", nexthops,
                                  sessions, ids) for m in matches)
-    if not nexthops or (bfd_on and not route_mode):
-        drop_matches = matches + [names.ip_match(family, ip) for ip in extra]
+    if route_mode:
+        rows.extend(_fail_closed_rows(router, family, matches + [names.ip_match(family, ip)
+                                                                  for ip in extra],
+                                      nexthops, internal, ids))
+    elif not nexthops or bfd_on:
         rows.extend(RouterPolicy(router, names.DROP_PRIORITY, m, "drop", external_ids=ids)
-                    for m in drop_matches)
+                    for m in matches)
 
     if local and nexthops:
         rows.extend(_local_rows(r, family, ids, instances, local, bfd_refs, route_mode))
+    return rows
+
+
+def _fail_closed_rows(router: str, family: Family, matches: list[str],
+                      nexthops: tuple[str, ...], internal: tuple[str, ...],
+                      ids: tuple[tuple[str, str], ...]) -> list[Row]:
+    """Static, so there is no window while BFD changes: policies run after routing, and routing
+    leaves the chosen nexthop in reg0/xxreg0. A packet of a source that routing sent to an
+    instance is allowed (29095, also past other writers' lower policies); any other packet of
+    a source is dropped (29090) unless it is bound to one of the VPC's subnets. When every
+    session is down northd removes the BFD routes and the VPC's other routes (a default route)
+    would take the packet out with the pod's own address: the drop catches it."""
+    reg = names.nexthop_register(family)
+    outside = f" && ip{family}.dst != {names.ovn_set(internal)}" if internal else ""
+    rows: list[Row] = []
+    for m in matches:
+        if nexthops:
+            rows.append(RouterPolicy(router, names.ALLOW_PRIORITY,
+                                     f"{m} && {reg} == {names.ovn_set(nexthops)}", "allow",
+                                     external_ids=ids))
+        rows.append(RouterPolicy(router, names.DROP_PRIORITY, m + outside, "drop",
+                                 external_ids=ids))
     return rows
 
 

@@ -8,6 +8,7 @@ from vegd.model.objects import Family
 
 POLICY_PRIORITY = 29100  # cluster-wide reroute, as Kube-OVN
 DROP_PRIORITY = 29090  # fail closed when no instance can take the traffic
+ALLOW_PRIORITY = 29095  # route mode: keep what routing sent to an instance (docs/fail-closed.md)
 LOCAL_PRIORITY = 29150  # trafficPolicy Local: prefer instances on the source's node
 
 
@@ -52,3 +53,12 @@ def ovn_prefix(net: str) -> str:
 
 def ip_match(family: Family, value: str) -> str:
     return f"ip{family}.src == {value}"
+
+
+def nexthop_register(family: Family) -> str:
+    """The register northd's routing stage leaves the chosen nexthop in (reg0 / xxreg0)."""
+    return "reg0" if family == 4 else "xxreg0"
+
+
+def ovn_set(values: list[str] | tuple[str, ...]) -> str:
+    return "{" + ", ".join(values) + "}"
