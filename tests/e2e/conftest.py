@@ -8,7 +8,7 @@ import pytest
 from ovnstack import OvnStack
 
 from .dataplane import DataPlane, missing_binaries
-from .rows import WRITERS
+from .rows import DEFAULT_WRITER, WRITERS, VegdApplyRows
 
 
 @pytest.fixture
@@ -35,9 +35,19 @@ def dataplane(tmp_path):
 
 
 @pytest.fixture
-def egress_rows():
-    """The pluggable rows step: VEGD_E2E_ROWS=hand (default) writes NB rows with ovn-nbctl."""
-    kind = os.environ.get("VEGD_E2E_ROWS", "hand")
+def egress_rows(tmp_path):
+    """The pluggable rows step: VEGD_E2E_ROWS=vegd (default) runs `vegd apply -f DIR` on
+    rendered manifests; VEGD_E2E_ROWS=hand writes the reference rows with ovn-nbctl."""
+    kind = os.environ.get("VEGD_E2E_ROWS", DEFAULT_WRITER)
     if kind not in WRITERS:
         pytest.fail(f"VEGD_E2E_ROWS={kind}: unknown rows writer (have {sorted(WRITERS)})")
+    if kind == "vegd":
+        return VegdApplyRows(workdir=tmp_path / "manifests")
     return WRITERS[kind]()
+
+
+@pytest.fixture
+def vegd_rows(tmp_path):
+    """Always vegd's rows, whatever VEGD_E2E_ROWS says (scenarios that only make sense with
+    the real planner: scaling by re-applying, pruning)."""
+    return VegdApplyRows(workdir=tmp_path / "manifests")

@@ -1,20 +1,34 @@
 """The pluggable "egress rows" step: how the NB rows for an egress gateway get written.
 
-Tests describe what they want with an EgressSpec and hand it to a RowsWriter. Today the only
-writer is HandWrittenRows (ovn-nbctl, seed-faithful rows as in shared/design.md section 3); once
-vegd's NB engine exists, a writer that renders the VpcEgressGateway/Vpc YAML and runs
-``vegd apply -f DIR`` implements the same two methods, and the conftest picks it with
-``VEGD_E2E_ROWS=vegd``. The tests themselves do not change.
+Tests describe what they want with an EgressSpec and hand it to a RowsWriter; the conftest picks
+the writer with ``VEGD_E2E_ROWS``:
+
+* ``vegd`` (default), VegdApplyRows: renders the VpcEgressGateway/Vpc/Subnet/NAD/Node/Pod
+  manifests of every spec applied so far into a directory and runs ``vegd apply -f DIR`` (a
+  subprocess of this interpreter, ``python -m vegd``) against the test stack. The rows come from
+  vegd's planner, and the directory is the whole desired state: removing a spec re-applies the
+  others, and vegd prunes the removed gateway's rows.
+* ``hand``, HandWrittenRows: seed-faithful rows written with ovn-nbctl (shared/design.md section
+  3), kept as the reference vegd's rows can be compared with.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Protocol
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
 
 from ovnstack import OvnStack
 
+from . import manifests
+from .manifests import ClusterSpec, PodSpec
 from .topology import mac_for
 
 
@@ -29,17 +43,34 @@ class BfdSpec:
 
 @dataclass
 class EgressSpec:
-    name: str
-    vpc: str                                  # logical router
+    name: str                                 # <namespace>/<name> of the VpcEgressGateway
+    vpc: str                                  # logical router (= the Vpc's name)
     subnet_lrp: str                           # LRP of the gateways' internal subnet
-    sources: list[str]                        # source CIDRs
+    sources: list[str]                        # SNAT source CIDRs
     nexthops: list[str]                       # gateway instances' internal IPs
     bfd: BfdSpec | None = None
     priority: int = 29100
     chassis: list[str] = field(default_factory=lambda: ["chassis-a"])
+    # forward-only sources (a policy with snat: false): routed to the gateways, not translated
+    forward_sources: list[str] = field(default_factory=list)
+    # what the vegd writer needs besides the above (lab.spec() fills it in)
+    internal_subnet: str = ""                 # Subnet name of the gateways' eth0
+    external_subnet: str = "ext"              # Subnet name of the external attachment
+    instances: list[PodSpec] = field(default_factory=list)   # the gateway pods
+    replicas: int | None = None               # spec.replicas; None = len(instances)
+    cluster: ClusterSpec | None = None
 
     def nexthops_for(self, version: int) -> list[str]:
         return [n for n in self.nexthops if ipaddress.ip_address(n).version == version]
+
+    @property
+    def all_sources(self) -> list[str]:
+        return [*self.sources, *self.forward_sources]
+
+    @property
+    def namespace_name(self) -> tuple[str, str]:
+        ns, _, name = self.name.rpartition("/")
+        return ns or "default", name
 
 
 class RowsWriter(Protocol):
@@ -77,7 +108,7 @@ class HandWrittenRows:
     def apply(self, stack: OvnStack, spec: EgressSpec) -> None:
         ext = f"external_ids:vpc-egress-gateway={spec.name}"
         if spec.bfd is None:
-            for src in spec.sources:
+            for src in spec.all_sources:
                 v = ipaddress.ip_network(src).version
                 hops = spec.nexthops_for(v)
                 stack.nbctl("--", "--id=@p", "create", "Logical_Router_Policy",
@@ -109,7 +140,7 @@ class HandWrittenRows:
         for nh in spec.nexthops:
             bfd = stack.nbctl("create", "BFD", f"logical_port={port}", f'dst_ip="{nh}"', *timers,
                               ext).strip()
-            for src in spec.sources:
+            for src in spec.all_sources:
                 if ipaddress.ip_network(src).version != ipaddress.ip_address(nh).version:
                     continue
                 stack.nbctl("--", "--id=@r", "create", "Logical_Router_Static_Route",
@@ -136,4 +167,97 @@ def _last_host(stack: OvnStack, lrp: str) -> str:
     return str(net.broadcast_address - 1)
 
 
-WRITERS: dict[str, type] = {"hand": HandWrittenRows}
+@dataclass
+class ApplyRun:
+    """One `vegd apply` run: its directory, wall time, and JSON report."""
+
+    directory: Path
+    seconds: float
+    report: dict[str, Any]
+
+    def changed(self) -> int:
+        return sum(len(o.get(k, [])) for o in self.report.get("owners", [])
+                   for k in ("created", "updated", "deleted"))
+
+
+class VegdApplyRows:
+    """The rows come from vegd: manifests for every applied spec, then ``vegd apply -f DIR``.
+
+    apply() adds or replaces the spec (by name) and applies the whole set; remove() drops it
+    and applies the rest, so vegd prunes its rows. A VPC that once had a BFD spec keeps its
+    bfdPort (as the hand writer keeps the VPC-level rows). ``bfd_port_mode`` is passed as
+    ``--bfd-port-mode`` (``stock`` for Debian's OVN; env VEGD_E2E_BFD_PORT_MODE).
+    """
+
+    name = "vegd"
+
+    def __init__(self, bfd_port_mode: str | None = None, workdir: Path | None = None):
+        self.bfd_port_mode = bfd_port_mode or os.environ.get("VEGD_E2E_BFD_PORT_MODE", "stock")
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ve2e-manifests-"))
+        self.specs: dict[str, EgressSpec] = {}
+        self.bfd_ports: dict[str, str] = {}            # vpc -> bfdPort ip (sticky)
+        self.runs: list[ApplyRun] = []
+
+    def apply(self, stack: OvnStack, spec: EgressSpec) -> None:
+        if spec.cluster is None or not spec.internal_subnet:
+            raise ValueError(f"{spec.name}: the vegd writer needs spec.cluster and "
+                             "spec.internal_subnet (use lab.spec())")
+        self.specs[spec.name] = spec
+        if spec.bfd is not None:
+            self.bfd_ports[spec.vpc] = spec.bfd.port_ip
+        self.run(stack)
+
+    def remove(self, stack: OvnStack, spec: EgressSpec) -> None:
+        self.specs.pop(spec.name, None)
+        self.run(stack)
+
+    def objects(self) -> list[dict[str, Any]]:
+        """The manifests of the current set of specs."""
+        clusters = [s.cluster for s in self.specs.values() if s.cluster is not None]
+        if not clusters:
+            return []
+        cluster = clusters[-1]
+        objs: list[dict[str, Any]] = [manifests.namespace("default")]
+        objs += [manifests.node(n) for n in cluster.nodes]
+        objs.append(manifests.attachment(cluster.attachment))
+        objs += [manifests.subnet(s) for s in cluster.subnets]
+        vpcs = sorted({s.vpc for s in cluster.subnets if not s.provider} | set(self.bfd_ports))
+        objs += [manifests.vpc(v, self.bfd_ports.get(v)) for v in vpcs]
+        for spec in self.specs.values():
+            ns, name = spec.namespace_name
+            bfd = None
+            if spec.bfd is not None:   # the instance's view: minTX is OVN's min_rx
+                bfd = {"minRX": spec.bfd.min_tx, "minTX": spec.bfd.min_rx,
+                       "multiplier": spec.bfd.detect_mult}
+            replicas = len(spec.instances) if spec.replicas is None else spec.replicas
+            objs.append(manifests.gateway(
+                ns, name, vpc_name=spec.vpc, replicas=replicas,
+                internal_subnet=spec.internal_subnet, external_subnet=spec.external_subnet,
+                snat_sources=spec.sources, forward_sources=spec.forward_sources, bfd=bfd))
+            for inst in spec.instances:
+                labelled = replace(inst, labels={**inst.labels, manifests.GATEWAY_LABEL: name})
+                objs.append(manifests.pod(labelled, cluster.attachment))
+        objs += [manifests.pod(p, cluster.attachment) for p in cluster.pods]
+        return objs
+
+    def run(self, stack: OvnStack, *extra: str) -> ApplyRun:
+        """Render and apply; raise with vegd's stderr when it does not exit 0."""
+        directory = manifests.write(self.workdir / f"apply-{len(self.runs) + 1}", self.objects())
+        cmd = [sys.executable, "-m", "vegd", "apply", "-f", str(directory),
+               "--nb-connection", stack.nb_unix, "--sb-connection", stack.sb_unix,
+               "--bfd-port-mode", self.bfd_port_mode, "--output", "json", *extra]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        seconds = time.monotonic() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"vegd apply exited {proc.returncode}: {proc.stderr.strip()}\n"
+                               f"{proc.stdout.strip()}\nmanifests: {directory}")
+        run = ApplyRun(directory, seconds, json.loads(proc.stdout))
+        self.runs.append(run)
+        print(f"vegd apply #{len(self.runs)}: {seconds * 1000:.0f} ms, {run.changed()} row "
+              f"change(s), {run.report.get('transactions')} transaction(s)")
+        return run
+
+
+WRITERS: dict[str, type] = {"vegd": VegdApplyRows, "hand": HandWrittenRows}
+DEFAULT_WRITER = "vegd"
