@@ -220,7 +220,7 @@ def test_status_schema(schema):
     assert set(status["properties"]["workload"]["properties"]) == {"apiVersion", "kind", "name",
                                                                    "nodes"}
     sess = status["properties"]["bfdSessions"]["items"]
-    assert set(sess["properties"]) == {"instance", "ip", "status"}
+    assert set(sess["properties"]) == {"instance", "node", "ip", "status"}
 
 
 @pytest.mark.parametrize("veg", seed_vegs(), ids=lambda v: f"{v['metadata']['name']}")
