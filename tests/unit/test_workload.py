@@ -162,7 +162,9 @@ def test_setup_init_container_shares_the_settings_and_is_the_only_privileged_one
     assert agent(dep, "setup").snat_sources == agent(dep).snat_sources
     assert setup["securityContext"] == {"privileged": True, "runAsUser": 0}
     assert main["securityContext"]["privileged"] is False
-    assert main["securityContext"]["allowPrivilegeEscalation"] is False
+    assert "allowPrivilegeEscalation" not in main["securityContext"]  # SYS_ADMIN implies it
+    plain = main_container(render(snapshot(), "default/gateway1"))
+    assert plain["securityContext"]["allowPrivilegeEscalation"] is False
     assert setup["volumeMounts"] == main["volumeMounts"] == [
         {"name": "state", "mountPath": wd.STATE_DIR}]
     assert pod_spec(dep)["volumes"] == [{"name": "state", "emptyDir": {}}]

@@ -261,9 +261,12 @@ def _probe(r: ResolvedGateway, path: str, options: WorkloadOptions, **timing: in
 def _security(privileged: bool, capabilities: tuple[str, ...]) -> dict[str, Any]:
     if privileged:
         return {"privileged": True, "runAsUser": 0}
-    return {"privileged": False, "runAsUser": 0, "runAsNonRoot": False,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"], "add": list(capabilities)}}
+    out: dict[str, Any] = {"privileged": False, "runAsUser": 0, "runAsNonRoot": False,
+                           "capabilities": {"drop": ["ALL"], "add": list(capabilities)}}
+    if "SYS_ADMIN" not in capabilities:
+        # Kubernetes treats CAP_SYS_ADMIN as allowing escalation; say so only without it.
+        out["allowPrivilegeEscalation"] = False
+    return out
 
 
 def build_deployment(r: ResolvedGateway, snap: Snapshot, options: WorkloadOptions
@@ -357,12 +360,12 @@ def update_reason(live: Mapping[str, Any], desired: Mapping[str, Any]) -> str | 
     if live_spec.get("replicas") != desired["spec"]["replicas"]:
         return ".spec.replicas"
     want = desired["metadata"]["annotations"][SPEC_HASH]
-    if (live.get("metadata", {}).get("annotations") or {}).get(SPEC_HASH) != want:
+    if ((live.get("metadata") or {}).get("annotations") or {}).get(SPEC_HASH) != want:
         return f".metadata.annotations[{SPEC_HASH}]"  # vegd renders something else now
     # Someone edited what vegd set; server defaults and others' additions are fine.
+    live_meta = live.get("metadata") or {}
     for part in ("labels", "annotations", "ownerReferences"):
-        found = contained(desired["metadata"][part], live["metadata"].get(part),
-                          f".metadata.{part}")
+        found = contained(desired["metadata"][part], live_meta.get(part), f".metadata.{part}")
         if found is not None:
             return found
     spec = {k: v for k, v in desired["spec"].items() if k != "template"}
