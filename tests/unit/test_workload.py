@@ -578,3 +578,15 @@ def test_contained_is_one_sided_and_strict_on_lists_and_types():
 def test_rendered_deployment_is_json():
     dep = render(snapshot(), "default/gateway2")
     assert json.loads(json.dumps(dep)) == dep
+
+
+def test_docs_example_is_what_build_deployment_renders():
+    """docs/workload.md shows gateway1's Deployment; keep it true."""
+    text = (ROOT / "docs" / "workload.md").read_text()
+    start = text.index("```yaml\n# gateway1\n") + len("```yaml\n")
+    shown = yaml.safe_load(text[start:text.index("```", start)])
+    snap = snapshot()
+    gw = dataclasses.replace(snap.gateway("default/gateway1"),
+                             uid="6f1b2a4c-8d0e-4b7a-9c3d-2e5f6a7b8c9d")
+    options = wd.WorkloadOptions(image="registry.example/vegd:1.0")
+    assert wd.build_deployment(resolve_gateway(gw, snap), snap, options) == shown
