@@ -158,7 +158,7 @@ def test_invalid_spec_is_pending_with_a_validated_false_condition():
     assert ready["message"] == "the spec is invalid: spec.externalSubnet: subnet macvlan9 " \
         "does not exist"
     assert st["internalIPs"] == st["externalIPs"] == st["workload"]["nodes"] == []
-    assert st["replicas"] == 0
+    assert st["replicas"] == 2  # the old Deployment still runs its pods
     assert valid_for_crd(st) == []
 
 

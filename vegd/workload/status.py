@@ -176,9 +176,10 @@ def gateway_status(gw: VpcEgressGateway, *, now: str,
                                         for s in down)
     ready = _condition(previous, READY, ok, reason, message, gw.generation, now)
     phase = COMPLETED if ok else PENDING if reason in _PENDING_REASONS else PROCESSING
+    # The scale subresource's current count: the pods the Deployment runs (0 without one).
     replicas = int(((deployment or {}).get("status") or {}).get("replicas") or 0)
     return {
-        "replicas": replicas if invalid is None else 0,
+        "replicas": replicas,
         "labelSelector": label_selector(gw.name),
         "ready": ok,
         "phase": phase,
