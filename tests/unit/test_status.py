@@ -382,6 +382,9 @@ def test_long_event_messages_are_cut():
     bad = ws.gateway_status(gw, now=T0, invalid="x" * 5000)
     (event,) = ws.events_for(None, bad)
     assert len(event.message) == ws.EVENT_MESSAGE_MAX and event.message.endswith("...")
+    huge = ws.gateway_status(gw, now=T0, invalid="x" * 40000)
+    assert len(condition(huge, "Validated")["message"]) == ws.CONDITION_MESSAGE_MAX
+    assert valid_for_crd(huge) == []
 
 
 # ---------------------------------------------------------------- VPC status.bfdPort

@@ -44,6 +44,7 @@ _NORMAL_REASONS = {VALID, SUCCESS, ROLLING_OUT, WORKLOAD_NOT_CREATED}
 _COUNT_LINE = re.compile(r"^\d+ of \d+ instances are ready$")
 _TIMES = ("lastTransitionTime", "lastUpdateTime")
 EVENT_MESSAGE_MAX = 1024  # events.k8s.io note length limit
+CONDITION_MESSAGE_MAX = 32768  # the CRD's maxLength
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ def _condition(previous: Mapping[str, Any] | None, kind: str, ok: bool, reason: 
     old = next((c for c in (previous or {}).get("conditions") or []
                 if isinstance(c, Mapping) and c.get("type") == kind), None)
     since = old.get("lastTransitionTime") if old and old.get("status") == status else None
+    if len(message) > CONDITION_MESSAGE_MAX:
+        message = message[:CONDITION_MESSAGE_MAX - 3] + "..."
     return {"type": kind, "status": status, "reason": reason, "message": message,
             "observedGeneration": generation, "lastTransitionTime": since or now}
 
@@ -157,7 +160,8 @@ def gateway_status(gw: VpcEgressGateway, *, now: str,
     nb_written / nb_error: the NB transaction of this reconcile succeeded / failed with this text;
     bfd: NB `BFD.status` by `dst_ip` (the instances' internal IPs).
     """
-    instances = sorted(workload.instances, key=_sort_key) if workload and not invalid else []
+    instances = sorted(workload.instances, key=_sort_key) \
+        if workload is not None and invalid is None else []
     name = deployment_name(gw)
     ns_name = f"{gw.namespace}/{name}"
     if invalid is not None:
