@@ -33,10 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_apply(args)
     if args.command == "run":
-        # The Kubernetes controller (issue 3) is not built yet: say so instead of failing oddly.
-        print("vegd run: the Kubernetes controller is not available in this version; "
-              "use `vegd apply -f DIR`", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        from vegd.run import run_controller
+
+        return run_controller(args)
     parser.print_help()
     return EXIT_UNAVAILABLE
 
@@ -65,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds to wait for the databases (default 10)")
     run = sub.add_parser("run", help="run the controller against a Kubernetes cluster")
     run.add_argument("--config", default=None, help="ini configuration file")
+    run.add_argument("--kubeconfig", default=None,
+                     help="kubeconfig file (default: $KUBECONFIG, else in-cluster credentials)")
+    run.add_argument("--nb-connection", default=None, help="OVN NB connection")
+    run.add_argument("--sb-connection", default=None, help="OVN SB connection")
+    run.add_argument("--health-port", type=int, default=None,
+                     help="port of /livez /readyz /metrics (0: none; default 10667)")
     sub.add_parser("gateway", help="the in-pod gateway agent (see `vegd gateway --help`)",
                    add_help=False)
     return parser

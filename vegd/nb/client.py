@@ -7,11 +7,12 @@ import logging
 from typing import Any
 
 from ovsdbapp import api as ovsdbapp_api
+from ovsdbapp import exceptions as ovsdbapp_exceptions
 from ovsdbapp.backend import ovs_idl
 from ovsdbapp.backend.ovs_idl import connection as ovs_connection
 
 from vegd.nb.capabilities import Capabilities
-from vegd.nb.errors import NbUnavailable, ReconcileError
+from vegd.nb.errors import NbUnavailable, NotLockHolder, ReconcileError
 from vegd.nb.remote import SslFiles, configure_ssl, fetch_schema, members, schema_helper
 from vegd.nb.sync import Changes, CollectGarbage, ReconcileOwner
 from vegd.plan.rows import Desired
@@ -36,13 +37,18 @@ logging.getLogger("ovsdbapp.backend.ovs_idl.connection").addFilter(_QuietReconci
 
 
 def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
-          ssl: SslFiles | None) -> tuple[Any, Any]:
+          ssl: SslFiles | None, lock: str = "") -> tuple[Any, Any]:
     """An ovsdbapp API object with its own connection, and the schema JSON."""
     members(remote)
     configure_ssl(remote, ssl)
     schema_json = fetch_schema(remote, schema, timeout)
     helper = schema_helper(schema_json, tables)
     idl = ovs_connection.OvsdbIdl(remote, helper, leader_only=True)
+    if lock:
+        # Set before the connection thread runs the IDL; python-ovs then asks for the lock on
+        # every (re)connect and adds {"op": "assert", "lock": ...} to every transaction, so
+        # ovsdb-server itself refuses writes from a process that is not the lock holder.
+        idl.set_lock(lock)
     conn = ovs_connection.Connection(idl, timeout=timeout)
     # ovsdbapp keeps the connection on the API *class*: one class per connection keeps two
     # databases (or two test stacks) in one process apart.
@@ -55,9 +61,11 @@ def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
 
 
 class NbClient:
-    def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None) -> None:
+    def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None,
+                 lock: str = "") -> None:
         self.remote = remote
-        self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES, timeout, ssl)
+        self.lock = lock
+        self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES, timeout, ssl, lock)
         self.capabilities = Capabilities.from_schema(schema)
         self.transactions = 0  # write transactions committed (tests and metrics count them)
 
@@ -69,8 +77,15 @@ class NbClient:
         return self._commit(CollectGarbage(self.api, vendor, keep))
 
     def _commit(self, cmd: Any) -> Changes:
-        with self.api.transaction(check_error=True) as txn:
-            txn.add(cmd)
+        try:
+            with self.api.transaction(check_error=True) as txn:
+                txn.add(cmd)
+        except ovsdbapp_exceptions.TimeoutException as exc:
+            raise NbUnavailable(f"NB transaction timed out: {exc}") from exc
+        except RuntimeError as exc:
+            if "not locked" in str(exc).lower():
+                raise NotLockHolder(f"NB lock {self.lock!r} is held by another vegd") from exc
+            raise
         changes: Changes = cmd.result
         if changes.total:
             self.transactions += 1
@@ -79,6 +94,31 @@ class NbClient:
     def router_names(self) -> set[str]:
         with self.api.ovsdb_connection.lock:
             return {row.name for row in self.api.tables["Logical_Router"].rows.values()}
+
+    @property
+    def has_lock(self) -> bool:
+        """True when no lock is configured, or ovsdb-server granted it to us."""
+        return not self.lock or bool(self.api.idl.has_lock)
+
+    @property
+    def connection_epoch(self) -> int:
+        """Changes on every (re)connection: the replica was re-read from the server."""
+        session = getattr(self.api.idl, "_session", None)
+        return int(session.get_seqno()) if session is not None else 0
+
+    @property
+    def change_seqno(self) -> int:
+        return int(self.api.idl.change_seqno)
+
+    def bfd_status_by_owner(self, vendor: str, owner_key: str) -> dict[str, dict[str, str]]:
+        """owner -> dst_ip -> BFD.status, for every owner at once."""
+        out: dict[str, dict[str, str]] = {}
+        with self.api.ovsdb_connection.lock:
+            for row in self.api.tables["BFD"].rows.values():
+                owner = row.external_ids.get(owner_key)
+                if owner and row.external_ids.get("vendor") == vendor:
+                    out.setdefault(owner, {})[row.dst_ip] = row.status[0] if row.status else ""
+        return out
 
     def bfd_status(self, vendor: str, owner_key: str, owner_value: str) -> dict[str, str]:
         """dst_ip -> BFD.status of the owner's sessions, as ovn-northd reports them."""

@@ -1,0 +1,83 @@
+"""Which reconcile keys an object change concerns.
+
+Keys are `veg:<namespace>/<name>` and `vpc:<name>`. The mapping errs on the side of enqueuing:
+a spurious reconcile costs a diff against the replica and no transaction, a missed one leaves NB
+wrong until the next resync. Callers drop changes whose parsed objects are equal (status-only
+updates, our own writes) before asking.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vegd.model.instances import pod_subnet
+from vegd.model.objects import (
+    GATEWAY_LABEL,
+    Namespace,
+    NetworkAttachmentDefinition,
+    Node,
+    Pod,
+    Snapshot,
+    Subnet,
+    Vpc,
+    VpcEgressGateway,
+)
+
+
+def gateway_key(key: str) -> str:
+    return f"veg:{key}"
+
+
+def vpc_key(name: str) -> str:
+    return f"vpc:{name}"
+
+
+def keys_for(old: Any, new: Any, snap: Snapshot) -> set[str]:
+    keys: set[str] = set()
+    for obj in (old, new):
+        if obj is not None:
+            keys |= _keys_for_one(obj, snap)
+    return keys
+
+
+def _gateways(snap: Snapshot, vpcs: set[str]) -> set[str]:
+    return {gateway_key(g.key) for g in snap.gateways if g.vpc in vpcs}
+
+
+def _keys_for_one(obj: Any, snap: Snapshot) -> set[str]:
+    if isinstance(obj, VpcEgressGateway):
+        return {gateway_key(obj.key)}
+    if isinstance(obj, Pod):
+        owner = dict(obj.labels).get(GATEWAY_LABEL)
+        if owner:
+            return {gateway_key(f"{obj.namespace}/{owner}")}
+        subnet = pod_subnet(obj, snap)
+        return _gateways(snap, {subnet.vpc}) if subnet is not None else set()
+    if isinstance(obj, Namespace):
+        # selectors of any VPC may match the namespace; pods of it may be sources anywhere
+        return {gateway_key(g.key) for g in snap.gateways if g.selectors}
+    if isinstance(obj, Subnet):
+        keys = (_gateways(snap, {obj.vpc}) | {vpc_key(obj.vpc)}) if obj.vpc else set()
+        for gw in snap.gateways:
+            names = {gw.external_subnet, gw.internal_subnet}
+            names.update(s for p in gw.policies for s in p.subnets)
+            if obj.name in names:
+                keys.add(gateway_key(gw.key))
+        return keys
+    if isinstance(obj, Vpc):
+        return {vpc_key(obj.name)} | _gateways(snap, {obj.name})
+    if isinstance(obj, Node):
+        keys = {vpc_key(v.name) for v in snap.all_vpcs() if v.bfd_port.enabled}
+        keys |= {gateway_key(g.key) for g in snap.gateways if g.traffic_policy == "Local"}
+        return keys
+    if isinstance(obj, NetworkAttachmentDefinition):
+        return {gateway_key(g.key) for g in snap.gateways}
+    return set()
+
+
+def deployment_keys(raw: dict[str, Any] | None) -> set[str]:
+    if not raw:
+        return set()
+    meta = raw.get("metadata") or {}
+    owner = (meta.get("labels") or {}).get(GATEWAY_LABEL)
+    return {gateway_key(f"{meta.get('namespace')}/{owner}")} if owner else set()

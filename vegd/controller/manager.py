@@ -1,0 +1,193 @@
+"""The running controller: caches, queue, one worker, leadership and periodic passes.
+
+Leadership is the OVSDB lock on NB (`vegd-<vendor>`), not a Kubernetes Lease: the database vegd
+writes is the one that fences it. ovsdb-server grants the lock to one client, drops it the moment
+that client's connection closes (a dead process frees it at once, no lease to expire), and every
+transaction asserts it, so a deposed vegd cannot write NB even if it has not noticed yet. A
+standby keeps its caches warm and takes over with a full resync. See docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from vegd.controller.keys import deployment_keys, gateway_key, keys_for
+from vegd.controller.queue import WorkQueue
+from vegd.controller.reconciler import Reconciler, Retry
+from vegd.kube.api import Obj
+from vegd.kube.cache import Cache
+from vegd.kube.resources import DEPLOYMENTS, GATEWAYS, Resource
+from vegd.nb.errors import NotLockHolder
+from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
+
+log = structlog.get_logger("vegd.controller")
+
+
+@dataclass
+class Stats:
+    reconciles: int = 0
+    failures: int = 0
+    resyncs: int = 0
+    active: bool = False
+    active_since: float = 0.0
+    last_error: dict[str, str] = field(default_factory=dict)
+
+
+class Controller:
+    def __init__(self, reconciler: Reconciler, resync_period: float = 300.0,
+                 poll_interval: float = 0.1) -> None:
+        self.reconciler = reconciler
+        self.ctx = reconciler.ctx
+        self.cache: Cache = reconciler.ctx.cache
+        self.queue = WorkQueue()
+        self.resync_period = resync_period
+        self.poll_interval = poll_interval
+        self.stats = Stats()
+        self._stop = threading.Event()
+        self._bfd_seen: dict[str, dict[str, str]] = {}
+        self._worker: threading.Thread | None = None
+        self.cache.subscribe(self.on_change, self.on_relist)
+
+    # -- event handlers (informer threads: enqueue only) ---------------------------------------
+
+    def on_change(self, resource: Resource, old: Any, new: Any, old_raw: Obj | None,
+                  new_raw: Obj | None) -> None:
+        if resource is DEPLOYMENTS:
+            keys = deployment_keys(old_raw) | deployment_keys(new_raw)
+        elif resource is GATEWAYS:
+            if old_raw is not None and new_raw is not None and \
+                    _gateway_intent(old_raw) == _gateway_intent(new_raw):
+                return  # a status write (often our own)
+            meta = (new_raw or old_raw or {}).get("metadata") or {}
+            keys = {gateway_key(f"{meta.get('namespace') or 'default'}/{meta.get('name')}")}
+        else:
+            if old == new:
+                return  # nothing vegd reads changed (status heartbeats, other annotations)
+            keys = keys_for(old, new, self.cache.snapshot())
+        for key in keys:
+            self.queue.add(key)
+
+    def on_relist(self, resource: Resource) -> None:
+        log.info("relisted, resyncing", resource=resource.plural)
+        self.enqueue_all()
+
+    # -- passes --------------------------------------------------------------------------------
+
+    def enqueue_all(self) -> None:
+        for key in self.reconciler.all_keys():
+            self.queue.add(key)
+
+    def _resync(self) -> None:
+        self.stats.resyncs += 1
+        self.enqueue_all()
+        try:
+            self.reconciler.collect_garbage()
+        except Exception as exc:
+            log.warning("garbage collection failed", error=str(exc))
+
+    def _bfd_changes(self) -> None:
+        """BFD.status is written by northd; turn its changes into status updates."""
+        current = self.ctx.nb.bfd_status_by_owner(self.ctx.vendor, GATEWAY_OWNER_KEY)
+        for owner in set(current) | set(self._bfd_seen):
+            if current.get(owner) != self._bfd_seen.get(owner):
+                self.queue.add(gateway_key(owner))
+        self._bfd_seen = current
+
+    # -- the worker ----------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set() and self.stats.active:
+            key = self.queue.get(timeout=self.poll_interval)
+            if key is None:
+                continue
+            start = time.monotonic()
+            outcome = "ok"
+            try:
+                self.reconciler.reconcile(key)
+                self.queue.forget(key)
+                self.stats.last_error.pop(key, None)
+            except Retry as exc:
+                outcome = "retry"
+                self.stats.failures += 1
+                self.stats.last_error[key] = str(exc)
+                delay = self.queue.add_rate_limited(key)
+                if isinstance(exc.__cause__, NotLockHolder):
+                    self.stats.active = False
+                log.warning("reconcile failed", key=key, error=str(exc), retry_in=round(delay, 3))
+            except Exception as exc:  # a bug: keep serving the other keys, retry this one
+                outcome = "error"
+                self.stats.failures += 1
+                self.stats.last_error[key] = repr(exc)
+                self.queue.add_rate_limited(key)
+                log.exception("reconcile crashed", key=key)
+            finally:
+                self.queue.done(key)
+                self.stats.reconciles += 1
+            log.debug("reconciled", key=key, outcome=outcome,
+                      seconds=round(time.monotonic() - start, 4))
+
+    # -- the main loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Until stop(): wait for caches, then follow leadership and the timers."""
+        self.cache.start()
+        while not self.cache.wait_synced(0.5):
+            if self._stop.is_set():
+                return
+        log.info("caches synced")
+        next_resync = 0.0
+        epoch = self.ctx.nb.connection_epoch
+        seqno = -1
+        while not self._stop.is_set():
+            leader = self.ctx.nb.has_lock
+            if leader and not self.stats.active:
+                self._become_active()
+                next_resync = 0.0
+            elif not leader and self.stats.active:
+                log.info("lost the NB lock, standing by")
+                self.stats.active = False
+            if self.stats.active:
+                now = time.monotonic()
+                new_epoch = self.ctx.nb.connection_epoch
+                if new_epoch != epoch:
+                    epoch, next_resync = new_epoch, 0.0  # reconnected: NB may have changed
+                if now >= next_resync:
+                    self._resync()
+                    next_resync = now + self.resync_period
+                if self.ctx.nb.change_seqno != seqno:
+                    seqno = self.ctx.nb.change_seqno
+                    self._bfd_changes()
+                if self._worker is None or not self._worker.is_alive():
+                    self._start_worker()
+            self._stop.wait(self.poll_interval)
+
+    def _become_active(self) -> None:
+        log.info("holding the NB lock: active")
+        self.stats.active = True
+        self.stats.active_since = time.monotonic()
+
+    def _start_worker(self) -> None:
+        self._worker = threading.Thread(target=self._work, daemon=True, name="vegd-worker")
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queue.shut_down()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        self.cache.stop()
+
+    @property
+    def healthy(self) -> bool:
+        return not self._stop.is_set()
+
+
+def _gateway_intent(raw: Obj) -> tuple[Any, ...]:
+    meta = raw.get("metadata") or {}
+    return (raw.get("spec"), meta.get("generation"), meta.get("deletionTimestamp"),
+            tuple(meta.get("finalizers") or ()), meta.get("labels"), meta.get("uid"))

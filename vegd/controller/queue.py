@@ -1,0 +1,113 @@
+"""A deduplicating, rate-limited work queue (the shape of client-go's workqueue).
+
+A key is in at most one of three places: waiting (queued once however often it is added),
+processing (handed to a worker), or both processing and dirty (added again meanwhile: it is queued
+again when the worker is done, so one key is never reconciled twice at the same time and no change
+is lost). Failed keys come back after an exponential delay, capped; `forget` resets it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+
+
+class WorkQueue:
+    def __init__(self, base_delay: float = 0.05, max_delay: float = 30.0) -> None:
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._cond = threading.Condition()
+        self._queue: deque[str] = deque()
+        self._waiting: set[str] = set()
+        self._processing: set[str] = set()
+        self._dirty: set[str] = set()
+        self._delayed: list[tuple[float, int, str]] = []
+        self._failures: dict[str, int] = {}
+        self._seq = itertools.count()
+        self._shutdown = False
+
+    def add(self, key: str) -> None:
+        with self._cond:
+            self._add_locked(key)
+
+    def _add_locked(self, key: str) -> None:
+        if self._shutdown:
+            return
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key not in self._waiting:
+            self._waiting.add(key)
+            self._queue.append(key)
+            self._cond.notify()
+
+    def add_after(self, key: str, delay: float) -> None:
+        with self._cond:
+            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), key))
+            self._cond.notify()
+
+    def add_rate_limited(self, key: str) -> float:
+        """Requeue a failed key after base * 2^failures seconds (capped); returns the delay."""
+        with self._cond:
+            n = self._failures.get(key, 0)
+            self._failures[key] = n + 1
+        delay = min(self.max_delay, self.base_delay * 2 ** n)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: str) -> None:
+        with self._cond:
+            self._failures.pop(key, None)
+
+    def failures(self, key: str) -> int:
+        with self._cond:
+            return self._failures.get(key, 0)
+
+    def get(self, timeout: float | None = None) -> str | None:
+        """The next key to work on, or None on timeout or shutdown."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                self._promote_due()
+                if self._queue:
+                    key = self._queue.popleft()
+                    self._waiting.discard(key)
+                    self._processing.add(key)
+                    return key
+                if self._shutdown:
+                    return None
+                now = time.monotonic()
+                wait = None if deadline is None else deadline - now
+                if self._delayed:
+                    due = self._delayed[0][0] - now
+                    wait = due if wait is None else min(wait, due)
+                if wait is not None and wait <= 0:
+                    if deadline is not None and now >= deadline:
+                        return None
+                    continue
+                self._cond.wait(wait)
+
+    def done(self, key: str) -> None:
+        with self._cond:
+            self._processing.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self._add_locked(key)
+
+    def _promote_due(self) -> None:
+        now = time.monotonic()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, key = heapq.heappop(self._delayed)
+            self._add_locked(key)
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._queue) + len(self._delayed)
+
+    def shut_down(self) -> None:
+        with self._cond:
+            self._shutdown = True
+            self._cond.notify_all()

@@ -1,0 +1,186 @@
+"""A thin, dict-only layer over the official client: raw JSON in and out.
+
+vegd never needs the client's model classes; asking for `_preload_content=False` and decoding the
+JSON ourselves keeps lists of thousands of pods cheap and gives `model.parse` the plain objects it
+expects, whatever the client version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from vegd.kube.resources import GATEWAYS, Resource
+
+Obj = dict[str, Any]
+
+# Errors worth retrying with backoff; anything else from the API is a permanent answer.
+TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
+
+
+class KubeError(RuntimeError):
+    """The API refused or failed a request."""
+
+    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+    @property
+    def transient(self) -> bool:
+        return self.status in TRANSIENT_STATUSES
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+def load_configuration(kubeconfig: str = "") -> client.Configuration:
+    """kubeconfig file when given (or $KUBECONFIG), else in-cluster service account."""
+    cfg = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG", "")
+    try:
+        if path:
+            config.load_kube_config(config_file=path, client_configuration=cfg)
+        else:
+            config.load_incluster_config(client_configuration=cfg)
+    except (config.ConfigException, OSError) as exc:
+        where = path or "in-cluster service account"
+        raise KubeError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+    return cfg
+
+
+def _error(exc: Exception, what: str) -> KubeError:
+    if isinstance(exc, ApiException):
+        reason = ""
+        message = str(exc.reason or "")
+        try:
+            body = json.loads(exc.body or "{}")
+            reason = str(body.get("reason") or "")
+            message = str(body.get("message") or message)
+        except (ValueError, TypeError):
+            pass
+        return KubeError(f"{what}: {exc.status} {message}", int(exc.status or 0), reason)
+    return KubeError(f"{what}: {exc}", 0)
+
+
+def _decode(resp: Any) -> Obj:
+    data = resp.data if hasattr(resp, "data") else resp.read()
+    return json.loads(data) if data else {}
+
+
+class KubeApi:
+    def __init__(self, configuration: client.Configuration, request_timeout: float = 30.0
+                 ) -> None:
+        self.api_client = client.ApiClient(configuration)
+        self.core = client.CoreV1Api(self.api_client)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.timeout = request_timeout
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # -- list and watch ------------------------------------------------------------------------
+
+    def _lister(self, res: Resource) -> Callable[..., Any]:
+        if res.group in ("", "apps") and res.plural in _BUILTIN_LISTERS:
+            api = self.apps if res.group == "apps" else self.core
+            return getattr(api, _BUILTIN_LISTERS[res.plural])
+
+        def custom(**kw: Any) -> Any:
+            return self.custom.list_cluster_custom_object(res.group, res.version, res.plural, **kw)
+        return custom
+
+    def list(self, res: Resource, limit: int = 500, cont: str = "") -> Obj:
+        kw: dict[str, Any] = {"limit": limit}
+        if cont:
+            kw["_continue"] = cont
+        if res.label_selector:
+            kw["label_selector"] = res.label_selector
+        try:
+            resp = self._lister(res)(_preload_content=False, _request_timeout=self.timeout, **kw)
+            return _decode(resp)
+        except Exception as exc:
+            raise _error(exc, f"list {res.plural}") from exc
+
+    def watch(self, res: Resource, resource_version: str, timeout_seconds: int
+              ) -> tuple[Any, Iterator[Obj]]:
+        """The open response (close it to stop) and an iterator of decoded watch events."""
+        kw: dict[str, Any] = {"watch": True, "allow_watch_bookmarks": True,
+                              "resource_version": resource_version,
+                              "timeout_seconds": timeout_seconds}
+        if res.label_selector:
+            kw["label_selector"] = res.label_selector
+        try:
+            resp = self._lister(res)(_preload_content=False,
+                                     _request_timeout=(self.timeout, timeout_seconds + 15), **kw)
+        except Exception as exc:
+            raise _error(exc, f"watch {res.plural}") from exc
+
+        def events() -> Iterator[Obj]:
+            try:
+                for line in iter_resp_lines(resp):
+                    if line:
+                        yield json.loads(line)
+            except Exception as exc:
+                raise _error(exc, f"watch {res.plural}") from exc
+        return resp, events()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Obj:
+        try:
+            return _decode(fn(*args, _preload_content=False, _request_timeout=self.timeout, **kw))
+        except Exception as exc:
+            raise _error(exc, what) from exc
+
+    def patch_gateway(self, namespace: str, name: str, body: Obj) -> Obj:
+        return self._call(f"patch VpcEgressGateway {namespace}/{name}",
+                          self.custom.patch_namespaced_custom_object, GATEWAYS.group,
+                          GATEWAYS.version, namespace, GATEWAYS.plural, name, body)
+
+    def patch_gateway_status(self, namespace: str, name: str, status: Obj) -> Obj:
+        return self._call(f"patch VpcEgressGateway {namespace}/{name} status",
+                          self.custom.patch_namespaced_custom_object_status, GATEWAYS.group,
+                          GATEWAYS.version, namespace, GATEWAYS.plural, name,
+                          {"status": status})
+
+    def patch_vpc_status(self, name: str, status: Obj) -> Obj:
+        return self._call(f"patch Vpc {name} status",
+                          self.custom.patch_cluster_custom_object_status, "kubeovn.io", "v1",
+                          "vpcs", name, {"status": status})
+
+    def create_deployment(self, namespace: str, body: Obj) -> Obj:
+        return self._call(f"create Deployment {namespace}/{body['metadata']['name']}",
+                          self.apps.create_namespaced_deployment, namespace, body)
+
+    def replace_deployment(self, namespace: str, name: str, body: Obj) -> Obj:
+        return self._call(f"update Deployment {namespace}/{name}",
+                          self.apps.replace_namespaced_deployment, name, namespace, body)
+
+    def create_event(self, namespace: str, body: Obj) -> Obj:
+        return self._call(f"create Event in {namespace}",
+                          self.core.create_namespaced_event, namespace, body)
+
+
+_BUILTIN_LISTERS = {
+    "pods": "list_pod_for_all_namespaces",
+    "namespaces": "list_namespace",
+    "nodes": "list_node",
+    "deployments": "list_deployment_for_all_namespaces",
+}

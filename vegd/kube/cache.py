@@ -1,0 +1,157 @@
+"""The informers' caches seen as vegd's model: parsed objects and a Snapshot.
+
+Objects are parsed once, when their event arrives, so a reconcile only assembles tuples. The
+snapshot is rebuilt only after something changed (a version counter), which makes a resync of many
+gateways cost one snapshot. Objects that fail to parse are kept aside with their error: a broken
+VpcEgressGateway must still get a `Validated=False` condition.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from vegd.kube.api import KubeApi, Obj
+from vegd.kube.informer import Informer
+from vegd.kube.resources import (
+    ATTACHMENTS,
+    DEPLOYMENTS,
+    GATEWAYS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SUBNETS,
+    VPCS,
+    WATCHED,
+    Resource,
+    object_key,
+)
+from vegd.model import parse
+from vegd.model.errors import ValidationError
+from vegd.model.objects import Snapshot
+
+log = structlog.get_logger("vegd.kube")
+
+PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    GATEWAYS.kind: parse.parse_gateway,
+    VPCS.kind: parse.parse_vpc,
+    SUBNETS.kind: parse.parse_subnet,
+    PODS.kind: parse.parse_pod,
+    NAMESPACES.kind: parse.parse_namespace,
+    NODES.kind: parse.parse_node,
+    ATTACHMENTS.kind: parse.parse_attachment,
+}
+SNAPSHOT_FIELDS = {GATEWAYS.kind: "gateways", VPCS.kind: "vpcs", SUBNETS.kind: "subnets",
+                   PODS.kind: "pods", NAMESPACES.kind: "namespaces", NODES.kind: "nodes",
+                   ATTACHMENTS.kind: "attachments"}
+
+# (resource, old parsed or None, new parsed or None, old raw, new raw)
+ModelHandler = Callable[[Resource, Any, Any, Obj | None, Obj | None], None]
+
+
+class Cache:
+    def __init__(self, api: KubeApi, resources: tuple[Resource, ...] = WATCHED,
+                 watch_timeout: int = 300) -> None:
+        self._on_change: ModelHandler | None = None
+        self._on_relist: Callable[[Resource], None] | None = None
+        self._lock = threading.Lock()
+        self._parsed: dict[str, dict[str, Any]] = {r.kind: {} for r in resources}
+        self._errors: dict[str, ValidationError] = {}  # gateway key -> why it does not parse
+        self._version = 0
+        self._snapshot: tuple[int, tuple[tuple[str, str], ...], Snapshot] | None = None
+        self.informers = {r.kind: Informer(api, r, self._changed, self._relisted, watch_timeout)
+                          for r in resources}
+
+    def subscribe(self, on_change: ModelHandler, on_relist: Callable[[Resource], None]) -> None:
+        """Set the handlers; before start()."""
+        self._on_change, self._on_relist = on_change, on_relist
+
+    def _relisted(self, resource: Resource) -> None:
+        if self._on_relist is not None:
+            self._on_relist(resource)
+
+    def start(self) -> None:
+        for informer in self.informers.values():
+            informer.start()
+
+    def stop(self) -> None:
+        for informer in self.informers.values():
+            informer._stop.set()
+        for informer in self.informers.values():
+            informer.stop()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return all(i.synced.wait(timeout) for i in self.informers.values())
+
+    @property
+    def synced(self) -> bool:
+        return all(i.synced.is_set() for i in self.informers.values())
+
+    def raw(self, resource: Resource, key: str) -> Obj | None:
+        return self.informers[resource.kind].get(key)
+
+    def parse_error(self, gateway_key: str) -> ValidationError | None:
+        with self._lock:
+            return self._errors.get(gateway_key)
+
+    def _changed(self, resource: Resource, old: Obj | None, new: Obj | None) -> None:
+        parser = PARSERS.get(resource.kind)
+        old_model = new_model = None
+        if parser is not None:
+            key = object_key(new or old or {})
+            if resource is GATEWAYS and "/" not in key:
+                key = f"default/{key}"
+            with self._lock:
+                table = self._parsed[resource.kind]
+                old_model = table.get(key)
+                if new is None:
+                    table.pop(key, None)
+                    self._errors.pop(key, None)
+                else:
+                    new_model = self._parse(resource, key, parser, new)
+                    if new_model is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = new_model
+                self._version += 1
+        if self._on_change is not None:
+            self._on_change(resource, old_model, new_model, old, new)
+
+    def _parse(self, resource: Resource, key: str, parser: Callable[[Mapping[str, Any]], Any],
+               raw: Obj) -> Any:
+        obj = dict(raw)
+        obj.setdefault("apiVersion", resource.api_version)
+        obj.setdefault("kind", resource.kind)
+        try:
+            model = parser(obj)
+        except ValidationError as exc:
+            if resource is GATEWAYS:
+                self._errors[key] = exc
+            else:
+                log.warning("ignoring invalid object", kind=resource.kind, key=key, error=str(exc))
+            return None
+        if resource is GATEWAYS:
+            self._errors.pop(key, None)
+        return model
+
+    def snapshot(self, chassis_by_hostname: Mapping[str, str] | None = None) -> Snapshot:
+        chassis = tuple(sorted((chassis_by_hostname or {}).items()))
+        with self._lock:
+            hit = self._snapshot
+            if hit is not None and hit[0] == self._version and hit[1] == chassis:
+                return hit[2]
+            fields = {SNAPSHOT_FIELDS[kind]: tuple(table.values())
+                      for kind, table in self._parsed.items() if kind in SNAPSHOT_FIELDS}
+            snap = Snapshot(**fields, chassis_by_hostname=chassis)
+            self._snapshot = (self._version, chassis, snap)
+            return snap
+
+    def gateway_keys(self) -> list[str]:
+        """Every gateway in the cache, parsed or not."""
+        return sorted({object_key(o) for o in self.informers[GATEWAYS.kind].objects()})
+
+    def deployment(self, namespace: str, name: str) -> Obj | None:
+        return self.raw(DEPLOYMENTS, f"{namespace}/{name}")

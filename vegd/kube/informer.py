@@ -1,0 +1,171 @@
+"""List-then-watch caches of Kubernetes objects, one thread per resource.
+
+The loop is the one client-go's reflector runs: list (in pages) and remember the list's
+resourceVersion, watch from it with bookmarks, follow every event's resourceVersion, and when the
+server says 410 Gone (our version fell out of its history) list again. A relist compares the new
+list with the cache, so deletions missed while disconnected are delivered as deletions. Errors and
+disconnects back off exponentially (with jitter, capped) and reset after a healthy watch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from vegd.kube.api import KubeApi, KubeError, Obj
+from vegd.kube.resources import Resource, object_key
+
+log = structlog.get_logger("vegd.kube")
+
+# (resource, old object or None, new object or None); called from the informer's thread.
+ChangeHandler = Callable[[Resource, Obj | None, Obj | None], None]
+RelistHandler = Callable[[Resource], None]
+
+
+class Backoff:
+    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2 ** self.failures)
+        self.failures += 1
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Informer:
+    def __init__(self, api: KubeApi, resource: Resource, on_change: ChangeHandler,
+                 on_relist: RelistHandler | None = None, watch_timeout: int = 300) -> None:
+        self.api = api
+        self.resource = resource
+        self.on_change = on_change
+        self.on_relist = on_relist
+        self.watch_timeout = watch_timeout
+        self.synced = threading.Event()
+        self.lock = threading.Lock()
+        self.relists = 0
+        self._store: dict[str, Obj] = {}
+        self._rv = ""
+        self._stop = threading.Event()
+        self._response: Any = None
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"informer-{resource.plural}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        resp = self._response
+        if resp is not None:  # wake the thread blocked reading the watch stream
+            for method in ("shutdown", "close"):
+                with contextlib.suppress(Exception):
+                    getattr(resp, method)()
+        self._thread.join(timeout=5)
+
+    def objects(self) -> list[Obj]:
+        with self.lock:
+            return list(self._store.values())
+
+    def get(self, key: str) -> Obj | None:
+        with self.lock:
+            return self._store.get(key)
+
+    # -- the reflector loop --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = Backoff()
+        while not self._stop.is_set():
+            try:
+                if not self._rv:
+                    self._relist()
+                self._watch(backoff)
+            except KubeError as exc:
+                if self._stop.is_set():
+                    return
+                if exc.gone:
+                    log.info("watch expired, relisting", resource=self.resource.plural)
+                    self._rv = ""
+                    continue
+                delay = backoff.next()
+                log.warning("kubernetes api error", resource=self.resource.plural,
+                            error=str(exc), retry_in=round(delay, 2))
+                if not exc.transient and exc.status not in (401, 403, 404):
+                    self._rv = ""  # unknown state: start from a fresh list
+                self._stop.wait(delay)
+
+    def _relist(self) -> None:
+        items: list[Obj] = []
+        cont, rv = "", ""
+        while True:
+            page = self.api.list(self.resource, cont=cont)
+            items += page.get("items") or []
+            meta = page.get("metadata") or {}
+            rv = rv or str(meta.get("resourceVersion") or "")
+            cont = str(meta.get("continue") or "")
+            if not cont:
+                rv = str(meta.get("resourceVersion") or rv)
+                break
+        fresh = {object_key(o): o for o in items}
+        with self.lock:
+            old = self._store
+            self._store = fresh
+        for key, obj in fresh.items():
+            before = old.get(key)
+            if before is None or _rv_of(before) != _rv_of(obj):
+                self.on_change(self.resource, before, obj)
+        for key, before in old.items():
+            if key not in fresh:
+                self.on_change(self.resource, before, None)
+        self._rv = rv
+        self.relists += 1
+        first = not self.synced.is_set()
+        self.synced.set()
+        if not first and self.on_relist is not None:
+            self.on_relist(self.resource)
+
+    def _watch(self, backoff: Backoff) -> None:
+        resp, events = self.api.watch(self.resource, self._rv, self.watch_timeout)
+        self._response = resp
+        try:
+            for event in events:
+                if self._stop.is_set():
+                    return
+                self._handle(event)
+                backoff.reset()
+        finally:
+            self._response = None
+            with contextlib.suppress(Exception):
+                resp.release_conn()
+
+    def _handle(self, event: Obj) -> None:
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            code = int(obj.get("code") or 0)
+            raise KubeError(f"watch {self.resource.plural}: {obj.get('message')}", code,
+                            str(obj.get("reason") or ""))
+        rv = _rv_of(obj)
+        if kind == "BOOKMARK":
+            self._rv = rv or self._rv
+            return
+        key = object_key(obj)
+        with self.lock:
+            before = self._store.get(key)
+            if kind == "DELETED":
+                self._store.pop(key, None)
+            else:
+                self._store[key] = obj
+        self._rv = rv or self._rv
+        self.on_change(self.resource, before, None if kind == "DELETED" else obj)
+
+
+def _rv_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")

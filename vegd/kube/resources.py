@@ -1,0 +1,50 @@
+"""The resources vegd watches, and where they live in the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VEG_GROUP = "kubeovn.io"
+VEG_VERSION = "v1"
+VEG_PLURAL = "vpc-egress-gateways"
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    group: str  # "" for the core group
+    version: str
+    plural: str
+    namespaced: bool
+    label_selector: str = ""  # watch only what vegd needs (Deployments it made)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def collection_path(self) -> str:
+        """Cluster-wide collection: every namespace for namespaced kinds."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        return f"{base}/{self.plural}"
+
+
+GATEWAYS = Resource("VpcEgressGateway", VEG_GROUP, VEG_VERSION, VEG_PLURAL, True)
+VPCS = Resource("Vpc", "kubeovn.io", "v1", "vpcs", False)
+SUBNETS = Resource("Subnet", "kubeovn.io", "v1", "subnets", False)
+PODS = Resource("Pod", "", "v1", "pods", True)
+NAMESPACES = Resource("Namespace", "", "v1", "namespaces", False)
+NODES = Resource("Node", "", "v1", "nodes", False)
+DEPLOYMENTS = Resource("Deployment", "apps", "v1", "deployments", True,
+                       label_selector="ovn.kubernetes.io/vpc-egress-gateway")
+ATTACHMENTS = Resource("NetworkAttachmentDefinition", "k8s.cni.cncf.io", "v1",
+                       "network-attachment-definitions", True)
+
+WATCHED = (GATEWAYS, VPCS, SUBNETS, PODS, NAMESPACES, NODES, DEPLOYMENTS, ATTACHMENTS)
+
+
+def object_key(obj: dict[str, object]) -> str:
+    meta = obj.get("metadata") or {}
+    assert isinstance(meta, dict)
+    ns, name = meta.get("namespace") or "", meta.get("name") or ""
+    return f"{ns}/{name}" if ns else str(name)
