@@ -41,6 +41,8 @@ HERE = Path(__file__).resolve().parent
 ECHO_SERVER = HERE / "echo_server.py"
 TCP_CLIENT = HERE / "tcp_client.py"
 
+EXTERNAL_BRIDGE_MAC = "02:00:c6:33:64:01"      # locally administered
+
 REQUIRED_BINARIES = ("ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-vswitchd", "ovn-controller",
                      "ovn-northd", "ovn-nbctl", "ip", "ethtool", "iptables")
 
@@ -329,7 +331,10 @@ class DataPlane:
         ext = ExternalNetwork(name=base.name, ns=base.ns, ips=[*router_ips, *server_ips],
                               router_ips=list(router_ips), server_ips=list(server_ips))
         self.ns[name] = ext
-        run("ip", "-n", ext.ns, "link", "add", "br0", "type", "bridge")
+        # a fixed MAC: a bridge otherwise takes the lowest MAC of its ports, so a gateway
+        # attached later (scale-up) can change it under the others' ARP caches (blackhole)
+        run("ip", "-n", ext.ns, "link", "add", "br0", "address", EXTERNAL_BRIDGE_MAC,
+            "type", "bridge")
         for c in router_ips:
             self._addr_add(ext.ns, "br0", c)
         for c in server_ips:
