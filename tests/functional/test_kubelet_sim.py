@@ -207,12 +207,39 @@ def test_a_pod_no_node_fits_stays_pending_until_one_does(cluster, apps):
                                                            "kube-ovn-worker3"]
 
 
+def test_placed_pods_anti_affinity_keeps_newcomers_away(cluster, apps):
+    apps.create_namespaced_deployment(NS, gateway_deployment("gateway1", 1))
+    [lonely] = cluster.wait_pods("gateway1", 1)
+    other = gateway_deployment("gateway2", 3)
+    other["spec"]["template"]["spec"].pop("affinity")  # no terms of its own
+    # gateway1's term selects gateway2's pods too
+    lonely_term = {"labelSelector": {"matchLabels": {"app": "vpc-egress-gateway"}},
+                   "topologyKey": "kubernetes.io/hostname"}
+    apps.patch_namespaced_deployment("gateway1", NS, {"spec": {"template": {"spec": {
+        "affinity": {"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [lonely_term]}}}}}})
+    [lonely] = cluster.wait_pods("gateway1", 1)
+    apps.create_namespaced_deployment(NS, other)
+    pods = cluster.wait_pods("gateway2", 3)
+    assert lonely["spec"]["nodeName"] not in {p["spec"]["nodeName"] for p in pods}
+
+
 def test_node_affinity_match_fields_on_the_node_name(cluster, apps):
     terms = [{"matchFields": [{"key": "metadata.name", "operator": "In",
                                "values": ["kube-ovn-worker2"]}]}]
     apps.create_namespaced_deployment(NS, gateway_deployment(replicas=1, node_terms=terms))
     [pod] = cluster.wait_pods("gateway1", 1)
     assert pod["spec"]["nodeName"] == "kube-ovn-worker2"
+
+    # an empty NodeSelectorTerm (say, a VEG nodeSelector item converted wrongly) matches no node
+    bad = [{}]
+    apps.create_namespaced_deployment(NS, gateway_deployment("gateway2", 1, node_terms=bad))
+    cluster.wait_pods("gateway2", 1, running=False)
+    cond = cluster.wait(lambda: next((c for p in cluster.pods("gateway2")
+                                      for c in p["status"].get("conditions", [])
+                                      if c["type"] == "PodScheduled"), None),
+                        what="PodScheduled condition")
+    assert cond["status"] == "False" and "node affinity" in cond["message"]
 
 
 def test_rolling_update_replaces_one_pod_at_a_time(cluster, apps, kubeapi):
@@ -259,7 +286,8 @@ def test_watch_drop_410_and_restart_lose_no_change(cluster, apps, kubeapi):
     scale_server_side(3)
     kubeapi.start()
     cluster.wait_pods("gateway1", 3)
-    assert deployments.relists == relists
+    cluster.wait(lambda: kubeapi.open_watches() == 5, what="all five watches open again")
+    assert deployments.relists == relists and deployments.reconnects > 0
 
     # a change, then the history is compacted: 410 Gone, relist
     kubeapi.stop()
@@ -267,6 +295,7 @@ def test_watch_drop_410_and_restart_lose_no_change(cluster, apps, kubeapi):
     kubeapi.compact()
     kubeapi.start()
     cluster.wait_pods("gateway1", 1)
+    cluster.wait(lambda: kubeapi.open_watches() == 5, what="all five watches open again")
     assert deployments.relists == relists + 1
 
     # a graceful end of the stream (server-side timeout) is followed by a new watch
