@@ -13,12 +13,13 @@ import pytest
 from ovnstack import wait_for
 
 from .frr import have_frr
-from .lab import PORT, SERVER4, build_egress_lab
+from .lab import PORT, SERVER4, SERVER6, build_egress_lab
 from .rows import BfdSpec
 
 pytestmark = [pytest.mark.netns, pytest.mark.dataplane, pytest.mark.frr]
 
 BFD_PORT_IP = "10.255.255.255"
+BFD_PORT_IP6 = "fd00:ffff::ffff"
 # 500 ms x 3, not 300 ms x 3: stock ovn-controller 23.03 transmits late (gaps up to ~850 ms at
 # a 300 ms interval on this 2-vCPU VM), so FRR's 900 ms detection expires and the sessions flap
 # (1-3 FRR session-down events per 15 s, no load). At 500 ms x 3 the gaps stay under 900 ms.
@@ -28,7 +29,7 @@ BFD_MULT = 3
 
 def bfd_status(dp, dst: str) -> str:
     return dp.stack.nbctl("--bare", "--columns=status", "find", "BFD", "logical_port=bfd@vpc1",
-                          f"dst_ip={dst}").strip()
+                          f'dst_ip="{dst}"').strip()
 
 
 def failover_ms(rows: list[tuple[float, str]], t_kill: float, survivor: str) -> float | None:
@@ -132,3 +133,43 @@ def routed_nexthops(dp, router: str = "vpc1") -> list[str]:
         if (ecmp_member or single) and m:
             hops.add(m.group(1))
     return sorted(hops)
+
+
+def test_dual_stack_bfd_failover(dataplane, vegd_rows):
+    """Dual stack with BFD (vegd's rows only: the hand writer has no IPv6 BFD port): the VPC's
+    BFD port has an IPv4 and an IPv6 address, every gateway runs a session per family, IPv4
+    and IPv6 egress are spread over both gateways; when gw1 dies, both of its sessions go down
+    and every new IPv4 and IPv6 connection goes through gw2 (SNAT to its addresses)."""
+    if not have_frr():
+        pytest.skip("FRR (bfdd, vtysh) is not installed")
+    dp = dataplane
+    iv = BFD_INTERVAL_MS
+    bfd = BfdSpec(min_tx=iv, min_rx=iv, detect_mult=BFD_MULT,
+                  port_ip=f"{BFD_PORT_IP},{BFD_PORT_IP6}")
+    lab = build_egress_lab(dp, gateways=2, pods=1, dual_stack=True, bfd=bfd)
+    pod, (gw1, gw2) = lab.pods[0], lab.gateways
+    hops = [gw.addr(v) for gw in (gw1, gw2) for v in (4, 6)]
+
+    t0 = time.monotonic()
+    vegd_rows.apply(dp.stack, lab.spec())
+    wait_for(lambda: all(bfd_status(dp, h) == "up" for h in hops), 30, interval=0.05,
+             what="four NB BFD rows up")
+    up_ms = (time.monotonic() - t0) * 1000
+    dp.wait_hv_sync()
+    v4 = lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=20))
+    v6 = lab.who(dp.tcp_connect(pod, SERVER6, PORT, count=20))
+    assert set(v4) == {"gw1", "gw2"} and set(v6) == {"gw1", "gw2"}, (v4, v6)
+
+    t_kill = time.monotonic()
+    lab.kill_gateway(gw1)
+    wait_for(lambda: bfd_status(dp, gw1.addr(4)) == "down" and
+             bfd_status(dp, gw1.addr(6)) == "down", 15, interval=0.02,
+             what="both NB BFD rows of gw1 down")
+    down_ms = (time.monotonic() - t_kill) * 1000
+    dp.wait_hv_sync()
+    print(f"\ndual-stack BFD {iv} ms x {BFD_MULT}: 4 sessions up {up_ms:.0f} ms after the rows; "
+          f"before kill IPv4 {v4}, IPv6 {v6}; gw1's IPv4 and IPv6 rows down {down_ms:.0f} ms "
+          f"after kill")
+    assert bfd_status(dp, gw2.addr(4)) == "up" and bfd_status(dp, gw2.addr(6)) == "up"
+    assert lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=20)) == {"gw2": 20}
+    assert lab.who(dp.tcp_connect(pod, SERVER6, PORT, count=20)) == {"gw2": 20}
