@@ -23,7 +23,7 @@ from vegd.controller.reconciler import Context, Reconciler
 from vegd.kube.api import KubeApi, KubeError, load_configuration
 from vegd.kube.cache import Cache
 from vegd.kube.events import EventRecorder
-from vegd.nb.client import NbClient, SbClient
+from vegd.nb.client import NbClient, SbClient, lock_name
 from vegd.nb.errors import NbUnavailable
 from vegd.nb.remote import SslFiles
 from vegd.plan.settings import PlanSettings
@@ -47,7 +47,7 @@ def run_controller(args: argparse.Namespace) -> int:
     except KubeError as exc:
         return _fail(str(exc))
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
-    lock = f"vegd-{settings.vendor}" if settings.leader_election else ""
+    lock = lock_name(settings.vendor) if settings.leader_election else ""
     try:
         nb = NbClient(settings.nb_connection, settings.timeout, ssl, lock=lock)
         sb = SbClient(settings.sb_connection, settings.timeout, ssl) \

@@ -16,7 +16,7 @@ import yaml
 from vegd.config import Settings
 from vegd.controller.manager import Controller
 from vegd.kube.api import KubeApi
-from vegd.nb.client import NbClient, SbClient
+from vegd.nb.client import NbClient, SbClient, lock_name
 from vegd.run import build_controller
 
 GATEWAY_IMAGE = "registry.example/vegd:test"
@@ -29,7 +29,7 @@ class InProcessController:
                                  resync_period=overrides.pop("resync_period", 300.0))
         for key, value in overrides.items():
             setattr(self.settings, key, value)
-        lock = f"vegd-{self.settings.vendor}" if self.settings.leader_election else ""
+        lock = lock_name(self.settings.vendor) if self.settings.leader_election else ""
         self.kube = KubeApi(kubeapi.configuration())
         self.nb = NbClient(ovn.nb_unix, 10.0, lock=lock)
         self.sb = SbClient(ovn.sb_unix, 10.0)

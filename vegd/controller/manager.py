@@ -1,6 +1,6 @@
 """The running controller: caches, queue, one worker, leadership and periodic passes.
 
-Leadership is the OVSDB lock on NB (`vegd-<vendor>`), not a Kubernetes Lease: the database vegd
+Leadership is the OVSDB lock on NB (`vegd_<vendor>`), not a Kubernetes Lease: the database vegd
 writes is the one that fences it. ovsdb-server grants the lock to one client, drops it the moment
 that client's connection closes (a dead process frees it at once, no lease to expire), and every
 transaction asserts it, so a deposed vegd cannot write NB even if it has not noticed yet. A

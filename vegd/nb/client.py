@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from typing import Any
 
 from ovsdbapp import api as ovsdbapp_api
@@ -58,6 +59,12 @@ def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
     except Exception as exc:  # ovsdbapp raises OvsdbConnectionUnavailable or a timeout
         raise NbUnavailable(f"cannot connect to {remote}: {exc}") from exc
     return api, schema_json
+
+
+def lock_name(vendor: str) -> str:
+    """The NB lock of the vegd instances of one vendor tag. OVSDB lock names must be ids
+    (`[_a-zA-Z][_a-zA-Z0-9]*`): ovsdb-server refuses `vegd-x` with a syntax error."""
+    return "vegd_" + re.sub(r"[^A-Za-z0-9_]", "_", vendor)
 
 
 class NbClient:

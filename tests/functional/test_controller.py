@@ -1,0 +1,256 @@
+"""`vegd run`'s controller end to end against the in-process API server, a stand-in kubelet/CNI
+(FakeCluster) and a real NB/SB/northd: workload, NB rows, status, scale, selectors, deletion,
+watch trouble, invalid specs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from kubernetes import client
+from ovnstack import wait_for
+from scenario import SEED, add_base_topology
+from vegd_harness import GATEWAY_IMAGE, InProcessController
+
+from vegd.controller.reconciler import FINALIZER
+from vegd.plan.names import selector_set
+
+pytest_plugins = ["kubeapi.fixture", "kubelet"]
+
+G, V, PLURAL = "kubeovn.io", "v1", "vpc-egress-gateways"
+LABEL = "ovn.kubernetes.io/vpc-egress-gateway"
+
+
+@pytest.fixture
+def env(fresh_ovn, kubeapi, fake_cluster):
+    add_base_topology(fresh_ovn)
+    fake_cluster.apply_yaml(SEED / "cluster.yaml")
+    vegd = InProcessController(kubeapi, fresh_ovn).start()
+    try:
+        wait_for(lambda: vegd.stats.active, 10, what="vegd active")
+        yield Env(fresh_ovn, kubeapi, fake_cluster, vegd)
+    finally:
+        vegd.stop()
+
+
+class Env:
+    def __init__(self, ovn, kubeapi, cluster, vegd):
+        self.ovn, self.kubeapi, self.cluster, self.vegd = ovn, kubeapi, cluster, vegd
+        self.custom = client.CustomObjectsApi(kubeapi.api_client())
+        self.core = client.CoreV1Api(kubeapi.api_client())
+
+    def create_gateway(self, name: str, spec: dict, namespace: str = "default") -> dict:
+        return self.custom.create_namespaced_custom_object(G, V, namespace, PLURAL, {
+            "apiVersion": f"{G}/{V}", "kind": "VpcEgressGateway",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+
+    def gateway(self, name: str, namespace: str = "default") -> dict | None:
+        try:
+            return self.custom.get_namespaced_custom_object(G, V, namespace, PLURAL, name)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def status(self, name: str) -> dict:
+        return (self.gateway(name) or {}).get("status") or {}
+
+    def condition(self, name: str, ctype: str) -> dict:
+        return next((c for c in self.status(name).get("conditions") or []
+                     if c["type"] == ctype), {})
+
+    def rows(self, table: str) -> list[dict]:
+        doc = json.loads(self.ovn.nbctl("--format=json", "find", table))
+        return [{h: _value(v) for h, v in zip(doc["headings"], row, strict=True)}
+                for row in doc["data"]]
+
+    def policies(self) -> dict[str, set[str]]:
+        """match -> nexthops of vegd's 29100 policies."""
+        return {r["match"]: set(_list(r["nexthops"])) for r in self.rows("Logical_Router_Policy")
+                if r["priority"] == 29100 and r["external_ids"].get("vendor") == "vegd"}
+
+    def address_set(self, name: str) -> set[str]:
+        found = [r for r in self.rows("Address_Set") if r["name"] == name]
+        return set(_list(found[0]["addresses"])) if found else set()
+
+    def events(self, name: str) -> list[dict]:
+        items = self.core.list_namespaced_event("default").items
+        return [e for e in items if e.involved_object.name == name]
+
+    def owned_rows(self) -> int:
+        """Rows vegd holds for gateways (VPC-level rows excepted)."""
+        total = 0
+        for table in ("Logical_Router_Policy", "Logical_Router_Static_Route", "Address_Set", "BFD"):
+            total += sum(1 for r in self.rows(table) if r["external_ids"].get("vendor") == "vegd"
+                         and "vpc-egress-gateway" in r["external_ids"])
+        return total
+
+
+def _list(v) -> list:
+    """A set column: ovsdb JSON gives a lone member as a bare value."""
+    return v if isinstance(v, list) else [v]
+
+
+def _value(v):
+    """ovsdb JSON notation -> Python: sets to lists, maps to dicts."""
+    if isinstance(v, list) and len(v) == 2 and v[0] == "set":
+        return [_value(x) for x in v[1]]
+    if isinstance(v, list) and len(v) == 2 and v[0] == "map":
+        return {k: _value(x) for k, x in v[1]}
+    if isinstance(v, list) and len(v) == 2 and v[0] == "uuid":
+        return v[1]
+    return v
+
+
+GATEWAY1 = {"vpc": "ovn-cluster", "replicas": 2, "externalSubnet": "macvlan1",
+            "policies": [{"snat": True, "subnets": ["ovn-default"]}]}
+
+
+def test_seed_gateway1_workload_rows_and_status(env):
+    env.create_gateway("gateway1", GATEWAY1)
+    pods = env.cluster.wait_pods("gateway1", 2, timeout=15)
+    dep = client.AppsV1Api(env.kubeapi.api_client()).read_namespaced_deployment(
+        "gateway1", "default")
+    assert dep.metadata.labels[LABEL] == "gateway1"
+    assert dep.metadata.owner_references[0].kind == "VpcEgressGateway"
+    assert dep.spec.replicas == 2
+    assert dep.spec.strategy.rolling_update.max_surge == 0
+    assert dep.spec.strategy.rolling_update.max_unavailable == 1
+    anti = dep.spec.template.spec.affinity.pod_anti_affinity
+    assert anti.required_during_scheduling_ignored_during_execution[0].topology_key == \
+        "kubernetes.io/hostname"
+    annotations = dep.spec.template.metadata.annotations
+    assert annotations["ovn.kubernetes.io/logical_switch"] == "ovn-default"
+    assert annotations["k8s.v1.cni.cncf.io/networks"] == "default/eth1"
+    assert dep.spec.template.spec.containers[0].image == GATEWAY_IMAGE
+
+    ips = {p["status"]["podIP"] for p in pods}
+    wait_for(lambda: env.policies().get("ip4.src == 10.16.0.0/16") == ips, 10,
+             what="29100 policy with both instances")
+    wait_for(lambda: env.status("gateway1").get("phase") == "Completed", 10, what="Completed")
+    status = env.status("gateway1")
+    assert status["ready"] is True
+    assert sorted(status["internalIPs"]) == sorted(ips)
+    assert len(status["externalIPs"]) == 2
+    assert status["workload"]["kind"] == "Deployment" and status["workload"]["name"] == "gateway1"
+    assert sorted(status["workload"]["nodes"]) == sorted(p["spec"]["nodeName"] for p in pods)
+    assert env.condition("gateway1", "Validated")["status"] == "True"
+    assert env.condition("gateway1", "Ready")["status"] == "True"
+    assert FINALIZER in env.gateway("gateway1")["metadata"]["finalizers"]
+    assert any(e.type == "Normal" for e in env.events("gateway1"))
+
+
+def test_scale_subresource_changes_the_nexthops(env):
+    env.create_gateway("gateway1", {**GATEWAY1, "replicas": 1})
+    env.cluster.wait_pods("gateway1", 1, timeout=15)
+    wait_for(lambda: len(env.policies().get("ip4.src == 10.16.0.0/16", ())) == 1, 10,
+             what="one nexthop")
+    env.custom.patch_namespaced_custom_object_scale(G, V, "default", PLURAL, "gateway1",
+                                                    {"spec": {"replicas": 2}})
+    pods = env.cluster.wait_pods("gateway1", 2, timeout=15)
+    ips = {p["status"]["podIP"] for p in pods}
+    wait_for(lambda: env.policies().get("ip4.src == 10.16.0.0/16") == ips, 10,
+             what="two nexthops after scaling")
+    scale = env.custom.get_namespaced_custom_object_scale(G, V, "default", PLURAL, "gateway1")
+    wait_for(lambda: env.custom.get_namespaced_custom_object_scale(
+        G, V, "default", PLURAL, "gateway1")["status"]["replicas"] == 2, 10,
+        what="scale status")
+    assert scale["spec"]["replicas"] == 2
+
+
+SELECTING = {"vpc": "ovn-cluster", "replicas": 1, "externalSubnet": "macvlan1",
+             "selectors": [{"namespaceSelector": {"matchLabels": {"egress": "on"}},
+                            "podSelector": {"matchLabels": {"app": "web"}}}]}
+
+
+def test_selector_follows_pod_and_namespace_labels(env):
+    env.cluster.add_namespace("shop", {"egress": "on"})
+    env.cluster.add_namespace("blog", {})
+    env.create_gateway("picky", SELECTING)
+    env.cluster.wait_pods("picky", 1, timeout=15)
+    set4 = selector_set("default/picky", 4)
+    wait_for(lambda: env.status("picky").get("phase") == "Completed", 10, what="Completed")
+    env.cluster.add_pod("web1", namespace="shop", ip="10.16.0.101")
+    env.cluster.add_pod("web2", namespace="blog", ip="10.16.0.102", labels={"app": "web"})
+    assert "10.16.0.101" not in env.address_set(set4)
+
+    start = time.monotonic()
+    env.cluster.label_pod("shop", "web1", {"app": "web"})
+    wait_for(lambda: "10.16.0.101" in env.address_set(set4), 1.0,
+             what="labelled pod in the address set within 1 s")
+    pod_latency = time.monotonic() - start
+    assert "10.16.0.102" not in env.address_set(set4)  # its namespace is not selected
+
+    start = time.monotonic()
+    env.cluster.label_namespace("blog", {"egress": "on"})
+    wait_for(lambda: "10.16.0.102" in env.address_set(set4), 1.0,
+             what="relabelled namespace's pod in the address set within 1 s")
+    ns_latency = time.monotonic() - start
+    env.cluster.label_namespace("shop", {"egress": None})
+    wait_for(lambda: "10.16.0.101" not in env.address_set(set4), 1.0,
+             what="pod leaves with its namespace's label")
+    print(f"\nselector latency: pod label {pod_latency * 1000:.0f} ms, "
+          f"namespace label {ns_latency * 1000:.0f} ms")
+
+
+def test_deleting_the_gateway_removes_its_rows_then_the_finalizer(env):
+    before = env.ovn.nbctl("lr-policy-list", "ovn-cluster")
+    env.create_gateway("gateway1", GATEWAY1)
+    env.cluster.wait_pods("gateway1", 2, timeout=15)
+    wait_for(lambda: env.policies().get("ip4.src == 10.16.0.0/16"), 10, what="rows")
+    assert env.owned_rows() > 0
+    env.custom.delete_namespaced_custom_object(G, V, "default", PLURAL, "gateway1")
+    wait_for(lambda: env.gateway("gateway1") is None, 10, what="finalizer removed, object gone")
+    assert env.owned_rows() == 0
+    # Kube-OVN's own policies and routes are untouched
+    assert env.ovn.nbctl("lr-policy-list", "ovn-cluster") == before
+    assert env.vegd.nb.has_lock
+
+
+def test_invalid_spec_is_reported_without_writing_and_clears_when_fixed(env):
+    bad = {**GATEWAY1, "policies": [{"snat": True, "subnets": ["no-such-subnet"]}]}
+    env.create_gateway("broken", bad)
+    wait_for(lambda: env.condition("broken", "Validated").get("status") == "False", 10,
+             what="Validated=False")
+    cond = env.condition("broken", "Validated")
+    assert "no-such-subnet" in cond["message"]
+    assert env.status("broken")["ready"] is False
+    wait_for(lambda: any(e.type == "Warning" for e in env.events("broken")), 5,
+             what="a Warning event")
+    assert env.owned_rows() == 0
+    deployments = client.AppsV1Api(env.kubeapi.api_client()).list_namespaced_deployment(
+        "default").items
+    assert not [d for d in deployments if d.metadata.name == "broken"]
+
+    env.custom.patch_namespaced_custom_object(G, V, "default", PLURAL, "broken", {
+        "spec": {"policies": [{"snat": True, "subnets": ["ovn-default"]}]}})
+    wait_for(lambda: env.condition("broken", "Validated").get("status") == "True", 10,
+             what="Validated=True after the fix")
+    env.cluster.wait_pods("broken", 2, timeout=15)
+    wait_for(lambda: env.policies().get("ip4.src == 10.16.0.0/16"), 10, what="rows after fix")
+
+
+def test_no_event_lost_across_dropped_watches_410_and_restart(env):
+    env.create_gateway("picky", SELECTING)
+    env.cluster.add_namespace("shop", {"egress": "on"})
+    env.cluster.wait_pods("picky", 1, timeout=15)
+    set4 = selector_set("default/picky", 4)
+    wait_for(lambda: env.status("picky").get("phase") == "Completed", 10, what="Completed")
+
+    env.kubeapi.drop_watches()
+    env.cluster.add_pod("a", namespace="shop", ip="10.16.0.111", labels={"app": "web"})
+    wait_for(lambda: "10.16.0.111" in env.address_set(set4), 10, what="after dropped watches")
+
+    env.kubeapi.stop()
+    env.kubeapi.start()
+    env.cluster.add_pod("b", namespace="shop", ip="10.16.0.112", labels={"app": "web"})
+    env.kubeapi.compact()  # vegd's resourceVersion is now too old: 410 and a relist
+    env.kubeapi.drop_watches()
+    env.core.delete_namespaced_pod("a", "shop")
+    wait_for(lambda: env.address_set(set4) == {"10.16.0.112"}, 15,
+             what="after 410 Gone: added and deleted pods both seen")
+
+    env.kubeapi.restart()
+    env.cluster.label_pod("shop", "b", {"app": None})
+    wait_for(lambda: env.address_set(set4) == set(), 15, what="after an API server restart")
