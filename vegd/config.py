@@ -24,9 +24,6 @@ _SOURCES = {
     "resync_period": ("kubernetes", "resync_period"),
     "gateway_image": ("kubernetes", "gateway_image"),
     "leader_election": ("leader_election", "enabled"),
-    "lease_name": ("leader_election", "lease_name"),
-    "lease_namespace": ("leader_election", "lease_namespace"),
-    "lease_duration": ("leader_election", "lease_duration"),
     "health_port": ("vegd", "health_port"),
 }
 
@@ -47,9 +44,6 @@ class Settings:
     resync_period: float = 300.0
     gateway_image: str = ""
     leader_election: bool = True
-    lease_name: str = "vegd"
-    lease_namespace: str = "vegd-system"
-    lease_duration: float = 4.0
     health_port: int = 10667
 
 

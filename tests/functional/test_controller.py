@@ -142,8 +142,12 @@ def test_seed_gateway1_workload_rows_and_status(env):
 
 
 def test_scale_subresource_changes_the_nexthops(env):
-    env.create_gateway("gateway1", {**GATEWAY1, "replicas": 1})
+    toleration = {"key": "egress", "operator": "Exists", "effect": "NoSchedule"}
+    env.create_gateway("gateway1", {**GATEWAY1, "replicas": 1, "tolerations": [toleration]})
     env.cluster.wait_pods("gateway1", 1, timeout=15)
+    dep = client.AppsV1Api(env.kubeapi.api_client()).read_namespaced_deployment(
+        "gateway1", "default", _preload_content=False)
+    assert toleration in json.loads(dep.data)["spec"]["template"]["spec"]["tolerations"]
     wait_for(lambda: len(env.policies().get("ip4.src == 10.16.0.0/16", ())) == 1, 10,
              what="one nexthop")
     env.custom.patch_namespaced_custom_object_scale(G, V, "default", PLURAL, "gateway1",
