@@ -365,6 +365,19 @@ def test_readiness_failure_and_kill(cluster, apps):
     assert cluster.get_pod(NS, held)["status"]["phase"] == "Failed"
 
 
+def test_a_pod_relabelled_out_of_the_selector_is_released_and_replaced(cluster, apps):
+    apps.create_namespaced_deployment(NS, gateway_deployment(replicas=2))
+    before = cluster.wait_pods("gateway1", 2)
+    stray = before[0]["metadata"]["name"]
+    cluster.label_pod(NS, stray, {GATEWAY_LABEL: None})
+    cluster.wait(lambda: stray not in {p["metadata"]["name"] for p in cluster.pods("gateway1")},
+                 what="the pod released")
+    assert len(cluster.wait_pods("gateway1", 2)) == 2
+    released = cluster.get_pod(NS, stray)
+    assert not released["metadata"].get("ownerReferences")
+    assert released["status"]["phase"] == "Running"
+
+
 def test_deleting_the_deployment_removes_its_pods(cluster, apps):
     apps.create_namespaced_deployment(NS, gateway_deployment(replicas=2))
     cluster.wait_pods("gateway1", 2)
