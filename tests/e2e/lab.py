@@ -149,6 +149,9 @@ class EgressLab:
                 dp, gw, snat_sources=self.snat_sources, forward_sources=self.forward_sources,
                 internal_gateways=sub.gateways, external_gateways=ext_routers,
                 bfd=agent_bfd).start()
+            # registered last, so it runs first at teardown: every agent gets SIGTERM at once
+            # (each then removes its setup in parallel), before each one's stop() waits for it
+            dp.on_stop(self._terminate_agents)
         else:
             port_ip = self.bfd.port_ip if self.bfd is not None else self.bfd_port_ip
             routes = [(f"{port_ip}/32", sub.gateway(4))] if port_ip else []
@@ -161,6 +164,10 @@ class EgressLab:
         if wait:
             dp.wait_port_up(gw.lsp)
         return gw
+
+    def _terminate_agents(self) -> None:
+        for agent in self.agents.values():
+            agent.terminate()
 
     def kill_gateway(self, gw: Netns) -> None:
         """gw dies: its BFD daemon is SIGKILLed and it stops forwarding."""
