@@ -258,3 +258,87 @@ def test_no_event_lost_across_dropped_watches_410_and_restart(env):
     env.kubeapi.restart()
     env.cluster.label_pod("shop", "b", {"app": None})
     wait_for(lambda: env.address_set(set4) == set(), 15, what="after an API server restart")
+
+
+GATEWAY2 = {"vpc": "vpc1", "replicas": 2, "internalSubnet": "subnet1",
+            "externalSubnet": "macvlan1", "bfd": {"enabled": True, "minRX": 300, "minTX": 300,
+                                                  "multiplier": 3},
+            "policies": [{"snat": True, "ipBlocks": ["192.168.0.0/24"]}]}
+
+
+def test_vpc_bfd_port_follows_node_labels_and_bfd_state_reaches_the_status(env):
+    vpc_api = ("kubeovn.io", "v1", "vpcs", "vpc1")
+    env.custom.patch_cluster_custom_object(*vpc_api, {"spec": {"bfdPort": {
+        "nodeSelector": {"matchLabels": {"bfd": "yes"}}}}})
+    env.cluster.label_node("kube-ovn-worker", {"bfd": "yes"})
+
+    def chassis() -> set[str]:
+        return {r["chassis_name"] for r in env.rows("HA_Chassis")}
+
+    def status_nodes() -> list[str]:
+        vpc = env.custom.get_cluster_custom_object(*vpc_api)
+        return ((vpc.get("status") or {}).get("bfdPort") or {}).get("nodes") or []
+
+    wait_for(lambda: chassis() == {"3c8e1b4e-0c0f-4d2a-9e1d-000000000002"}, 5,
+             what="HA_Chassis of the labelled node")
+    wait_for(lambda: status_nodes() == ["kube-ovn-worker"], 5, what="status.bfdPort.nodes")
+    vpc = env.custom.get_cluster_custom_object(*vpc_api)
+    assert vpc["status"]["bfdPort"]["name"] == "bfd@vpc1"
+    assert vpc["status"]["bfdPort"]["ip"] == "10.255.255.255"
+
+    env.cluster.label_node("kube-ovn-worker2", {"bfd": "yes"})
+    wait_for(lambda: len(chassis()) == 2, 5, what="a second node labelled")
+    wait_for(lambda: status_nodes() == ["kube-ovn-worker", "kube-ovn-worker2"], 5,
+             what="status follows")
+
+    env.create_gateway("gateway2", GATEWAY2)
+    pods = env.cluster.wait_pods("gateway2", 2, timeout=15)
+    ips = sorted(p["status"]["podIP"] for p in pods)
+    wait_for(lambda: sorted(r["dst_ip"] for r in env.rows("BFD")
+                            if r["logical_port"] == "bfd@vpc1") == ips, 10,
+             what="one BFD row per instance")
+
+    def sessions() -> dict[str, str]:
+        return {s["ip"]: s["status"] for s in env.status("gateway2").get("bfdSessions") or []}
+
+    wait_for(lambda: set(sessions()) == set(ips), 10, what="bfdSessions in the status")
+    assert "up" not in sessions().values()
+    # ovn-controller reports session state in SB; northd copies it to NB BFD.status
+    sb_uuid = env.ovn.sbctl("--bare", "--columns=_uuid", "find", "BFD",
+                            f"dst_ip={ips[0]}").split()[0]
+    env.ovn.sbctl("set", "BFD", sb_uuid, "status=up")
+    wait_for(lambda: sessions().get(ips[0]) == "up", 5, what="BFD up reported per instance")
+    assert sessions()[ips[1]] != "up"
+
+
+def test_subnet_cidr_change_reaches_the_policies(env):
+    env.create_gateway("inner", {"vpc": "vpc1", "replicas": 1, "internalSubnet": "subnet1",
+                                 "externalSubnet": "macvlan1",
+                                 "policies": [{"snat": True, "subnets": ["subnet1"]}]})
+    env.cluster.wait_pods("inner", 1, timeout=15)
+    wait_for(lambda: "ip4.src == 192.168.0.0/24" in env.policies(), 10, what="/24 policy")
+    env.custom.patch_cluster_custom_object("kubeovn.io", "v1", "subnets", "subnet1",
+                                           {"spec": {"cidrBlock": "192.168.0.0/23"}})
+    wait_for(lambda: "ip4.src == 192.168.0.0/23" in env.policies()
+             and "ip4.src == 192.168.0.0/24" not in env.policies(), 5,
+             what="the policy follows the subnet's CIDR")
+
+
+def test_orphans_are_collected_at_start_and_live_rows_kept(fresh_ovn, kubeapi, fake_cluster,
+                                                             tmp_path):
+    from scenario import Scenario
+
+    add_base_topology(fresh_ovn)
+    scenario = Scenario(fresh_ovn, tmp_path)
+    code, _ = scenario.apply()
+    assert code == 0
+    fake_cluster.apply_yaml(SEED / "cluster.yaml")
+    vegd = InProcessController(kubeapi, fresh_ovn).start()
+    env = Env(fresh_ovn, kubeapi, fake_cluster, vegd)
+    try:
+        assert env.owned_rows() > 0  # gateway1 and gateway2 rows from `vegd apply`
+        wait_for(lambda: env.owned_rows() == 0, 10, what="orphans of deleted gateways collected")
+        # the VPC's own rows (bfd@vpc1) belong to a VPC that exists: kept
+        assert any(r["name"] == "bfd@vpc1" for r in env.rows("Logical_Router_Port"))
+    finally:
+        vegd.stop()

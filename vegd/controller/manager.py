@@ -118,7 +118,8 @@ class Controller:
                 delay = self.queue.add_rate_limited(key)
                 if isinstance(exc.__cause__, NotLockHolder):
                     self.stats.active = False
-                log.warning("reconcile failed", key=key, error=str(exc), retry_in=round(delay, 3))
+                log.warning("reconcile will be retried", key=key, error=str(exc),
+                            retry_in=round(delay, 3))
             except Exception as exc:  # a bug: keep serving the other keys, retry this one
                 outcome = "error"
                 self.stats.failures += 1
@@ -128,8 +129,11 @@ class Controller:
             finally:
                 self.queue.done(key)
                 self.stats.reconciles += 1
-            log.debug("reconciled", key=key, outcome=outcome,
-                      seconds=round(time.monotonic() - start, 4))
+            # the one log line of a reconcile: info when it changed something or failed
+            summary = self.reconciler.take_summary()
+            emit = log.info if summary or outcome != "ok" else log.debug
+            emit("reconciled", key=key, outcome=outcome,
+                 seconds=round(time.monotonic() - start, 4), **summary)
 
     # -- the main loop -------------------------------------------------------------------------
 

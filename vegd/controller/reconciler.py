@@ -65,6 +65,11 @@ class Context:
 class Reconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.summary: dict[str, int] = {}  # what the current reconcile changed, for its log line
+
+    def take_summary(self) -> dict[str, int]:
+        summary, self.summary = self.summary, {}
+        return summary
 
     def snapshot(self) -> Snapshot:
         chassis = self.ctx.sb.chassis_by_hostname() if self.ctx.sb is not None else {}
@@ -148,6 +153,7 @@ class Reconciler:
     def _ensure_deployment(self, namespace: str, desired: Obj, live: Obj | None) -> Obj:
         if live is None:
             try:
+                self.summary["deployment_created"] = 1
                 return self.ctx.kube.create_deployment(namespace, desired)
             except KubeError as exc:
                 if exc.status == 409:  # exists: our cache is behind, the watch will catch up
@@ -155,6 +161,7 @@ class Reconciler:
                 raise
         if wl.needs_update(live, desired):
             name = desired["metadata"]["name"]
+            self.summary["deployment_updated"] = 1
             log.info("updating deployment", deployment=f"{namespace}/{name}",
                      reason=wl.update_reason(live, desired))
             return self.ctx.kube.replace_deployment(namespace, name,
@@ -163,9 +170,10 @@ class Reconciler:
 
     def _write_nb(self, desired: Desired) -> None:
         changes = self.ctx.nb.reconcile(desired, self.ctx.vendor)
-        if changes.total:
-            log.info("nb changed", owner=str(desired.owner), created=len(changes.created),
-                     updated=len(changes.updated), deleted=len(changes.deleted))
+        for kind, items in (("created", changes.created), ("updated", changes.updated),
+                            ("deleted", changes.deleted)):
+            if items:
+                self.summary[f"nb_{kind}"] = self.summary.get(f"nb_{kind}", 0) + len(items)
 
     def _update_status(self, raw: Obj, new: Obj) -> None:
         old = raw.get("status") or {}
@@ -176,6 +184,7 @@ class Reconciler:
         for field in old:  # merge patch: a field we no longer report must be removed
             patch.setdefault(field, None)
         self.ctx.kube.patch_gateway_status(meta["namespace"], meta["name"], patch)
+        self.summary["status"] = 1
         involved = {**raw, "apiVersion": GATEWAYS.api_version, "kind": GATEWAYS.kind}
         for event in st.events_for(old, new):
             self.ctx.events.emit(involved, event.type, event.reason, event.message,
