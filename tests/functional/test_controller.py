@@ -342,3 +342,39 @@ def test_orphans_are_collected_at_start_and_live_rows_kept(fresh_ovn, kubeapi, f
         assert any(r["name"] == "bfd@vpc1" for r in env.rows("Logical_Router_Port"))
     finally:
         vegd.stop()
+
+
+def test_api_errors_are_retried_and_invalid_specs_are_not(env):
+    env.kubeapi.fail_next_write()  # the next write through HTTP (vegd's finalizer) gets a 500
+    env.kubeapi.create({"apiVersion": f"{G}/{V}", "kind": "VpcEgressGateway",
+                        "metadata": {"name": "gateway1", "namespace": "default"},
+                        "spec": {**GATEWAY1, "replicas": 1}})  # server-side, not over HTTP
+    env.cluster.wait_pods("gateway1", 1, timeout=15)
+    wait_for(lambda: env.status("gateway1").get("phase") == "Completed", 10,
+             what="converged after a 500")
+    assert env.vegd.stats.failures >= 1
+
+    env.create_gateway("broken", {**GATEWAY1, "vpc": "no-such-vpc"})
+    wait_for(lambda: env.condition("broken", "Validated").get("status") == "False", 10,
+             what="Validated=False")
+    assert env.vegd.controller.queue.failures("veg:default/broken") == 0  # not requeued
+
+
+def test_periodic_resync_repairs_nb_drift(fresh_ovn, kubeapi, fake_cluster):
+    add_base_topology(fresh_ovn)
+    fake_cluster.apply_yaml(SEED / "cluster.yaml")
+    vegd = InProcessController(kubeapi, fresh_ovn, resync_period=0.5).start()
+    env = Env(fresh_ovn, kubeapi, fake_cluster, vegd)
+    try:
+        env.create_gateway("gateway1", {**GATEWAY1, "replicas": 1})
+        env.cluster.wait_pods("gateway1", 1, timeout=15)
+        wait_for(lambda: env.policies().get("ip4.src == 10.16.0.0/16"), 10, what="rows")
+        row = next(r for r in env.rows("Logical_Router_Policy")
+                   if r["match"] == "ip4.src == 10.16.0.0/16")
+        env.ovn.nbctl("lr-policy-del", "ovn-cluster", row["_uuid"])  # someone deletes it
+        assert "ip4.src == 10.16.0.0/16" not in env.policies()
+        wait_for(lambda: "ip4.src == 10.16.0.0/16" in env.policies(), 5,
+                 what="the resync puts the policy back")
+        assert vegd.stats.resyncs >= 2
+    finally:
+        vegd.stop()

@@ -54,5 +54,19 @@ def test_one_active_and_the_standby_takes_over_within_5_s(pair):
     assert ACTIVE in b.log_text()
     status = client.CustomObjectsApi(env.kubeapi.api_client()).get_namespaced_custom_object(
         G, V, "default", PLURAL, "gateway1")["status"]
+    b.stop()
+    assert b.proc.returncode == 0  # SIGTERM: a clean stop
     print(f"\nstandby converged {took * 1000:.0f} ms after the active vegd was killed "
           f"(including the new pod's start); status {status['phase']}")
+
+
+def test_run_refuses_unusable_credentials_and_databases(tmp_path, capsys, fresh_ovn):
+    from vegd.cli import main as vegd_main
+
+    assert vegd_main(["run", "--kubeconfig", str(tmp_path / "missing"),
+                      "--nb-connection", fresh_ovn.nb_unix, "--health-port", "0"]) == 2
+    assert "cannot load Kubernetes credentials" in capsys.readouterr().err
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9")
+    assert vegd_main(["run", "--kubeconfig", str(kubeconfig), "--nb-connection",
+                      f"unix:{tmp_path}/no.sock", "--health-port", "0"]) == 2
+    assert "OVN databases" in capsys.readouterr().err
