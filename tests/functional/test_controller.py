@@ -378,3 +378,20 @@ def test_periodic_resync_repairs_nb_drift(fresh_ovn, kubeapi, fake_cluster):
         assert vegd.stats.resyncs >= 2
     finally:
         vegd.stop()
+
+
+def test_health_endpoints(env):
+    import urllib.request
+
+    from vegd.controller.health import serve
+
+    server = serve(env.vegd.controller, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert urllib.request.urlopen(f"{base}/livez").status == 200
+        assert urllib.request.urlopen(f"{base}/readyz").status == 200
+        metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
+        assert "vegd_active 1" in metrics and "vegd_caches_synced 1" in metrics
+    finally:
+        server.shutdown()
+        server.server_close()
