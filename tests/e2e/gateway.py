@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,6 +65,7 @@ class VegdGatewayAgent:
         self.state_dir = dp.scratch / f"agent-{gw.name}"
         self.log = self.state_dir.parent / f"agent-{gw.name}.log"
         self.proc: subprocess.Popen[str] | None = None
+        self.started_in: float | None = None       # seconds from setup to run listening
         dp.on_stop(self.stop)
 
     def flags(self) -> list[str]:
@@ -90,6 +92,7 @@ class VegdGatewayAgent:
     def start(self) -> VegdGatewayAgent:
         """setup, then ``run`` in the background; returns once run listens on its HTTP port
         (it has re-checked the setup, and started bfdd if it has peers)."""
+        t0 = time.monotonic()
         self.setup()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = self.log.open("a")
@@ -106,6 +109,7 @@ class VegdGatewayAgent:
             return bool(out.strip()) and (self.bfd is None or self.bfdd_pid() is not None)
 
         wait_for(listening, 15, interval=0.02, what=f"vegd gateway run in {self.gw.name}")
+        self.started_in = time.monotonic() - t0
         return self
 
     @property

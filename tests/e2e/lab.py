@@ -250,6 +250,9 @@ def build_egress_lab(dp: DataPlane, gateways: int = 2, pods: int = 1, dual_stack
                     bfd_port_ip=bfd_port_ip)
     for _ in range(gateways):
         lab.add_gateway(wait=False)
+    if lab.agents:
+        print(f"vegd gateway setup + run up in "
+              f"{', '.join(f'{a.started_in * 1000:.0f}' for a in lab.agents.values())} ms")
     for i in range(pods):
         ips = sub.hosts(10 + i)
         pod = dp.add_pod(f"pod{i + 1}", sub.switch, mac_for(ips[0].split("/")[0]), ips,
