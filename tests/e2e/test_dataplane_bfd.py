@@ -136,17 +136,18 @@ def routed_nexthops(dp, router: str = "vpc1") -> list[str]:
 
 
 def test_dual_stack_bfd_failover(dataplane, vegd_rows):
-    """Dual stack with BFD (vegd's rows only: the hand writer has no IPv6 BFD port): the VPC's
-    BFD port has an IPv4 and an IPv6 address, every gateway runs a session per family, IPv4
-    and IPv6 egress are spread over both gateways; when gw1 dies, both of its sessions go down
-    and every new IPv4 and IPv6 connection goes through gw2 (SNAT to its addresses)."""
+    """Dual stack with BFD (vegd's rows and agents only: the hand writer and the script
+    gateways have no IPv6 BFD): the VPC's BFD port has an IPv4 and an IPv6 address, every
+    gateway runs a session per family, IPv4 and IPv6 egress are spread over both gateways; when
+    gw1 dies, both of its sessions go down and every new IPv4 and IPv6 connection goes through
+    gw2 (SNAT to its addresses)."""
     if not have_frr():
         pytest.skip("FRR (bfdd, vtysh) is not installed")
     dp = dataplane
     iv = BFD_INTERVAL_MS
     bfd = BfdSpec(min_tx=iv, min_rx=iv, detect_mult=BFD_MULT,
                   port_ip=f"{BFD_PORT_IP},{BFD_PORT_IP6}")
-    lab = build_egress_lab(dp, gateways=2, pods=1, dual_stack=True, bfd=bfd)
+    lab = build_egress_lab(dp, gateways=2, pods=1, dual_stack=True, bfd=bfd, gateway="vegd")
     pod, (gw1, gw2) = lab.pods[0], lab.gateways
     hops = [gw.addr(v) for gw in (gw1, gw2) for v in (4, 6)]
 
