@@ -19,9 +19,15 @@ def configure(fmt: str = "console", level: str = "info") -> None:
                     structlog.processors.TimeStamper(fmt="iso", utc=True),
                     renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # sys.stderr looked up per logger, not bound once: whoever swaps it (a test runner's
+        # capture, a daemon redirecting) must not leave vegd's threads writing to a closed file
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
 
 
 def get(name: str) -> structlog.typing.FilteringBoundLogger:
