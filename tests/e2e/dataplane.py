@@ -248,10 +248,11 @@ class DataPlane:
         return ns
 
     def exec(self, ns: str | Netns, *cmd: str, check: bool = True, timeout: float = 60,
-             input: str | None = None) -> str:
-        """Run cmd inside namespace ns (short name, Netns or full netns name); return stdout."""
+             input: str | None = None, env: dict[str, str] | None = None) -> str:
+        """Run cmd inside namespace ns (short name, Netns or full netns name); return stdout.
+        env: the whole environment (default: this process's)."""
         return run("ip", "netns", "exec", self.nsname(ns), *cmd, check=check, timeout=timeout,
-                   input=input)
+                   input=input, env=env)
 
     def spawn(self, ns: str | Netns, *cmd: str, **popen: object) -> subprocess.Popen[str]:
         """Start a background process in ns; stop() kills it."""

@@ -18,14 +18,25 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ovnstack import alive, wait_for
 
 from .dataplane import NS_PYTHON, DataPlane, Netns
+from .rows import EgressSpec, render
 
 AGENT_PORT = 10669
+ENV_PREFIX = "VEGD_GATEWAY_"
+
+
+def agent_config() -> str:
+    """How vegd agents get their settings: VEGD_E2E_AGENT_CONFIG=workload (default: the
+    environment vegd's controller renders into the Deployment) or flags (the lab's own)."""
+    kind = os.environ.get("VEGD_E2E_AGENT_CONFIG", "workload")
+    if kind not in ("workload", "flags"):
+        raise ValueError(f"VEGD_E2E_AGENT_CONFIG={kind}: expected workload or flags")
+    return kind
 
 
 def gateway_impl() -> str:
@@ -52,11 +63,14 @@ class VegdGatewayAgent:
     (world-traversable: FRR runs as user frr); its log is ``agent.log`` there.
     """
 
-    def __init__(self, dp: DataPlane, gw: Netns, *, snat_sources: Sequence[str],
-                 internal_gateways: Sequence[str], external_gateways: Sequence[str],
+    def __init__(self, dp: DataPlane, gw: Netns, *, snat_sources: Sequence[str] = (),
+                 internal_gateways: Sequence[str] = (), external_gateways: Sequence[str] = (),
                  forward_sources: Sequence[str] = (), bfd: AgentBfd | None = None,
-                 check_interval: float = 10.0):
+                 check_interval: float = 10.0, env: Mapping[str, str] | None = None):
         self.dp, self.gw = dp, gw
+        # env: VEGD_GATEWAY_* settings (e.g. workload_env()); then the other arguments are
+        # unused and only the lab's private paths and intervals are given as flags (flags win)
+        self.env = dict(env) if env is not None else None
         self.snat_sources, self.forward_sources = list(snat_sources), list(forward_sources)
         self.internal_gateways, self.external_gateways = (list(internal_gateways),
                                                           list(external_gateways))
@@ -71,6 +85,8 @@ class VegdGatewayAgent:
     def flags(self) -> list[str]:
         out = ["--state-dir", str(self.state_dir), "--listen", f":{AGENT_PORT}",
                "--check-interval", str(self.check_interval), "--bfd-poll-interval", "0.2"]
+        if self.env is not None:
+            return out
         for g in self.internal_gateways:
             out += [f"--internal-gateway-ipv{ipaddress.ip_address(g).version}", g]
         for g in self.external_gateways:
@@ -87,7 +103,14 @@ class VegdGatewayAgent:
 
     def setup(self) -> None:
         """``vegd gateway setup``: applied once, returns when it is in place (exit 0)."""
-        self.dp.exec(self.gw, sys.executable, "-m", "vegd", "gateway", "setup", *self.flags())
+        self.dp.exec(self.gw, sys.executable, "-m", "vegd", "gateway", "setup", *self.flags(),
+                     env=self._environ())
+
+    def _environ(self) -> dict[str, str] | None:
+        if self.env is None:
+            return None
+        base = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        return {**base, **self.env}
 
     def start(self) -> VegdGatewayAgent:
         """setup, then ``run`` in the background; returns once run listens on its HTTP port
@@ -97,7 +120,8 @@ class VegdGatewayAgent:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = self.log.open("a")
         self.proc = self.dp.spawn(self.gw, sys.executable, "-m", "vegd", "gateway", "run",
-                                  *self.flags(), stdout=log, stderr=subprocess.STDOUT)
+                                  *self.flags(), stdout=log, stderr=subprocess.STDOUT,
+                                  env=self._environ())
         log.close()
         proc = self.proc
 
@@ -188,6 +212,21 @@ class VegdGatewayAgent:
         code = ("import sys, urllib.request as u; sys.stdout.write(u.urlopen("
                 f"'http://127.0.0.1:{AGENT_PORT}/metrics', timeout=3).read().decode())")
         return self.dp.exec(self.gw, NS_PYTHON, "-c", code, check=False, timeout=5)
+
+
+def workload_env(spec: EgressSpec) -> dict[str, str]:
+    """The agent's VEGD_GATEWAY_* environment exactly as vegd's controller renders it into the
+    gateway Deployment (vegd.workload.deployment.agent_env) for spec's manifests: the lab's
+    gateways are configured by vegd, not by the test."""
+    from vegd.model.resolve import resolve_gateway
+    from vegd.model.snapshot import snapshot_from_objects
+    from vegd.workload.deployment import WorkloadOptions, agent_env
+
+    snap = snapshot_from_objects(render([spec]))
+    gateway = snap.gateway(spec.name)
+    assert gateway is not None, spec.name
+    resolved = resolve_gateway(gateway, snap)
+    return {e["name"]: e["value"] for e in agent_env(resolved, snap, WorkloadOptions())}
 
 
 def add_counting_rule(dp: DataPlane, gw: Netns, internal_if: str = "eth0",

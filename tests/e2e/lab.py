@@ -25,8 +25,10 @@ from .gateway import (
     AgentBfd,
     VegdGatewayAgent,
     add_counting_rule,
+    agent_config,
     configure_gateway_ns,
     gateway_impl,
+    workload_env,
 )
 from .manifests import ClusterSpec, PodSpec, SubnetSpec
 from .rows import BfdSpec, EgressSpec
@@ -54,6 +56,7 @@ class EgressLab:
     forward_sources: list[str] = field(default_factory=list)
     bfd: BfdSpec | None = None
     gateway_impl: str = "vegd"
+    agent_config: str = "workload"        # vegd gateways: "workload" env or "flags"
     agents: dict[str, VegdGatewayAgent] = field(default_factory=dict)   # vegd gateways
     bfdd: dict[str, Bfdd] = field(default_factory=dict)                 # script gateways
     bfd_port_ip: str | None = None        # script gateways: route to the BFD port
@@ -145,10 +148,13 @@ class EgressLab:
             if self.bfd is not None:   # the instance's view: it transmits at OVN's min_rx
                 agent_bfd = AgentBfd(self.bfd.port_ip.split(","), min_tx=self.bfd.min_rx,
                                      min_rx=self.bfd.min_tx, multiplier=self.bfd.detect_mult)
+            # the settings: from vegd's rendering of the gateway Deployment (default), or
+            # the same values as flags
+            env = workload_env(self.spec()) if self.agent_config == "workload" else None
             self.agents[gw.name] = VegdGatewayAgent(
                 dp, gw, snat_sources=self.snat_sources, forward_sources=self.forward_sources,
                 internal_gateways=sub.gateways, external_gateways=ext_routers,
-                bfd=agent_bfd).start()
+                bfd=agent_bfd, env=env).start()
             # registered last, so it runs first at teardown: every agent gets SIGTERM at once
             # (each then removes its setup in parallel), before each one's stop() waits for it
             dp.on_stop(self._terminate_agents)
@@ -247,7 +253,7 @@ def build_egress_lab(dp: DataPlane, gateways: int = 2, pods: int = 1, dual_stack
     snat = list(snat_sources) if snat_sources is not None else list(sub.cidrs)
     lab = EgressLab(dp, dvpc, sub, ext, dual_stack=dual_stack, vpc=vpc, snat_sources=snat,
                     forward_sources=fwd, bfd=bfd, gateway_impl=gateway or gateway_impl(),
-                    bfd_port_ip=bfd_port_ip)
+                    agent_config=agent_config(), bfd_port_ip=bfd_port_ip)
     for _ in range(gateways):
         lab.add_gateway(wait=False)
     if lab.agents:

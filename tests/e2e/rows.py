@@ -213,32 +213,7 @@ class VegdApplyRows:
 
     def objects(self) -> list[dict[str, Any]]:
         """The manifests of the current set of specs."""
-        clusters = [s.cluster for s in self.specs.values() if s.cluster is not None]
-        if not clusters:
-            return []
-        cluster = clusters[-1]
-        objs: list[dict[str, Any]] = [manifests.namespace("default")]
-        objs += [manifests.node(n) for n in cluster.nodes]
-        objs.append(manifests.attachment(cluster.attachment))
-        objs += [manifests.subnet(s) for s in cluster.subnets]
-        vpcs = sorted({s.vpc for s in cluster.subnets if not s.provider} | set(self.bfd_ports))
-        objs += [manifests.vpc(v, self.bfd_ports.get(v)) for v in vpcs]
-        for spec in self.specs.values():
-            ns, name = spec.namespace_name
-            bfd = None
-            if spec.bfd is not None:   # the instance's view: minTX is OVN's min_rx
-                bfd = {"minRX": spec.bfd.min_tx, "minTX": spec.bfd.min_rx,
-                       "multiplier": spec.bfd.detect_mult}
-            replicas = len(spec.instances) if spec.replicas is None else spec.replicas
-            objs.append(manifests.gateway(
-                ns, name, vpc_name=spec.vpc, replicas=replicas,
-                internal_subnet=spec.internal_subnet, external_subnet=spec.external_subnet,
-                snat_sources=spec.sources, forward_sources=spec.forward_sources, bfd=bfd))
-            for inst in spec.instances:
-                labelled = replace(inst, labels={**inst.labels, manifests.GATEWAY_LABEL: name})
-                objs.append(manifests.pod(labelled, cluster.attachment))
-        objs += [manifests.pod(p, cluster.attachment) for p in cluster.pods]
-        return objs
+        return render(list(self.specs.values()), self.bfd_ports)
 
     def run(self, stack: OvnStack, *extra: str) -> ApplyRun:
         """Render and apply; raise with vegd's stderr when it does not exit 0."""
@@ -257,6 +232,40 @@ class VegdApplyRows:
         print(f"vegd apply #{len(self.runs)}: {seconds * 1000:.0f} ms, {run.changed()} row "
               f"change(s), {run.report.get('transactions')} transaction(s)")
         return run
+
+
+def render(specs: list[EgressSpec], bfd_ports: dict[str, str] | None = None
+           ) -> list[dict[str, Any]]:
+    """Manifests for specs: the cluster (of the last spec that has one), a Vpc per VPC (with
+    its bfdPort: bfd_ports, else from the specs' BFD), each VpcEgressGateway and its pods."""
+    clusters = [s.cluster for s in specs if s.cluster is not None]
+    if not clusters:
+        return []
+    cluster = clusters[-1]
+    ports = dict(bfd_ports) if bfd_ports is not None else {
+        s.vpc: s.bfd.port_ip for s in specs if s.bfd is not None}
+    objs: list[dict[str, Any]] = [manifests.namespace("default")]
+    objs += [manifests.node(n) for n in cluster.nodes]
+    objs.append(manifests.attachment(cluster.attachment))
+    objs += [manifests.subnet(s) for s in cluster.subnets]
+    vpcs = sorted({s.vpc for s in cluster.subnets if not s.provider} | set(ports))
+    objs += [manifests.vpc(v, ports.get(v)) for v in vpcs]
+    for spec in specs:
+        ns, name = spec.namespace_name
+        bfd = None
+        if spec.bfd is not None:   # the instance's view: minTX is OVN's min_rx
+            bfd = {"minRX": spec.bfd.min_tx, "minTX": spec.bfd.min_rx,
+                   "multiplier": spec.bfd.detect_mult}
+        replicas = len(spec.instances) if spec.replicas is None else spec.replicas
+        objs.append(manifests.gateway(
+            ns, name, vpc_name=spec.vpc, replicas=replicas,
+            internal_subnet=spec.internal_subnet, external_subnet=spec.external_subnet,
+            snat_sources=spec.sources, forward_sources=spec.forward_sources, bfd=bfd))
+        for inst in spec.instances:
+            labelled = replace(inst, labels={**inst.labels, manifests.GATEWAY_LABEL: name})
+            objs.append(manifests.pod(labelled, cluster.attachment))
+    objs += [manifests.pod(p, cluster.attachment) for p in cluster.pods]
+    return objs
 
 
 WRITERS: dict[str, type] = {"vegd": VegdApplyRows, "hand": HandWrittenRows}
