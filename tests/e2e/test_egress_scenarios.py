@@ -70,6 +70,7 @@ def test_scale_two_three_two(dataplane, vegd_rows):
     lab = build_egress_lab(dp, gateways=2, pods=2)
     pod1, pod2 = lab.pods
     vegd_rows.apply(dp.stack, lab.spec())
+    assert vegd_rows.run(dp.stack).changed() == 0     # the same manifests again: no change
     dp.wait_hv_sync()
     assert set(lab.who(dp.tcp_connect(pod1, SERVER4, PORT, count=20))) == {"gw1", "gw2"}
 
