@@ -53,8 +53,11 @@ class Run:
     quiet_s: float = 0.0
     quiet_frr_down: int = 0          # FRR session-down events, all gateways, quiet period
     quiet_sb_changes: int = 0        # SB BFD status changes during the quiet period
+    quiet_diag: list[str] = field(default_factory=list)  # FRR's diagnostic after a flap
     quiet_failed: int = 0            # failed connections during the quiet period
     sb_down_ms: float | None = None  # kill -> SB BFD down (ovn-controller's detection)
+    expiry_ms: float | None = None   # kill -> last FRR packet of the victim + mult x tx
+    detect_lag_ms: float | None = None  # that expiry -> SB BFD down (pinctrl's check + SB write)
     nb_down_ms: float | None = None  # kill -> NB BFD down (northd)
     lflow_ms: float | None = None    # kill -> first SB Logical_Flow change (northd)
     of_ms: float | None = None       # kill -> route's OpenFlow table changed (ovn-controller)
@@ -121,7 +124,7 @@ def one_run(lab: FailoverLab, timers: Timers, i: int, args: argparse.Namespace) 
     prober = lab.start_probers(interval=args.probe_ms / 1000, timeout=args.probe_timeout)
     try:
         lab.wait_traffic_everywhere(prober, timeout=20)
-        run = Run(timers=timers.label, run=i + 1, killed=victim.name,
+        run = Run(timers=timers.label, run=i + 1, killed="" if args.no_kill else victim.name,
                   load1=round(os.getloadavg()[0], 2))
         # quiet period: stability at these timers under the prober's load
         frr_before = lab.frr_down_counts()
@@ -129,17 +132,25 @@ def one_run(lab: FailoverLab, timers: Timers, i: int, args: argparse.Namespace) 
         lab.wait_quiet(args.quiet)
         q1 = time.time()
         run.quiet_s = round(q1 - q0, 2)
-        run.quiet_frr_down = sum(lab.frr_down_counts().get(k, 0) - v
-                                 for k, v in frr_before.items())
+        frr_after = lab.frr_down_counts()
+        run.quiet_frr_down = sum(frr_after.get(k, 0) - v for k, v in frr_before.items())
+        # FRR's last diagnostic tells who gave up: "control detection time expired" = FRR
+        # missed OVN's packets; "neighbor signaled session down" = OVN missed FRR's
+        run.quiet_diag = [f"{g.name}: {lab.frr_diagnostic(g)}" for g in lab.gateways
+                          if frr_after.get(g.name, 0) > frr_before.get(g.name, 0)]
         run.quiet_sb_changes = sum(1 for g in lab.gateways
                                    for t, _ in status_transitions(lab.sb_bfd, "dst_ip", g.ip)
                                    if q0 <= t <= q1)
         run.quiet_failed = sum(1 for t, r in prober.results
                                if q0 <= t <= q1 and r.startswith("fail"))
-        if lab.capture:
-            run.ovn_tx_gaps = gap_stats(lab.capture.gaps_ms(lab.bfd_port_ip, q0, q1))
-            run.frr_tx_gaps = gap_stats(lab.capture.gaps_ms(lab.capture_gw.ip, q0, q1))
+        if lab.captures:   # transmit gaps in both directions, every gateway pooled
+            run.ovn_tx_gaps = gap_stats([x for g in lab.gateways for x in lab.captures[
+                g.name].gaps_ms(lab.bfd_port_ip, q0, q1)])
+            run.frr_tx_gaps = gap_stats([x for g in lab.gateways for x in lab.captures[
+                g.name].gaps_ms(g.ip, q0, q1)])
 
+        if args.no_kill:
+            return run
         run.spoiled = lab.not_up()   # a flap just before the kill: detection not measurable
         lab.flows.start()
         t_kill = lab.kill(victim)
@@ -170,6 +181,14 @@ def one_run(lab: FailoverLab, timers: Timers, i: int, args: argparse.Namespace) 
     nb = [t for t, s in status_transitions(lab.nb_bfd, "dst_ip", victim.ip)
           if t >= t_kill and s != "up"]
     run.sb_down_ms = ms(min(sb, default=None), t_kill)
+    if victim.name in lab.captures and sb:
+        # when OVN's detection timer expired: the victim's last BFD packet + mult x its interval
+        sent = [t for t, src in lab.captures[victim.name].packets_snapshot()
+                if src == victim.ip and t <= t_kill + 0.05]
+        if sent:
+            expiry = max(sent) + timers.mult * timers.tx / 1000
+            run.expiry_ms = ms(expiry, t_kill)
+            run.detect_lag_ms = ms(min(sb), expiry)
     run.nb_down_ms = ms(min(nb, default=None), t_kill)
     lflows = [t for t, _, _ in lab.lflows.snapshot()]
     run.lflow_ms = ms(first_after(lflows, t_kill), t_kill)
@@ -200,6 +219,7 @@ def summarize(runs: list[Run]) -> dict[str, object]:
         "load1": [r.load1 for r in runs],
         "failover_ms": col("failover_ms"), "sb_down_ms": col("sb_down_ms"),
         "nb_down_ms": col("nb_down_ms"), "lflow_ms": col("lflow_ms"), "of_ms": col("of_ms"),
+        "expiry_ms": col("expiry_ms"), "detect_lag_ms": col("detect_lag_ms"),
     }
 
 
@@ -221,8 +241,12 @@ def print_run(r: Run) -> None:
                 f"{r.frr_tx_gaps.get('p99')}/{r.frr_tx_gaps.get('max')}")
     print(f"  [{r.timers} #{r.run} kill {r.killed} load {r.load1}] quiet {r.quiet_s:.0f}s: "
           f"frr-down {r.quiet_frr_down} sb-changes {r.quiet_sb_changes} "
-          f"failed {r.quiet_failed}{gaps}", flush=True)
-    print(f"      SB down {v(r.sb_down_ms)}  NB down {v(r.nb_down_ms)}  lflow {v(r.lflow_ms)}  "
+          f"failed {r.quiet_failed}{gaps}"
+          + (f" | {'; '.join(r.quiet_diag)}" if r.quiet_diag else ""), flush=True)
+    if not r.killed:
+        return
+    print(f"      expiry {v(r.expiry_ms)} (+{v(r.detect_lag_ms)})  SB down {v(r.sb_down_ms)}  "
+          f"NB down {v(r.nb_down_ms)}  lflow {v(r.lflow_ms)}  "
           f"OpenFlow {v(r.of_ms)}  failover {v(r.failover_ms)} ms "
           f"(last failure {v(r.last_fail_ms)}; {r.failed}/{r.after_kill} failed, "
           f"{r.via_dead} via the dead gateway)"
@@ -255,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="detect_mult of OVN's BFD rows if it should differ from FRR's "
                          "(--rows hand --gateway script only)")
     ap.add_argument("--capture", action="store_true",
-                    help="tcpdump BFD in the last gateway during the quiet periods (tx gaps)")
+                    help="tcpdump BFD in every gateway: transmit gaps in the quiet periods, "
+                         "the victim's last packet (detection timer expiry)")
+    ap.add_argument("--no-kill", action="store_true",
+                    help="stability only: each run is a quiet period, nobody is killed")
     ap.add_argument("--json", action="store_true", help="print one JSON document at the end")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -296,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['survivor_flaps']}, spoiled {s['spoiled']}; quiet {s['quiet_s']} s: "
               f"FRR session-down {s['quiet_frr_down']}, SB changes {s['quiet_sb_changes']}, "
               f"failed connections {s['quiet_failed']}", flush=True)
-        for name in ("sb_down_ms", "nb_down_ms", "lflow_ms", "of_ms"):
+        for name in ("expiry_ms", "detect_lag_ms", "sb_down_ms", "nb_down_ms", "lflow_ms",
+                     "of_ms"):
             print(f"   {name:<11} {fmt(s[name])}", flush=True)  # type: ignore[arg-type]
         results["settings"][timers.label] = {  # type: ignore[index]
             "summary": s, "runs": [asdict(r) for r in runs]}

@@ -118,8 +118,7 @@ class FailoverLab:
         self.lab: EgressLab | None = None
         self.gateways: list[Gateway] = []
         self.pods: list[Netns] = []
-        self.capture: BfdCapture | None = None
-        self.capture_gw: Gateway | None = None
+        self.captures: dict[str, BfdCapture] = {}     # gateway name -> its tcpdump
         self._watches: list[DbWatch | BfdCapture] = []
         self.first_up_s = 0.0
 
@@ -175,9 +174,9 @@ class FailoverLab:
         self.gateways = [Gateway(gw.name, gw, gw.addr(4), ext_of[gw.name])
                          for gw in lab.gateways]
         if self.want_capture:
-            self.capture_gw = self.gateways[-1]
-            self.capture = BfdCapture(self.capture_gw.ns.ns)
-            self._watches.append(self.capture)
+            for g in self.gateways:
+                self.captures[g.name] = BfdCapture(g.ns.ns)
+                self._watches.append(self.captures[g.name])
         self.wait_all_up(timeout=60)
         self.first_up_s = time.monotonic() - t0
 
@@ -226,6 +225,14 @@ class FailoverLab:
         if gw.name in self.lab.agents:
             return self.lab.agents[gw.name].vtysh(*cmds)
         return self.lab.bfdd[gw.name].vtysh(*cmds)
+
+    def frr_diagnostic(self, gw: Gateway) -> str:
+        """FRR's local diagnostic of its session (why it last went down)."""
+        try:
+            data = json.loads(self.vtysh(gw, "show bfd peers json"))
+        except (RuntimeError, ValueError):
+            return "?"
+        return ", ".join(str(p.get("diagnostic", "?")) for p in data if isinstance(p, dict))
 
     def frr_down_counts(self) -> dict[str, int]:
         """FRR's session-down counter per gateway (missing when bfdd does not answer)."""

@@ -153,7 +153,11 @@ class FlowPoller:
 
     def start(self) -> None:
         self.changed_at, self.polls = None, 0
-        self.table = self.table or self._find_table()
+        self._thread = None
+        try:
+            self.table = self.table or self._find_table()
+        except LookupError:     # the route is not installed (a session is down): no reading
+            return
         self._stop.clear()
         before = self._flows()
 
@@ -191,6 +195,10 @@ class BfdCapture(_Reader):
         if len(parts) > 3 and parts[1] in ("IP", "IP6"):
             with contextlib.suppress(ValueError):
                 self.packets.append((float(parts[0]), parts[2].rsplit(".", 1)[0]))
+
+    def packets_snapshot(self) -> list[tuple[float, str]]:
+        with self.lock:
+            return list(self.packets)
 
     def gaps_ms(self, source: str, since: float = 0.0, until: float = float("inf"),
                 ) -> list[float]:
