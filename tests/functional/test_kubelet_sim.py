@@ -10,6 +10,8 @@ import re
 
 import pytest
 from kubelet import HASH_LABEL, NETWORK_STATUS, SEED, FakeCluster, NoAddress
+from kubelet_ipam import Ipam, attachments, nad_providers
+from kubelet_rules import rolling_limits, template_hash
 from kubernetes import client
 
 from vegd.model.instances import workload
@@ -408,3 +410,53 @@ def test_close_joins_every_thread(kubeapi):
     assert all(t.is_alive() for t in sim.threads())
     sim.close()
     assert not any(t.is_alive() for t in sim.threads())
+
+
+# ---------------------------------------------------------------- the pure rules, directly
+
+def test_template_hash_and_rolling_limits():
+    h = template_hash({"metadata": {"labels": {"a": "b"}}})
+    assert re.fullmatch(r"[4-9bcdf]{6,10}", h) and h == template_hash({"metadata": {
+        "labels": {"a": "b"}}})
+    assert h != template_hash({"metadata": {"labels": {"a": "c"}}})
+    assert rolling_limits({"type": "RollingUpdate", "rollingUpdate": {
+        "maxSurge": 0, "maxUnavailable": 1}}, 3) == (0, 1)
+    assert rolling_limits({"type": "RollingUpdate"}, 3) == (1, 0)  # 25%: surge up, down down
+    assert rolling_limits({"type": "RollingUpdate", "rollingUpdate": {
+        "maxSurge": 0, "maxUnavailable": "25%"}}, 3) == (0, 1)  # never both zero
+    assert rolling_limits({"type": "RollingUpdate", "rollingUpdate": {
+        "maxSurge": "50%", "maxUnavailable": "50%"}}, 3) == (2, 1)
+    assert rolling_limits({"type": "Recreate"}, 3) == (0, 3)
+
+
+def test_ipam_excludes_gateways_and_pools():
+    subnet = {"metadata": {"name": "s"}, "spec": {
+        "cidrBlock": "10.9.0.0/29,fd00:9::/125", "excludeIps": ["10.9.0.2..10.9.0.3"]}}
+    holder = {"metadata": {"annotations": {"ovn.kubernetes.io/ip_address": "10.9.0.4"}},
+              "status": {"phase": "Running", "podIPs": [{"ip": "fd00:9::2"}]}}
+    ipam = Ipam([subnet, {"metadata": {"name": "broken"}, "spec": {"cidrBlock": "nope"}}],
+                [holder])
+    assert set(ipam.subnets) == {"s"}
+    s = ipam.subnets["s"]
+    assert [str(i) for i in ipam.allocate(s, None)] == ["10.9.0.5", "fd00:9::3"]
+    assert [str(i) for i in ipam.allocate(s, "10.9.0.4;10.9.0.6,fd00:9::6")] == \
+        ["10.9.0.6", "fd00:9::6"]
+    with pytest.raises(NoAddress, match=re.escape("no free address in 10.9.0.0/29")):
+        ipam.allocate(s, None)  # .1 gateway, .2-.3 excluded, .4-.6 held, .7 broadcast
+    with pytest.raises(NoAddress, match="IPPool"):
+        ipam.allocate(s, "my-pool")
+
+
+def test_network_attachment_forms_and_providers():
+    def pod(networks):
+        return {"metadata": {"namespace": "team", "annotations": {
+            "k8s.v1.cni.cncf.io/networks": networks}}}
+    assert attachments(pod("default/eth1, macvlan@ext")) == [
+        ("default", "eth1", "net1"), ("team", "macvlan", "ext")]
+    assert attachments(pod('[{"name": "eth1", "namespace": "default", "interface": "x1"}]')) \
+        == [("default", "eth1", "x1")]
+    with pytest.raises(NoAddress):
+        attachments(pod("[not json"))
+    nad = {"metadata": {"name": "eth1", "namespace": "default"}, "spec": {
+        "config": '{"type": "macvlan", "ipam": {"type": "kube-ovn", "provider": "p.q"}}'}}
+    assert nad_providers(nad) == ["p.q", "eth1.default", "eth1.default.ovn"]
