@@ -107,7 +107,7 @@ def test_every_instance_down_nothing_leaves_with_the_pod_address(dataplane, vegd
     assert leaked() == 0
 
     # every instance dies while the pod keeps opening connections
-    prober = dp.start_prober(pod, SERVER4, PORT, interval=0.02, timeout=0.2, max_duration=120)
+    prober = dp.start_prober(pod, SERVER4, PORT, interval=0.02, timeout=0.2, max_duration=300)
     wake_pinctrl(dp, pod)
     t_kill = time.monotonic()
     for gw in gws:
