@@ -254,8 +254,9 @@ def test_rolling_update_replaces_one_pod_at_a_time(cluster, apps, kubeapi):
     assert not old & {p["metadata"]["name"] for p in pods}
     assert all(p["metadata"]["annotations"]["vegd.io/config-hash"] == "2" for p in pods)
 
-    # maxSurge 0: replaying the server's event log, never more than 2 pods existed at once
-    live, most, deleted = set(old), 2, 0
+    # maxSurge 0 / maxUnavailable 1: replaying the server's event log, never more than 2 pods
+    # and never fewer than 1 existed at once
+    live, most, least, deleted = set(old), 2, 2, 0
     with kubeapi.store.lock:
         events = [e for e in kubeapi.store.log if e.rv > since and e.rtype == ("", "pods")]
     for e in events:
@@ -264,8 +265,8 @@ def test_rolling_update_replaces_one_pod_at_a_time(cluster, apps, kubeapi):
         elif e.type == "DELETED":
             live.discard(e.obj["metadata"]["name"])
             deleted += 1
-        most = max(most, len(live))
-    assert (most, deleted) == (2, 2)
+        most, least = max(most, len(live)), min(least, len(live))
+    assert (most, least, deleted) == (2, 1, 2)
 
 
 def test_watch_drop_410_and_restart_lose_no_change(cluster, apps, kubeapi):
