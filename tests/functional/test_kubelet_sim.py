@@ -381,6 +381,19 @@ def test_a_pod_relabelled_out_of_the_selector_is_released_and_replaced(cluster, 
     assert released["status"]["phase"] == "Running"
 
 
+def test_pods_can_be_held_pending_with_their_addresses(cluster, apps):
+    cluster.pods_running = False
+    apps.create_namespaced_deployment(NS, gateway_deployment(replicas=1))
+    pod = cluster.wait(lambda: next((p for p in cluster.pods("gateway1") if NETWORK_STATUS in
+                                     p["metadata"].get("annotations", {})), None),
+                       what="the pod addressed")
+    cluster.wait_idle()
+    assert cluster.get_pod(NS, pod["metadata"]["name"])["status"]["phase"] == "Pending"
+    cluster.pods_running = True
+    [running] = cluster.wait_pods("gateway1", 1)
+    assert running["metadata"]["name"] == pod["metadata"]["name"]
+
+
 def test_deleting_the_deployment_removes_its_pods(cluster, apps):
     apps.create_namespaced_deployment(NS, gateway_deployment(replicas=2))
     cluster.wait_pods("gateway1", 2)
