@@ -125,7 +125,8 @@ def test_custom_vpc_fails_closed(seed, capsys):
     assert other.outputs(EXTERNAL) == ["vnat"]
 
     # control: without the drop the source's traffic leaks through the default route
-    drop = ovn.nb_rows("Logical_Router_Policy", "priority=29090")[0]["_uuid"]
+    drop = ovn.nb_rows("Logical_Router_Policy", "priority=29090",
+                       "external_ids:vpc-egress-gateway=default/gateway2")[0]["_uuid"]
     ovn.nbctl("lr-policy-del", "vpc1", drop)
     ovn.sync()
     assert src.outputs(EXTERNAL) == ["vnat"]
@@ -166,7 +167,8 @@ def test_default_vpc_fails_closed(fresh_ovn, tmp_path, capsys):
                            {"100.64.0.2": "node1", "172.18.0.2": "node2"})
 
     # control: without vegd's drop, the default route / node gateway policy takes it out
-    drop = ovn.nb_rows("Logical_Router_Policy", "priority=29090")[0]["_uuid"]
+    drop = ovn.nb_rows("Logical_Router_Policy", "priority=29090",
+                       "external_ids:vpc-egress-gateway=default/gateway1")[0]["_uuid"]
     ovn.nbctl("lr-policy-del", "ovn-cluster", drop)
     ovn.sync()
     assert src.outputs(EXTERNAL) == ["node1"]
