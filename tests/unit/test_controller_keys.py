@@ -3,6 +3,7 @@ implementation misses are covered here one by one."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 from vegd.controller.keys import deployment_keys, keys_for
@@ -20,6 +21,7 @@ from vegd.model.objects import (
     Vpc,
     VpcEgressGateway,
 )
+from vegd.model.selectors import LabelSelector
 
 net = ipaddress.ip_network
 ip = ipaddress.ip_address
@@ -46,11 +48,23 @@ def test_gateway_pod_concerns_its_gateway_only():
     assert keys_for(None, pod, SNAP) == {"veg:default/g2"}
 
 
-def test_workload_pod_concerns_every_gateway_of_its_vpc_old_and_new():
+def test_workload_pod_concerns_the_gateways_of_its_vpc_that_select_it_or_are_local():
     old = Pod("shop", "web", ips=(ip("10.16.0.5"),))
     new = Pod("shop", "web", ips=(ip("192.168.0.5"),))  # moved to vpc1 (recreated elsewhere)
-    assert keys_for(old, None, SNAP) == {"veg:default/g1"}
-    assert keys_for(old, new, SNAP) == {"veg:default/g1", "veg:default/g2", "veg:ops/g3"}
+    # g1 (default VPC) has only CIDR sources: its rows do not depend on pods
+    assert keys_for(old, None, SNAP) == set()
+    # g2 selects every pod of vpc1 (and is Local); g3's CIDR sources do not depend on pods
+    assert keys_for(old, new, SNAP) == {"veg:default/g2"}
+
+
+def test_pod_leaving_a_selector_is_seen_from_its_old_state():
+    g4 = VpcEgressGateway("default", "g4", "macvlan1", selectors=(PodSelection(
+        pod_selector=LabelSelector(match_labels=(("app", "web"),))),))
+    snap = dataclasses.replace(SNAP, gateways=(*SNAP.gateways, g4), _index={})
+    old = Pod("shop", "web", labels=(("app", "web"),), ips=(ip("10.16.0.5"),))
+    new = Pod("shop", "web", ips=(ip("10.16.0.5"),))
+    assert keys_for(old, new, snap) == {"veg:default/g4"}
+    assert keys_for(new, new, snap) == set()
 
 
 def test_pod_outside_every_subnet_concerns_nobody():

@@ -41,6 +41,7 @@ def keys_for(old: Any, new: Any, snap: Snapshot) -> set[str]:
 
 
 def _gateways(snap: Snapshot, vpcs: set[str]) -> set[str]:
+    """Every gateway of these VPCs."""
     return {gateway_key(g.key) for g in snap.gateways if g.vpc in vpcs}
 
 
@@ -52,7 +53,17 @@ def _keys_for_one(obj: Any, snap: Snapshot) -> set[str]:
         if owner:
             return {gateway_key(f"{obj.namespace}/{owner}")}
         subnet = pod_subnet(obj, snap)
-        return _gateways(snap, {subnet.vpc}) if subnet is not None else set()
+        if subnet is None:
+            return set()
+        # Only gateways whose rows can depend on this pod: selectors that match it (old and new
+        # states are both asked, so a pod leaving a selector is seen) and Local gateways (their
+        # per-node sets hold the source pods). CIDR sources do not depend on pods.
+        ns_labels = snap.namespace_labels(obj.namespace)
+        pod_labels = obj.label_map
+        return {gateway_key(g.key) for g in snap.gateways if g.vpc == subnet.vpc and (
+            g.traffic_policy == "Local"
+            or any(s.namespace_selector.matches(ns_labels) and s.pod_selector.matches(pod_labels)
+                   for s in g.selectors))}
     if isinstance(obj, Namespace):
         # selectors of any VPC may match the namespace; pods of it may be sources anywhere
         return {gateway_key(g.key) for g in snap.gateways if g.selectors}
