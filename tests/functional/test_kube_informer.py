@@ -119,3 +119,19 @@ def test_custom_resources_are_listed_cluster_wide(kubeapi):
     finally:
         inf.stop()
         api.close()
+
+
+def test_a_kind_the_server_does_not_serve_counts_as_synced_and_empty(kubeapi):
+    from vegd.kube.resources import Resource
+
+    api = KubeApi(kubeapi.configuration())
+    rec = Recorder()
+    missing = Resource("Widget", "example.com", "v1", "widgets", True)
+    inf = Informer(api, missing, rec)
+    try:
+        inf.start()
+        assert inf.synced.wait(5)
+        assert inf.objects() == []
+    finally:
+        inf.stop()
+        api.close()

@@ -95,6 +95,11 @@ class Informer:
                     self._rv = ""
                     continue
                 delay = backoff.next()
+                if exc.not_found and not self._rv and not self.synced.is_set():
+                    # The API does not serve this kind (its CRD is not installed): an empty
+                    # cache, so the controller still starts; keep asking in case it appears.
+                    self.synced.set()
+                    delay = max(delay, 5.0)
                 log.warning("kubernetes api error", resource=self.resource.plural,
                             error=str(exc), retry_in=round(delay, 2))
                 if not exc.transient and exc.status not in (401, 403, 404):
