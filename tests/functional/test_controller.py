@@ -333,10 +333,10 @@ def test_orphans_are_collected_at_start_and_live_rows_kept(fresh_ovn, kubeapi, f
     code, _ = scenario.apply()
     assert code == 0
     fake_cluster.apply_yaml(SEED / "cluster.yaml")
-    vegd = InProcessController(kubeapi, fresh_ovn).start()
-    env = Env(fresh_ovn, kubeapi, fake_cluster, vegd)
+    env = Env(fresh_ovn, kubeapi, fake_cluster, None)
+    assert env.owned_rows() > 0  # gateway1 and gateway2 rows from `vegd apply`
+    vegd = env.vegd = InProcessController(kubeapi, fresh_ovn).start()
     try:
-        assert env.owned_rows() > 0  # gateway1 and gateway2 rows from `vegd apply`
         wait_for(lambda: env.owned_rows() == 0, 10, what="orphans of deleted gateways collected")
         # the VPC's own rows (bfd@vpc1) belong to a VPC that exists: kept
         assert any(r["name"] == "bfd@vpc1" for r in env.rows("Logical_Router_Port"))
