@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 
@@ -16,7 +17,8 @@ class EventRecorder:
     def __init__(self, api: KubeApi, component: str = "vegd", instance: str = "") -> None:
         self.api = api
         self.component = component
-        self.instance = instance or socket.gethostname()
+        # POD_NAME in the cluster (host network: the hostname is the node's), else the host
+        self.instance = instance or os.environ.get("POD_NAME") or socket.gethostname()
 
     def emit(self, involved: Obj, type_: str, reason: str, message: str, now: str) -> None:
         meta = involved.get("metadata") or {}
