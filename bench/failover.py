@@ -5,8 +5,9 @@ For each timer setting a fresh lab is built with tests/e2e (private NB/SB/northd
 datapath + ovn-controller, pods and gateways as namespaces, FRR bfdd in the gateways, the egress
 rows written by the pluggable rows writer). Then, N times:
 
-1. wait until every BFD session is up in NB and in FRR, and a prober (a new TCP connection from
-   each pod every --probe-ms) sees traffic through every gateway;
+1. wait until every BFD session is up in NB and in FRR and nothing changed for --stable s, and
+   a prober (a new TCP connection from each pod every --probe-ms) sees traffic through every
+   gateway;
 2. a quiet period (--quiet s) with the prober running: FRR session-down events, SB BFD status
    changes and failed connections count as flaps (stability);
 3. kill one gateway (rotating): SIGKILL its bfdd and DROP its forwarding;
@@ -27,6 +28,7 @@ OVN's BFD row then gets min_rx=TX, min_tx=RX (as vegd writes it). Prints figures
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -54,6 +56,7 @@ class Run:
     quiet_frr_down: int = 0          # FRR session-down events, all gateways, quiet period
     quiet_sb_changes: int = 0        # SB BFD status changes during the quiet period
     quiet_diag: list[str] = field(default_factory=list)  # FRR's diagnostic after a flap
+    quiet_first_miss: str = ""       # the first gap on the wire longer than a detection time
     quiet_failed: int = 0            # failed connections during the quiet period
     sb_down_ms: float | None = None  # kill -> SB BFD down (ovn-controller's detection)
     expiry_ms: float | None = None   # kill -> last FRR packet of the victim + mult x tx
@@ -117,10 +120,39 @@ def first_after(times: list[float], t0: float) -> float | None:
     return min(later) if later else None
 
 
+def first_miss(lab: FailoverLab, timers: Timers, t0: float, t1: float) -> str:
+    """Who missed first in [t0, t1]: the earliest gap (seen on a gateway's wire) longer than
+    the detection time of the side that waits for those packets. FRR expects OVN's packets
+    within ovn_mult x rx, OVN expects FRR's within mult x tx."""
+    misses = []
+    for g in lab.gateways:
+        pkts = lab.captures[g.name].packets_snapshot()
+        for src, side, limit in ((lab.bfd_port_ip, "OVN->FRR", timers.ovn_mult * timers.rx),
+                                 (g.ip, "FRR->OVN", timers.mult * timers.tx)):
+            times = [t for t, s in pkts if s == src and t0 - 0.5 <= t <= t1]
+            for a, b in itertools.pairwise(times):
+                if (b - a) * 1000 > limit and b >= t0:
+                    misses.append((a, f"{g.name} {side} gap {(b - a) * 1000:.0f} ms > {limit} "
+                                      f"at {a - t0:+.1f} s"))
+                    break
+    if not misses:
+        return "no gap over a detection time on the wire (delay inside OVS/pinctrl)"
+    return min(misses)[1]
+
+
+def unready_note(lab: FailoverLab) -> str:
+    """What 60 s of sessions that never were all up at once looked like."""
+    downs = lab.frr_down_counts()
+    sb = {g.name: sum(s == "down" for _, s in status_transitions(lab.sb_bfd, "dst_ip", g.ip))
+          for g in lab.gateways}
+    return (f"sessions never all up at once in 60 s: FRR session-down {downs}, "
+            f"SB BFD turned down {sb} times")
+
+
 def one_run(lab: FailoverLab, timers: Timers, i: int, args: argparse.Namespace) -> Run:
     victim = lab.gateways[i % len(lab.gateways)]
     survivors = [g for g in lab.gateways if g is not victim]
-    lab.wait_all_up(timeout=60)
+    lab.wait_stable(args.stable)
     prober = lab.start_probers(interval=args.probe_ms / 1000, timeout=args.probe_timeout)
     try:
         lab.wait_traffic_everywhere(prober, timeout=20)
@@ -143,6 +175,8 @@ def one_run(lab: FailoverLab, timers: Timers, i: int, args: argparse.Namespace) 
                                    if q0 <= t <= q1)
         run.quiet_failed = sum(1 for t, r in prober.results
                                if q0 <= t <= q1 and r.startswith("fail"))
+        if lab.captures and run.quiet_frr_down + run.quiet_sb_changes:
+            run.quiet_first_miss = first_miss(lab, timers, q0, q1)
         if lab.captures:   # transmit gaps in both directions, every gateway pooled
             run.ovn_tx_gaps = gap_stats([x for g in lab.gateways for x in lab.captures[
                 g.name].gaps_ms(lab.bfd_port_ip, q0, q1)])
@@ -242,7 +276,8 @@ def print_run(r: Run) -> None:
     print(f"  [{r.timers} #{r.run} kill {r.killed} load {r.load1}] quiet {r.quiet_s:.0f}s: "
           f"frr-down {r.quiet_frr_down} sb-changes {r.quiet_sb_changes} "
           f"failed {r.quiet_failed}{gaps}"
-          + (f" | {'; '.join(r.quiet_diag)}" if r.quiet_diag else ""), flush=True)
+          + (f" | {'; '.join(r.quiet_diag)}" if r.quiet_diag else "")
+          + (f" | first miss: {r.quiet_first_miss}" if r.quiet_first_miss else ""), flush=True)
     if not r.killed:
         return
     print(f"      expiry {v(r.expiry_ms)} (+{v(r.detect_lag_ms)})  SB down {v(r.sb_down_ms)}  "
@@ -264,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pods", type=int, default=1, help="pods, one prober each")
     ap.add_argument("--probe-ms", type=float, default=20.0, help="ms between new connections")
     ap.add_argument("--probe-timeout", type=float, default=0.4)
+    ap.add_argument("--stable", type=float, default=5.0,
+                    help="s without any session change before a run starts (a revived "
+                         "instance's flaps on its way up are recovery, not steady state)")
     ap.add_argument("--quiet", type=float, default=10.0, help="s of stability check per run")
     ap.add_argument("--settle", type=float, default=2.0,
                     help="s of all-good connections that end a measurement")
@@ -302,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
                 with FailoverLab(Path(tmp), timers, gateways=args.gateways, pods=args.pods,
                                  rows=args.rows, gateway=args.gateway,
                                  capture=args.capture) as lab:
+                    try:
+                        lab.ready(timeout=60)
+                    except TimeoutError:   # flapping from the start: count it, no runs
+                        note = unready_note(lab)
+                        raise
                     print(f"   lab up; all sessions up {lab.first_up_s:.1f} s after bfdd "
                           "start", flush=True)
                     for i in range(args.runs):
@@ -314,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                         runs.append(r)
                         print_run(r)
             except TimeoutError as e:
-                note = f"lab never ready: {e}"
+                note = note or f"lab never ready: {e}"
                 print(f"   {note}", flush=True)
         s = summarize(runs)
         s["note"] = note

@@ -121,6 +121,7 @@ class FailoverLab:
         self.captures: dict[str, BfdCapture] = {}     # gateway name -> its tcpdump
         self._watches: list[DbWatch | BfdCapture] = []
         self.first_up_s = 0.0
+        self.t_bfdd = 0.0
 
     def __enter__(self) -> FailoverLab:
         try:
@@ -177,8 +178,13 @@ class FailoverLab:
             for g in self.gateways:
                 self.captures[g.name] = BfdCapture(g.ns.ns)
                 self._watches.append(self.captures[g.name])
-        self.wait_all_up(timeout=60)
-        self.first_up_s = time.monotonic() - t0
+        self.t_bfdd = t0
+
+    def ready(self, timeout: float = 60.0) -> float:
+        """Wait until every session is up; the seconds since the gateways started bfdd."""
+        self.wait_all_up(timeout)
+        self.first_up_s = time.monotonic() - self.t_bfdd
+        return self.first_up_s
 
     def close(self) -> None:
         for w in self._watches:
@@ -206,6 +212,25 @@ class FailoverLab:
 
         wait_for(up, timeout, interval=0.1, what="every BFD session up (NB and FRR)")
         self.dp.wait_hv_sync()
+
+    def wait_stable(self, seconds: float = 5.0, timeout: float = 90.0) -> None:
+        """Every session up, and no FRR session-down and no SB BFD change for `seconds`: a
+        revived instance often flaps once on its way up, which is recovery, not the steady
+        state the quiet period measures."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.wait_all_up(timeout=max(1.0, deadline - time.monotonic()))
+            downs, changes = self.frr_down_counts(), len(self.sb_bfd.snapshot())
+            since = time.monotonic()
+            while time.monotonic() - since < seconds:
+                time.sleep(0.25)
+                if len(self.sb_bfd.snapshot()) != changes or self.not_up():
+                    break
+            else:
+                if self.frr_down_counts() == downs:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sessions not stable for {seconds} s within {timeout} s")
 
     def not_up(self) -> str:
         """"" when every session is up in SB (the watcher's view) and in FRR, else who is not."""
