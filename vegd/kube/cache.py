@@ -116,7 +116,9 @@ class Cache:
                         table.pop(key, None)
                     else:
                         table[key] = new_model
-                self._version += 1
+                if old_model is None or new_model != old_model:
+                    # status writes (ours, mostly) parse to the same model: keep the snapshot
+                    self._version += 1
         if self._on_change is not None:
             self._on_change(resource, old_model, new_model, old, new)
 
