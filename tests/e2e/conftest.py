@@ -8,6 +8,7 @@ import pytest
 from ovnstack import OvnStack
 
 from .dataplane import DataPlane, missing_binaries
+from .controller_rows import ControllerRows
 from .rows import DEFAULT_WRITER, WRITERS, VegdApplyRows
 
 
@@ -37,13 +38,29 @@ def dataplane(tmp_path):
 @pytest.fixture
 def egress_rows(tmp_path):
     """The pluggable rows step: VEGD_E2E_ROWS=vegd (default) runs `vegd apply -f DIR` on
-    rendered manifests; VEGD_E2E_ROWS=hand writes the reference rows with ovn-nbctl."""
+    rendered manifests; VEGD_E2E_ROWS=controller puts them in the in-process API server for
+    vegd's controller; VEGD_E2E_ROWS=hand writes the reference rows with ovn-nbctl."""
     kind = os.environ.get("VEGD_E2E_ROWS", DEFAULT_WRITER)
+    if kind == "controller":
+        writer = ControllerRows()
+        yield writer
+        writer.close()
+        return
     if kind not in WRITERS:
-        pytest.fail(f"VEGD_E2E_ROWS={kind}: unknown rows writer (have {sorted(WRITERS)})")
+        pytest.fail(f"VEGD_E2E_ROWS={kind}: unknown rows writer (have {sorted(WRITERS)} "
+                    "and controller)")
     if kind == "vegd":
-        return VegdApplyRows(workdir=tmp_path / "manifests")
-    return WRITERS[kind]()
+        yield VegdApplyRows(workdir=tmp_path / "manifests")
+        return
+    yield WRITERS[kind]()
+
+
+@pytest.fixture
+def controller_rows():
+    """Always the controller: NB written by `vegd run`'s controller from API objects."""
+    writer = ControllerRows()
+    yield writer
+    writer.close()
 
 
 @pytest.fixture
