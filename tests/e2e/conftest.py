@@ -7,8 +7,8 @@ import os
 import pytest
 from ovnstack import OvnStack
 
-from .dataplane import DataPlane, missing_binaries
 from .controller_rows import ControllerRows
+from .dataplane import DataPlane, missing_binaries
 from .rows import DEFAULT_WRITER, WRITERS, VegdApplyRows
 
 

@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
 from kubeapi.fixture import KubeApi
 from kubeapi.store import ApiError
+from kubernetes import client
 from ovnstack import OvnStack, wait_for
 from vegd_harness import InProcessController
 
 from .rows import EgressSpec, render
+
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
     meta = obj["metadata"]
