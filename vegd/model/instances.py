@@ -89,13 +89,19 @@ def workload_pod(pod: Pod) -> bool:
 
 def _vpc_pods(resolved: ResolvedGateway, snap: Snapshot) -> list[Pod]:
     """Live workload pods of the gateway's VPC, gateway pods excepted."""
-    out = []
+    return snap.memo("workload_pods_by_vpc", lambda: _workload_pods_by_vpc(snap)).get(
+        resolved.vpc.name, [])
+
+
+def _workload_pods_by_vpc(snap: Snapshot) -> dict[str, list[Pod]]:
+    """One pass over the pods for all gateways of a snapshot, not one per gateway."""
+    out: dict[str, list[Pod]] = {}
     for pod in snap.pods:
         if not workload_pod(pod) or dict(pod.labels).get(GATEWAY_LABEL):
             continue
         subnet = pod_subnet(pod, snap)
-        if subnet is not None and subnet.vpc == resolved.vpc.name:
-            out.append(pod)
+        if subnet is not None:
+            out.setdefault(subnet.vpc, []).append(pod)
     return out
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from vegd.model.selectors import LabelSelector, NodeSelectorTerm
 
@@ -12,6 +13,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Family = Literal[4, 6]
 FAMILIES: tuple[Family, Family] = (4, 6)
+T = TypeVar("T")
 
 DEFAULT_VPC = "ovn-cluster"
 GATEWAY_LABEL = "ovn.kubernetes.io/vpc-egress-gateway"
@@ -190,6 +192,12 @@ class Snapshot:
     attachments: tuple[NetworkAttachmentDefinition, ...] = ()
     chassis_by_hostname: tuple[tuple[str, str], ...] = ()  # from the SB Chassis table
     _index: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+    def memo(self, name: str, build: Callable[[], T]) -> T:
+        """A value derived from this (frozen) snapshot, computed once."""
+        if name not in self._index:
+            self._index[name] = build()
+        return self._index[name]  # type: ignore[return-value]
 
     def _lookup(self, name: str, items: tuple[object, ...], key: str) -> dict[str, object]:
         if name not in self._index:
