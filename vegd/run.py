@@ -23,6 +23,7 @@ from vegd.controller.reconciler import Context, Reconciler
 from vegd.kube.api import KubeApi, KubeError, load_configuration
 from vegd.kube.cache import Cache
 from vegd.kube.events import EventRecorder
+from vegd.kube.resources import WATCHED, Resource
 from vegd.nb.client import NbClient, SbClient, lock_name
 from vegd.nb.errors import NbUnavailable
 from vegd.nb.remote import SslFiles
@@ -58,9 +59,8 @@ def run_controller(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
         stop.set()
-        controller.stop()
+        controller.request_stop()  # no joins in a signal handler: run() returns, then stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -69,6 +69,7 @@ def run_controller(args: argparse.Namespace) -> int:
              vendor=settings.vendor, bfd_port_mode=settings.bfd_port_mode)
     try:
         controller.run()
+        log.info("stopping")
     finally:
         controller.stop()
         if server is not None:
@@ -80,9 +81,9 @@ def run_controller(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_controller(settings: Settings, kube: KubeApi, nb: NbClient,
-                     sb: SbClient | None) -> Controller:
-    cache = Cache(kube)
+def build_controller(settings: Settings, kube: KubeApi, nb: NbClient, sb: SbClient | None,
+                     resources: tuple[Resource, ...] = WATCHED) -> Controller:
+    cache = Cache(kube, resources)
     plan = PlanSettings(settings.vendor, settings.bfd_port_mode,  # type: ignore[arg-type]
                         nb.capabilities.policy_bfd_sessions)
     ctx = Context(cache=cache, kube=kube, nb=nb, sb=sb, events=EventRecorder(kube),

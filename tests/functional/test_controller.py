@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+import yaml
 from kubernetes import client
 from ovnstack import wait_for
 from scenario import SEED, add_base_topology
@@ -395,3 +396,54 @@ def test_health_endpoints(env):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_kind_not_served_deletes_nothing(fresh_ovn, tmp_path):
+    """An API server that does not serve Vpcs (Kube-OVN's CRD missing, or not yet installed):
+    an empty cache for that kind, not "every VPC was deleted": the VPC rows stay, and no
+    garbage collection runs."""
+    from kubeapi.fixture import KubeApi
+    from kubeapi.resources import VEG_CRD, Registry, builtin_types
+    from kubeapi.veg_rules import VEG_RULES
+    from scenario import Scenario
+
+    add_base_topology(fresh_ovn)
+    assert Scenario(fresh_ovn, tmp_path).apply()[0] == 0
+    registry = Registry([t for t in builtin_types() if t.plural != "vpcs"])
+    registry.add_crd(yaml.safe_load(VEG_CRD.read_text()), VEG_RULES)
+    api = KubeApi(registry)
+    vegd = InProcessController(api, fresh_ovn)
+    env = Env(fresh_ovn, api, None, vegd)
+    vegd.start()
+    try:
+        wait_for(vegd.idle, 10, what="the first resync done")
+        assert not vegd.controller.cache.complete
+        assert "bfd@vpc1" in [r["name"] for r in env.rows("Logical_Router_Port")]
+        assert vegd.controller.stats.resyncs >= 1
+    finally:
+        vegd.stop()
+        api.close()
+
+
+def test_long_gateway_names_find_their_pods(env):
+    name = "egress-" + "x" * 60  # 67 characters: the pod label is shortened
+    env.create_gateway(name, {**GATEWAY1, "replicas": 1})
+    pods = env.cluster.wait_pods(name, 1, timeout=15)
+    assert pods[0]["metadata"]["labels"][LABEL] != name
+    wait_for(lambda: env.status(name).get("internalIPs") == [pods[0]["status"]["podIP"]], 10,
+             what="the instance found through the shortened label")
+    assert env.policies()["ip4.src == 10.16.0.0/16"] == {pods[0]["status"]["podIP"]}
+
+
+def test_deleting_the_older_of_two_overlapping_gateways_validates_the_newer(env):
+    # creationTimestamp has whole seconds: on a tie the key decides, so name them in order
+    env.create_gateway("a-older", {**GATEWAY1, "replicas": 1})
+    wait_for(lambda: env.condition("a-older", "Validated").get("status") == "True", 10,
+             what="older valid")
+    env.create_gateway("b-newer", {**GATEWAY1, "replicas": 1})
+    wait_for(lambda: env.condition("b-newer", "Validated").get("status") == "False", 10,
+             what="newer overlaps")
+    assert "overlaps" in env.condition("b-newer", "Validated")["message"]
+    env.custom.delete_namespaced_custom_object(G, V, "default", PLURAL, "a-older")
+    wait_for(lambda: env.condition("b-newer", "Validated").get("status") == "True", 10,
+             what="newer re-checked when the older one went")

@@ -16,6 +16,7 @@ import yaml
 from vegd.config import Settings
 from vegd.controller.manager import Controller
 from vegd.kube.api import KubeApi
+from vegd.kube.resources import WATCHED
 from vegd.nb.client import NbClient, SbClient, lock_name
 from vegd.run import build_controller
 
@@ -23,7 +24,8 @@ GATEWAY_IMAGE = "registry.example/vegd:test"
 
 
 class InProcessController:
-    def __init__(self, kubeapi: Any, ovn: Any, **overrides: Any) -> None:
+    def __init__(self, kubeapi: Any, ovn: Any, resources: tuple[Any, ...] = WATCHED,
+                 **overrides: Any) -> None:
         self.settings = Settings(nb_connection=ovn.nb_unix, sb_connection=ovn.sb_unix,
                                  gateway_image=GATEWAY_IMAGE, health_port=0,
                                  resync_period=overrides.pop("resync_period", 300.0))
@@ -33,7 +35,8 @@ class InProcessController:
         self.kube = KubeApi(kubeapi.configuration())
         self.nb = NbClient(ovn.nb_unix, 10.0, lock=lock)
         self.sb = SbClient(ovn.sb_unix, 10.0)
-        self.controller: Controller = build_controller(self.settings, self.kube, self.nb, self.sb)
+        self.controller: Controller = build_controller(self.settings, self.kube, self.nb, self.sb,
+                                                       resources)
         self.thread = threading.Thread(target=self.controller.run, daemon=True,
                                        name="vegd-controller")
 
@@ -44,6 +47,11 @@ class InProcessController:
     @property
     def stats(self) -> Any:
         return self.controller.stats
+
+    def idle(self) -> bool:
+        """Nothing queued and nothing being reconciled (after at least one resync)."""
+        c = self.controller
+        return c.stats.resyncs > 0 and len(c.queue) == 0 and not c.working_since
 
     def stop(self) -> None:
         self.controller.stop()

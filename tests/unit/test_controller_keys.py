@@ -98,7 +98,20 @@ def test_attachment_change_concerns_every_gateway():
         {"veg:default/g1", "veg:default/g2", "veg:ops/g3"}
 
 
-def test_deployment_maps_to_its_gateway_by_label():
+def test_deployment_maps_to_its_gateway_by_owner_or_label():
     dep = {"metadata": {"namespace": "ops", "name": "veg-g3", "labels": {GATEWAY_LABEL: "g3"}}}
-    assert deployment_keys(dep) == {"veg:ops/g3"}
-    assert deployment_keys({"metadata": {"name": "other"}}) == set()
+    assert deployment_keys(dep, SNAP) == {"veg:ops/g3"}
+    owned = {"metadata": {"namespace": "ops", "name": "x", "ownerReferences": [
+        {"kind": "VpcEgressGateway", "name": "g9", "uid": "u"}]}}
+    assert deployment_keys(owned, SNAP) == {"veg:ops/g9"}
+    assert deployment_keys({"metadata": {"name": "other"}}, SNAP) == set()
+
+
+def test_long_gateway_names_are_found_from_their_shortened_pod_label():
+    name = "g" * 70
+    long_gw = VpcEgressGateway("default", name, "macvlan1", vpc="vpc1")
+    snap = dataclasses.replace(SNAP, gateways=(*SNAP.gateways, long_gw), _index={})
+    label = long_gw.pod_label
+    assert len(label) <= 63 and label != name
+    pod = Pod("default", "p", labels=((GATEWAY_LABEL, label),), ips=(ip("192.168.0.7"),))
+    assert keys_for(None, pod, snap) == {f"veg:default/{name}"}

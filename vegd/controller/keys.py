@@ -51,7 +51,8 @@ def _keys_for_one(obj: Any, snap: Snapshot) -> set[str]:
     if isinstance(obj, Pod):
         owner = dict(obj.labels).get(GATEWAY_LABEL)
         if owner:
-            return {gateway_key(f"{obj.namespace}/{owner}")}
+            gw = snap.gateway_by_label(obj.namespace, owner)
+            return {gateway_key(gw.key)} if gw is not None else set()
         subnet = pod_subnet(obj, snap)
         if subnet is None:
             return set()
@@ -86,9 +87,23 @@ def _keys_for_one(obj: Any, snap: Snapshot) -> set[str]:
     return set()
 
 
-def deployment_keys(raw: dict[str, Any] | None) -> set[str]:
+def keys_for_vpc_gateways(old: Any, new: Any, snap: Snapshot) -> set[str]:
+    """Every gateway of the VPCs a gateway was or is in: which of two gateways with overlapping
+    sources is valid depends on both, so a change of one re-checks the others."""
+    vpcs = {g.vpc for g in (old, new) if isinstance(g, VpcEgressGateway)}
+    return _gateways(snap, vpcs)
+
+
+def deployment_keys(raw: dict[str, Any] | None, snap: Snapshot) -> set[str]:
+    """The gateway of a Deployment: its owner reference (names up to 253 characters), else
+    its label (which long names only carry shortened)."""
     if not raw:
         return set()
     meta = raw.get("metadata") or {}
+    ns = str(meta.get("namespace") or "default")
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "VpcEgressGateway" and ref.get("name"):
+            return {gateway_key(f"{ns}/{ref['name']}")}
     owner = (meta.get("labels") or {}).get(GATEWAY_LABEL)
-    return {gateway_key(f"{meta.get('namespace')}/{owner}")} if owner else set()
+    gw = snap.gateway_by_label(ns, owner) if owner else None
+    return {gateway_key(gw.key)} if gw is not None else set()

@@ -16,16 +16,24 @@ from typing import Any
 
 import structlog
 
-from vegd.controller.keys import deployment_keys, gateway_key, keys_for
+from vegd.controller.keys import (
+    deployment_keys,
+    gateway_key,
+    keys_for,
+    keys_for_vpc_gateways,
+    vpc_key,
+)
 from vegd.controller.queue import WorkQueue
-from vegd.controller.reconciler import Reconciler, Retry
+from vegd.controller.reconciler import GC_KEY, Reconciler, Retry
 from vegd.kube.api import Obj
 from vegd.kube.cache import Cache
-from vegd.kube.resources import DEPLOYMENTS, GATEWAYS, Resource
+from vegd.kube.resources import DEPLOYMENTS, GATEWAYS, VPCS, Resource
 from vegd.nb.errors import NotLockHolder
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 
 log = structlog.get_logger("vegd.controller")
+
+STUCK_SECONDS = 120.0
 
 
 @dataclass
@@ -50,6 +58,10 @@ class Controller:
         self.stats = Stats()
         self._stop = threading.Event()
         self._bfd_seen: dict[str, dict[str, str]] = {}
+        self._chassis_seen: dict[str, str] = {}
+        self._sb_seqno = -1
+        self.heartbeat = time.monotonic()  # the main loop's, for /livez
+        self.working_since = 0.0  # when the current reconcile started (0: idle)
         self._worker: threading.Thread | None = None
         self.cache.subscribe(self.on_change, self.on_relist)
 
@@ -57,14 +69,22 @@ class Controller:
 
     def on_change(self, resource: Resource, old: Any, new: Any, old_raw: Obj | None,
                   new_raw: Obj | None) -> None:
+        if not self.cache.synced or self.cache.relisting(resource):
+            return  # a full resync follows the first sync and every relist
         if resource is DEPLOYMENTS:
-            keys = deployment_keys(old_raw) | deployment_keys(new_raw)
+            snap = self.cache.snapshot()
+            keys = deployment_keys(old_raw, snap) | deployment_keys(new_raw, snap)
         elif resource is GATEWAYS:
-            if old_raw is not None and new_raw is not None and \
-                    _gateway_intent(old_raw) == _gateway_intent(new_raw):
-                return  # a status write (often our own)
             meta = (new_raw or old_raw or {}).get("metadata") or {}
             keys = {gateway_key(f"{meta.get('namespace') or 'default'}/{meta.get('name')}")}
+            # Always this gateway, even for a status-only change: the status a reconcile
+            # compares with comes from the cache, which may have lagged behind our own write.
+            if old_raw is None or new_raw is None or \
+                    _gateway_intent(old_raw) != _gateway_intent(new_raw):
+                # overlapping sources are decided between the gateways of a VPC
+                keys |= keys_for_vpc_gateways(old, new, self.cache.snapshot())
+        elif resource is VPCS and old_raw is not None and new_raw is not None and old == new:
+            keys = {vpc_key(str((new_raw.get("metadata") or {}).get("name")))}  # status
         else:
             if old == new:
                 return  # nothing vegd reads changed (status heartbeats, other annotations)
@@ -85,10 +105,21 @@ class Controller:
     def _resync(self) -> None:
         self.stats.resyncs += 1
         self.enqueue_all()
-        try:
-            self.reconciler.collect_garbage()
-        except Exception as exc:
-            log.warning("garbage collection failed", error=str(exc))
+        # in the worker, after the keys: never concurrent with an owner's first write
+        self.queue.add(GC_KEY)
+
+    def _chassis_changes(self) -> None:
+        """A chassis registering (or its hostname changing) in SB changes which nodes can carry
+        a VPC's BFD port: the VPCs are reconciled again."""
+        sb = self.ctx.sb
+        if sb is None or sb.change_seqno == self._sb_seqno:
+            return
+        self._sb_seqno = sb.change_seqno
+        chassis = sb.chassis_by_hostname()
+        if chassis != self._chassis_seen:
+            self._chassis_seen = chassis
+            for vpc in self.reconciler.snapshot().all_vpcs():
+                self.queue.add(vpc_key(vpc.name))
 
     def _bfd_changes(self) -> None:
         """BFD.status is written by northd; turn its changes into status updates."""
@@ -105,7 +136,7 @@ class Controller:
             key = self.queue.get(timeout=self.poll_interval)
             if key is None:
                 continue
-            start = time.monotonic()
+            start = self.working_since = time.monotonic()
             outcome = "ok"
             try:
                 self.reconciler.reconcile(key)
@@ -127,6 +158,7 @@ class Controller:
                 self.queue.add_rate_limited(key)
                 log.exception("reconcile crashed", key=key)
             finally:
+                self.working_since = 0.0
                 self.queue.done(key)
                 self.stats.reconciles += 1
             # the one log line of a reconcile: info when it changed something or failed
@@ -148,6 +180,7 @@ class Controller:
         epoch = self.ctx.nb.connection_epoch
         seqno = -1
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             leader = self.ctx.nb.has_lock
             if leader and not self.stats.active:
                 self._become_active()
@@ -166,6 +199,7 @@ class Controller:
                 if self.ctx.nb.change_seqno != seqno:
                     seqno = self.ctx.nb.change_seqno
                     self._bfd_changes()
+                self._chassis_changes()
                 if self._worker is None or not self._worker.is_alive():
                     self._start_worker()
             self._stop.wait(self.poll_interval)
@@ -179,16 +213,26 @@ class Controller:
         self._worker = threading.Thread(target=self._work, daemon=True, name="vegd-worker")
         self._worker.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Safe from a signal handler: only flags; run() returns and stop() joins."""
         self._stop.set()
         self.queue.shut_down()
+
+    def stop(self) -> None:
+        self.request_stop()
         if self._worker is not None:
             self._worker.join(timeout=10)
         self.cache.stop()
 
     @property
     def healthy(self) -> bool:
-        return not self._stop.is_set()
+        """Alive: the main loop turns, and no reconcile has been stuck for minutes (a hung
+        active replica would keep the NB lock forever; the liveness probe restarts it)."""
+        now = time.monotonic()
+        if self._stop.is_set() or not self.cache.synced:
+            return not self._stop.is_set()
+        stuck = self.working_since and now - self.working_since > STUCK_SECONDS
+        return now - self.heartbeat < STUCK_SECONDS and not stuck
 
 
 def _gateway_intent(raw: Obj) -> tuple[Any, ...]:

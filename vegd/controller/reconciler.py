@@ -39,6 +39,7 @@ from vegd.workload import status as st
 log = structlog.get_logger("vegd.controller")
 
 FINALIZER = "vegd.kubeovn.io/nb-rows"
+GC_KEY = "gc:"  # garbage collection runs in the worker like any key
 
 
 class Retry(Exception):
@@ -77,11 +78,16 @@ class Reconciler:
 
     def reconcile(self, key: str) -> None:
         kind, _, name = key.partition(":")
+        if not self.ctx.nb.has_lock:
+            # a deposed replica must not write Kubernetes either (NB fences itself)
+            raise Retry("this vegd does not hold the NB lock")
         try:
             if kind == "veg":
                 self._gateway(name)
             elif kind == "vpc":
                 self._vpc(name)
+            elif kind == "gc":
+                self.collect_garbage()
         except (NbUnavailable, KubeError) as exc:
             if isinstance(exc, KubeError) and not (exc.transient or exc.conflict):
                 log.warning("kubernetes refused a write", key=key, error=str(exc))
@@ -93,13 +99,14 @@ class Reconciler:
         ctx = self.ctx
         raw = ctx.cache.raw(GATEWAYS, key)
         if raw is None:  # gone (a finalizer-less delete, or deleted while we were down)
-            self._write_nb(Desired(gateway_owner(key)))
+            if ctx.cache.served(GATEWAYS):  # absent, not merely unlisted
+                self._delete_rows(Desired(gateway_owner(key)))
             return
         meta = raw.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
         if meta.get("deletionTimestamp"):
             if FINALIZER in finalizers:
-                self._write_nb(Desired(gateway_owner(key)))  # NB rows first, then the finalizer
+                self._delete_rows(Desired(gateway_owner(key)))  # rows first, then the finalizer
                 self._set_finalizers(key, raw, [f for f in finalizers if f != FINALIZER])
             return
         if FINALIZER not in finalizers:
@@ -116,11 +123,14 @@ class Reconciler:
                 desired = wl.build_deployment(resolved, snap, ctx.workload)
             except ValidationError as exc:
                 invalid = exc
+        if gw is None and invalid is None:
+            # the informer stored the object and the cache has not parsed it yet: a moment
+            raise Retry(f"{key} is not in the cache yet")
         live = ctx.cache.deployment(*_deployment_ref(raw, gw))
         if resolved is None or desired is None or gw is None:
             self._update_status(raw, st.gateway_status(
                 gw or st.unparsed_gateway(raw), now=ctx.clock(), previous=raw.get("status"),
-                invalid=invalid or "the gateway is not in the cache yet", deployment=live))
+                invalid=invalid, deployment=live))
             return
 
         workload_error = ""
@@ -168,6 +178,12 @@ class Reconciler:
                                                     wl.merge_for_update(live, desired))
         return live
 
+    def _delete_rows(self, desired: Desired) -> None:
+        try:
+            self._write_nb(desired)
+        except ReconcileError as exc:
+            raise Retry(str(exc)) from exc
+
     def _write_nb(self, desired: Desired) -> None:
         changes = self.ctx.nb.reconcile(desired, self.ctx.vendor)
         for kind, items in (("created", changes.created), ("updated", changes.updated),
@@ -197,7 +213,9 @@ class Reconciler:
         snap = self.snapshot()
         vpc = snap.vpc(name)
         if vpc is None:
-            self._write_nb(Desired(vpc_owner(name)))
+            if ctx.cache.served(VPCS) and name not in ctx.cache.unparsed(VPCS):
+                self._delete_rows(Desired(vpc_owner(name)))
+            # a Vpc that exists but does not parse keeps its rows (logged by the cache)
             return
         desired = plan_vpc(vpc, snap, ctx.plan)
         try:
@@ -221,12 +239,14 @@ class Reconciler:
 
     def collect_garbage(self) -> int:
         """Delete rows of owners that no longer exist. Only with synced caches: an empty cache
-        would otherwise look like "everything was deleted"."""
-        if not self.ctx.cache.synced:
+        would otherwise look like "everything was deleted", and so would a kind the API server
+        does not serve (yet)."""
+        if not self.ctx.cache.complete:
             return 0
         snap = self.snapshot()
         keep = {(GATEWAY_OWNER_KEY, k) for k in self.ctx.cache.gateway_keys()}
         keep |= {(VPC_OWNER_KEY, v.name) for v in snap.all_vpcs()}
+        keep |= {(VPC_OWNER_KEY, name) for name in self.ctx.cache.unparsed(VPCS)}
         start = time.monotonic()
         changes = self.ctx.nb.collect_garbage(self.ctx.vendor, keep)
         if changes.total:

@@ -59,7 +59,9 @@ class Cache:
         self._on_relist: Callable[[Resource], None] | None = None
         self._lock = threading.Lock()
         self._parsed: dict[str, dict[str, Any]] = {r.kind: {} for r in resources}
-        self._errors: dict[str, ValidationError] = {}  # gateway key -> why it does not parse
+        # kind -> key -> why the object does not parse: a broken gateway still gets a status,
+        # and a broken object of any kind still exists (its NB rows are not garbage)
+        self._errors: dict[str, dict[str, ValidationError]] = {r.kind: {} for r in resources}
         self._version = 0
         self._snapshot: tuple[int, tuple[tuple[str, str], ...], Snapshot] | None = None
         self.informers = {r.kind: Informer(api, r, self._changed, self._relisted, watch_timeout)
@@ -95,7 +97,23 @@ class Cache:
 
     def parse_error(self, gateway_key: str) -> ValidationError | None:
         with self._lock:
-            return self._errors.get(gateway_key)
+            return self._errors[GATEWAYS.kind].get(gateway_key)
+
+    def unparsed(self, resource: Resource) -> set[str]:
+        """Keys of objects that exist but do not parse."""
+        with self._lock:
+            return set(self._errors[resource.kind])
+
+    def served(self, resource: Resource) -> bool:
+        return self.informers[resource.kind].served
+
+    @property
+    def complete(self) -> bool:
+        """Synced, and every kind is served: only then may absence mean deletion."""
+        return all(i.synced.is_set() and i.served for i in self.informers.values())
+
+    def relisting(self, resource: Resource) -> bool:
+        return self.informers[resource.kind].relisting
 
     def _changed(self, resource: Resource, old: Obj | None, new: Obj | None) -> None:
         parser = PARSERS.get(resource.kind)
@@ -109,7 +127,7 @@ class Cache:
                 old_model = table.get(key)
                 if new is None:
                     table.pop(key, None)
-                    self._errors.pop(key, None)
+                    self._errors[resource.kind].pop(key, None)
                 else:
                     new_model = self._parse(resource, key, parser, new)
                     if new_model is None:
@@ -130,13 +148,11 @@ class Cache:
         try:
             model = parser(obj)
         except ValidationError as exc:
-            if resource is GATEWAYS:
-                self._errors[key] = exc
-            else:
+            self._errors[resource.kind][key] = exc
+            if resource is not GATEWAYS:
                 log.warning("ignoring invalid object", kind=resource.kind, key=key, error=str(exc))
             return None
-        if resource is GATEWAYS:
-            self._errors.pop(key, None)
+        self._errors[resource.kind].pop(key, None)
         return model
 
     def snapshot(self, chassis_by_hostname: Mapping[str, str] | None = None) -> Snapshot:

@@ -49,6 +49,8 @@ class Informer:
         self.on_relist = on_relist
         self.watch_timeout = watch_timeout
         self.synced = threading.Event()
+        self.served = True  # False while the API answers 404 for the kind (CRD not installed)
+        self.relisting = False  # handlers may skip per-object work: a relist resyncs everything
         self.lock = threading.Lock()
         self.relists = 0
         self._store: dict[str, Obj] = {}
@@ -96,14 +98,22 @@ class Informer:
                     continue
                 delay = backoff.next()
                 if exc.not_found and not self._rv and not self.synced.is_set():
-                    # The API does not serve this kind (its CRD is not installed): an empty
-                    # cache, so the controller still starts; keep asking in case it appears.
+                    # The API does not serve this kind (its CRD is not installed, or not yet):
+                    # an empty cache, so the controller still starts, marked not served so
+                    # that nothing is garbage-collected on its account; keep asking.
+                    self.served = False
                     self.synced.set()
                     delay = max(delay, 5.0)
                 log.warning("kubernetes api error", resource=self.resource.plural,
                             error=str(exc), retry_in=round(delay, 2))
                 if not exc.transient and exc.status not in (401, 403, 404):
                     self._rv = ""  # unknown state: start from a fresh list
+                self._stop.wait(delay)
+            except Exception:  # a bug in a handler: keep the cache alive, start over
+                delay = backoff.next()
+                log.exception("informer error, relisting", resource=self.resource.plural,
+                              retry_in=round(delay, 2))
+                self._rv = ""
                 self._stop.wait(delay)
 
     def _relist(self) -> None:
@@ -122,14 +132,19 @@ class Informer:
         with self.lock:
             old = self._store
             self._store = fresh
-        for key, obj in fresh.items():
-            before = old.get(key)
-            if before is None or _rv_of(before) != _rv_of(obj):
-                self.on_change(self.resource, before, obj)
-        for key, before in old.items():
-            if key not in fresh:
-                self.on_change(self.resource, before, None)
+        self.relisting = True
+        try:
+            for key, obj in fresh.items():
+                before = old.get(key)
+                if before is None or _rv_of(before) != _rv_of(obj):
+                    self.on_change(self.resource, before, obj)
+            for key, before in old.items():
+                if key not in fresh:
+                    self.on_change(self.resource, before, None)
+        finally:
+            self.relisting = False
         self._rv = rv
+        self.served = True
         self.relists += 1
         first = not self.synced.is_set()
         self.synced.set()

@@ -37,8 +37,9 @@ class Workload:
 
 
 def gateway_pods(gw: VpcEgressGateway, snap: Snapshot) -> list[Pod]:
+    label = gw.pod_label  # shortened for names over 63 characters
     return sorted((p for p in snap.pods
-                   if p.namespace == gw.namespace and dict(p.labels).get(GATEWAY_LABEL) == gw.name),
+                   if p.namespace == gw.namespace and dict(p.labels).get(GATEWAY_LABEL) == label),
                   key=lambda p: p.name)
 
 

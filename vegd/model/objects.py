@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,14 @@ class PodSelection:
     pod_selector: LabelSelector = LabelSelector()
 
 
+def label_value(name: str) -> str:
+    """The value of a gateway's pod label: names over 63 characters (a label value's limit) are
+    shortened as Kube-OVN does."""
+    if len(name) <= 63:
+        return name
+    return f"{name[:54]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 @dataclass(frozen=True)
 class VpcEgressGateway:
     namespace: str
@@ -75,6 +84,11 @@ class VpcEgressGateway:
     @property
     def ref(self) -> str:
         return f"VpcEgressGateway {self.key}"
+
+    @property
+    def pod_label(self) -> str:
+        """The value of GATEWAY_LABEL on its Deployment and pods."""
+        return label_value(self.name)
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,12 @@ class Snapshot:
 
     def gateway(self, key: str) -> VpcEgressGateway | None:
         return self._lookup("gateway", self.gateways, "key").get(key)  # type: ignore[return-value]
+
+    def gateway_by_label(self, namespace: str, value: str) -> VpcEgressGateway | None:
+        """The gateway whose pods carry GATEWAY_LABEL=value in namespace."""
+        by_label = self.memo("gateway_by_label", lambda: {
+            (g.namespace, g.pod_label): g for g in self.gateways})
+        return by_label.get((namespace, value))
 
     def namespace_labels(self, name: str) -> dict[str, str]:
         ns = self._lookup("namespace", self.namespaces, "name").get(name)

@@ -8,6 +8,7 @@ not an error: it is read by `model.instances`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from vegd.model.errors import ValidationError
@@ -173,7 +174,8 @@ def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: S
             continue
         if (other.created, other.key) > (gw.created, gw.key):
             continue
-        theirs = gateway_sources(other, snap, strict=False)
+        theirs = snap.memo(f"lenient-sources:{other.key}",
+                           functools.partial(gateway_sources, other, snap, strict=False))
         for net in mine:
             for o in theirs[net.version].all:
                 if net.overlaps(o):

@@ -90,8 +90,13 @@ class NbClient:
         except ovsdbapp_exceptions.TimeoutException as exc:
             raise NbUnavailable(f"NB transaction timed out: {exc}") from exc
         except RuntimeError as exc:
-            if "not locked" in str(exc).lower():
+            text = str(exc).lower()
+            # ovsdbapp words these as "...require a database lock but didn't get it yet or has
+            # already lost it" and "OVS transaction timed out"
+            if self.lock and ("lock" in text or not self.api.idl.has_lock):
                 raise NotLockHolder(f"NB lock {self.lock!r} is held by another vegd") from exc
+            if "timed out" in text:
+                raise NbUnavailable(f"NB transaction: {exc}") from exc
             raise
         changes: Changes = cmd.result
         if changes.total:
@@ -144,6 +149,10 @@ class SbClient:
 
     def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None) -> None:
         self.api, _ = _open(remote, "OVN_Southbound", SB_TABLES, timeout, ssl)
+
+    @property
+    def change_seqno(self) -> int:
+        return int(self.api.idl.change_seqno)
 
     def chassis_by_hostname(self) -> dict[str, str]:
         with self.api.ovsdb_connection.lock:

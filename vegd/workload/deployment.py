@@ -31,6 +31,7 @@ from vegd.model.objects import (
     IPNetwork,
     Snapshot,
     VpcEgressGateway,
+    label_value,
 )
 from vegd.model.resolve import ResolvedGateway
 from vegd.model.selectors import NodeSelectorTerm, Requirement
@@ -82,13 +83,6 @@ class WorkloadOptions:
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=_default_resources)
     termination_grace_period: int = 10  # the agent stops bfdd and exits in well under a second
     drain_seconds: int = 3  # preStop delay: vegd's reconcile + ovn-controller's flow update
-
-
-def label_value(name: str) -> str:
-    """A label value for a name: names over 63 characters are shortened as Kube-OVN does."""
-    if len(name) <= 63:
-        return name
-    return f"{name[:54]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def deployment_name(gw: VpcEgressGateway) -> str:
