@@ -273,7 +273,8 @@ def print_run(r: Run) -> None:
         gaps = (f" | OVN tx gaps med/p99/max {r.ovn_tx_gaps['median']}/{r.ovn_tx_gaps['p99']}/"
                 f"{r.ovn_tx_gaps['max']} FRR {r.frr_tx_gaps.get('median')}/"
                 f"{r.frr_tx_gaps.get('p99')}/{r.frr_tx_gaps.get('max')}")
-    print(f"  [{r.timers} #{r.run} kill {r.killed} load {r.load1}] quiet {r.quiet_s:.0f}s: "
+    who = f"kill {r.killed}" if r.killed else "no kill"
+    print(f"  [{r.timers} #{r.run} {who} load {r.load1}] quiet {r.quiet_s:.0f}s: "
           f"frr-down {r.quiet_frr_down} sb-changes {r.quiet_sb_changes} "
           f"failed {r.quiet_failed}{gaps}"
           + (f" | {'; '.join(r.quiet_diag)}" if r.quiet_diag else "")
