@@ -22,6 +22,7 @@ from vegd.nb.errors import NbUnavailable
 from vegd.nb.remote import SslFiles
 from vegd.plan.settings import PlanSettings
 from vegd.source.yamldir import SourceError, load_snapshot
+from vegd.workload.advice import bfd_timer_advice
 
 
 def run_apply(args: argparse.Namespace) -> int:
@@ -67,6 +68,11 @@ def run_apply(args: argparse.Namespace) -> int:
         checked = engine.validate(snap, nb.capabilities.policy_bfd_sessions)
         if checked.errors:
             return _fail(EXIT_INVALID, "\n".join(str(e) for e in checked.errors))
+        for key in sorted(checked.resolved):
+            advice = bfd_timer_advice(checked.resolved[key].gateway,
+                                      settings.bfd_port_mode == "stock")
+            if advice:
+                print(f"vegd apply: warning: VpcEgressGateway {key}: {advice}", file=sys.stderr)
         plans = engine.plan_all(snap, checked.resolved, plan_settings)
         missing = engine.missing_routers(nb, plans)
         if missing:

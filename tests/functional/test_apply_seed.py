@@ -230,3 +230,14 @@ def test_console_script_exit_codes(seed, tmp_path):
     assert "NB:" in down.stderr
     bad_args = subprocess.run([*exe, "apply"], capture_output=True, text=True, cwd=ROOT)
     assert bad_args.returncode == 2
+
+
+def test_apply_warns_about_bfd_timers_that_flap_on_stock_ovn(seed, capsys):
+    from vegd.cli import main as vegd_main
+
+    seed.find("VpcEgressGateway", "gateway2")["spec"]["bfd"].update(minTX=300, minRX=300)
+    code = vegd_main(["apply", "-f", str(seed.write()), "--nb-connection", seed.ovn.nb_unix,
+                      "--sb-connection", seed.ovn.sb_unix])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "warning: VpcEgressGateway default/gateway2" in err and "minRX 300" in err

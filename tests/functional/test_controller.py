@@ -447,3 +447,19 @@ def test_deleting_the_older_of_two_overlapping_gateways_validates_the_newer(env)
     env.custom.delete_namespaced_custom_object(G, V, "default", PLURAL, "a-older")
     wait_for(lambda: env.condition("b-newer", "Validated").get("status") == "True", 10,
              what="newer re-checked when the older one went")
+
+
+def test_bfd_timers_that_flap_on_stock_ovn_get_one_warning(env):
+    vpc_api = ("kubeovn.io", "v1", "vpcs", "vpc1")
+    env.custom.patch_cluster_custom_object(*vpc_api, {"spec": {"bfdPort": {
+        "nodeSelector": {"matchLabels": {"kubernetes.io/hostname": "kube-ovn-worker"}}}}})
+    env.create_gateway("gateway2", {**GATEWAY2, "replicas": 1})  # 300/300 x 3
+    env.cluster.wait_pods("gateway2", 1, timeout=15)
+    wait_for(lambda: any(e.reason == "BfdTimersMayFlap" for e in env.events("gateway2")), 10,
+             what="the advisory Event")
+    env.custom.patch_namespaced_custom_object(G, V, "default", PLURAL, "gateway2", {
+        "spec": {"bfd": {"minTX": 100}}})
+    wait_for(lambda: env.rows("BFD") and all(
+        r["min_rx"] == 100 for r in env.rows("BFD") if r["logical_port"] == "bfd@vpc1"), 10,
+        what="the new timers in NB")
+    assert sum(e.reason == "BfdTimersMayFlap" for e in env.events("gateway2")) == 1

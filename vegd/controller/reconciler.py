@@ -35,6 +35,7 @@ from vegd.plan.vpc import OWNER_KEY as VPC_OWNER_KEY
 from vegd.plan.vpc import plan_vpc, vpc_owner
 from vegd.workload import deployment as wl
 from vegd.workload import status as st
+from vegd.workload.advice import bfd_timer_advice
 
 log = structlog.get_logger("vegd.controller")
 
@@ -67,6 +68,7 @@ class Reconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.summary: dict[str, int] = {}  # what the current reconcile changed, for its log line
+        self._advised: dict[str, int] = {}  # gateway key -> generation whose advice was given
 
     def take_summary(self) -> dict[str, int]:
         summary, self.summary = self.summary, {}
@@ -133,6 +135,7 @@ class Reconciler:
                 invalid=invalid, deployment=live))
             return
 
+        self._advise(raw, gw)
         workload_error = ""
         try:
             live = self._ensure_deployment(gw.namespace, desired, live)
@@ -152,6 +155,15 @@ class Reconciler:
             nb_error=nb_error, bfd=bfd))
         if nb_error or workload_error:
             raise Retry(nb_error or workload_error)
+
+    def _advise(self, raw: Obj, gw: VpcEgressGateway) -> None:
+        """A Warning Event, once per spec generation, for a valid spec that will work badly."""
+        advice = bfd_timer_advice(gw, self.ctx.plan.bfd_port_mode == "stock")
+        if not advice or self._advised.get(gw.key) == gw.generation:
+            return
+        self._advised[gw.key] = gw.generation
+        involved = {**raw, "apiVersion": GATEWAYS.api_version, "kind": GATEWAYS.kind}
+        self.ctx.events.emit(involved, "Warning", "BfdTimersMayFlap", advice, self.ctx.clock())
 
     def _set_finalizers(self, key: str, raw: Obj, finalizers: list[str]) -> Obj:
         meta = raw.get("metadata") or {}
