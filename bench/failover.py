@@ -10,12 +10,14 @@ rows written by the pluggable rows writer). Then, N times:
    gateway;
 2. a quiet period (--quiet s) with the prober running: FRR session-down events, SB BFD status
    changes and failed connections count as flaps (stability);
-3. kill one gateway (rotating): SIGKILL its bfdd and DROP its forwarding;
-4. timestamps, all from this host's wall clock: SB BFD status down (ovn-controller's detection),
-   NB BFD status down (written by northd), first SB Logical_Flow change (northd), first OpenFlow
-   change on br-int (ovn-controller), and the failover: the start of the first connection after
-   which all connections succeeded through the survivors (held for --settle s);
-5. revive the gateway (forwarding back, bfdd restarted) for the next run.
+3. kill one gateway (rotating; tests/e2e's lab.kill_gateway: agent and bfdd SIGKILLed, its
+   forwarding dropped);
+4. timestamps, all from this host's wall clock: with --capture the expiry of OVN's detection
+   timer (the victim's last BFD packet + mult x TX), SB BFD status down (ovn-controller's
+   detection), NB BFD status down (northd), first SB Logical_Flow change (northd), the route's
+   OpenFlow table changed (ovn-controller; polled), and the failover: the start of the first
+   connection after which all connections succeeded through the survivors (held --settle s);
+5. revive the gateway (lab.revive_gateway) for the next run.
 
 Timers are written TXxMULT (symmetric) or TX/RXxMULT in VpcEgressGateway terms: TX is the
 instance's (FRR's) transmit-interval = spec.bfd.minTX, RX its receive-interval = spec.bfd.minRX.
