@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kubeapi.fixture import KubeApi
-from kubeapi.store import ApiError
 from kubernetes import client
 from ovnstack import OvnStack, wait_for
 from vegd_harness import InProcessController
@@ -34,6 +32,9 @@ class ControllerRows:
     name = "controller"
 
     def __init__(self, bfd_port_mode: str = "stock", workdir: Path | None = None):
+        # imported here: kubeapi.fixture is also a pytest plugin, which must be loaded first
+        from kubeapi.fixture import KubeApi
+
         self.bfd_port_mode = bfd_port_mode
         self.api = KubeApi()
         self.raw = client.ApiClient(self.api.configuration())
@@ -77,6 +78,8 @@ class ControllerRows:
             body["spec"].setdefault("containers", [{"name": "gateway", "image": "vegd"}])
         store, rt = self.api.store, self.api._type_of(body)
         ns = key[1] or None
+        from kubeapi.store import ApiError
+
         try:
             existing = store.get(rt, ns, key[2])
         except ApiError as exc:
