@@ -10,8 +10,7 @@ from ovnstack import wait_for
 
 from .frr import have_frr
 from .lab import PORT, SERVER4, build_egress_lab
-from .rows import BfdSpec
-from .test_dataplane_bfd import BFD_INTERVAL_MS, BFD_MULT, BFD_PORT_IP
+from .test_dataplane_bfd import bfd_spec
 
 pytestmark = [pytest.mark.netns, pytest.mark.dataplane, pytest.mark.frr]
 
@@ -27,8 +26,7 @@ def test_controller_drives_ecmp_bfd_and_reports_sessions(dataplane, controller_r
     if not have_frr():
         pytest.skip("FRR (bfdd, vtysh) is not installed")
     dp = dataplane
-    bfd = BfdSpec(min_tx=BFD_INTERVAL_MS, min_rx=BFD_INTERVAL_MS, detect_mult=BFD_MULT,
-                  port_ip=BFD_PORT_IP)
+    bfd = bfd_spec()
     lab = build_egress_lab(dp, gateways=2, pods=1, bfd=bfd)
     pod, (gw1, gw2) = lab.pods[0], lab.gateways
     spec = lab.spec()
@@ -43,8 +41,12 @@ def test_controller_drives_ecmp_bfd_and_reports_sessions(dataplane, controller_r
     lab.kill_gateway(gw1)
     wait_for(lambda: sessions(controller_rows, spec).get(gw1.addr(4)) == "down", 20,
              interval=0.05, what="gw1's session down in the status")
-    assert sessions(controller_rows, spec)[gw2.addr(4)] == "up"
+    # the survivor's session may flap once when its peer dies (ovn-controller 23.03's pinctrl
+    # is woken less often; docs/performance.md "Failover"): wait for it, do not race it
+    wait_for(lambda: sessions(controller_rows, spec).get(gw2.addr(4)) == "up", 20,
+             interval=0.1, what="gw2's session up in the status")
     dp.wait_hv_sync()
-    assert lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=10)) == {"gw2": 10}
+    wait_for(lambda: lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=10)) == {"gw2": 10}, 20,
+             interval=0.5, what="every new connection through gw2")
     print(f"\ncontroller-driven ECMP split {split}; after killing gw1 all through gw2; "
           f"converged in {[round(t * 1000) for t in controller_rows.converged_in]} ms")

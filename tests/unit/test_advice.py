@@ -20,6 +20,8 @@ def gw(tx: int, rx: int, mult: int = 3, enabled: bool = True) -> VpcEgressGatewa
     (50, 300, 3, False),
     (1000, 1000, 3, False),  # the CRD default: slow, but stable
     (500, 500, 3, False),    # 1500 ms detection
+    (100, 200, 3, True),     # never stayed up (minRX under 300)
+    (50, 150, 3, True),
 ])
 def test_advice_only_for_timers_that_flap(tx, rx, mult, advised):
     text = bfd_timer_advice(gw(tx, rx, mult), stock_ovn=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from vegd.model.objects import VpcEgressGateway
 
 FLAP_DETECTION_MS = 1500  # below this FRR-side detection time, symmetric timers flapped
+MIN_FRR_DETECTION_MS = 900  # below this (minRX under 300 ms at x3) no timers stayed up
 
 
 def bfd_timer_advice(gw: VpcEgressGateway, stock_ovn: bool) -> str:
@@ -19,9 +20,12 @@ def bfd_timer_advice(gw: VpcEgressGateway, stock_ovn: bool) -> str:
     b = gw.bfd
     if not (stock_ovn and b.enabled):
         return ""
-    if b.min_tx < b.min_rx or b.multiplier * b.min_rx >= FLAP_DETECTION_MS:
+    frr_detection = b.multiplier * b.min_rx
+    symmetric_and_short = b.min_tx >= b.min_rx and frr_detection < FLAP_DETECTION_MS
+    if not (symmetric_and_short or frr_detection < MIN_FRR_DETECTION_MS):
         return ""
     return (f"BFD minTX {b.min_tx} ms, minRX {b.min_rx} ms, multiplier {b.multiplier}: with "
-            "stock OVN (bfd_port_mode stock) sessions flap when minTX >= minRX and "
-            f"multiplier x minRX < {FLAP_DETECTION_MS} ms; minTX 100, minRX 300, multiplier 3 "
+            "stock OVN (bfd_port_mode stock) sessions flap when multiplier x minRX is under "
+            f"{MIN_FRR_DETECTION_MS} ms, or under {FLAP_DETECTION_MS} ms with minTX >= minRX; "
+            "minTX 100, minRX 300, multiplier 3 "
             "fails over in about 0.4 s without flapping (docs/performance.md, Failover)")
