@@ -110,7 +110,14 @@ def test_run_supervises_bfdd_and_reports(lab: Lab, topo: Topology) -> None:
     t0 = time.monotonic()
     wait_for(lambda: metric(topo.gw, "vegd_gateway_bfdd_restarts_total") == 1, 10,
              what="bfdd restarted")
-    new_pid = int(gw_pidfile.read_text())
+    # the restart counter moves when the agent starts the new bfdd; its pidfile follows shortly
+
+    def replaced() -> int:
+        text = gw_pidfile.read_text().strip() if gw_pidfile.exists() else ""
+        pid = int(text) if text.isdigit() else 0
+        return pid if pid and pid != gw_bfdd and alive(pid) else 0
+
+    new_pid = wait_for(replaced, 10, what="the new bfdd's pidfile")
     assert new_pid != gw_bfdd and alive(new_pid)
     wait_for(lambda: metric(topo.gw, SESSION) == 1, 15, what="BFD up after bfdd restart")
     print(f"agent's bfdd killed -> restarted and session up in {time.monotonic() - t0:.2f} s")
