@@ -15,7 +15,7 @@ from ovsdbapp.backend.ovs_idl import connection as ovs_connection
 from vegd.nb.capabilities import Capabilities
 from vegd.nb.errors import NbUnavailable, NotLockHolder, ReconcileError
 from vegd.nb.remote import SslFiles, configure_ssl, fetch_schema, members, schema_helper
-from vegd.nb.sync import Changes, CollectGarbage, ReconcileOwner
+from vegd.nb.sync import Changes, CollectGarbage, ReconcileOwner, Replica
 from vegd.plan.rows import Desired
 
 # Only what vegd reads or writes is replicated: the replica stays small on big clusters.
@@ -126,9 +126,9 @@ class NbClient:
         """owner -> dst_ip -> BFD.status, for every owner at once."""
         out: dict[str, dict[str, str]] = {}
         with self.api.ovsdb_connection.lock:
-            for row in self.api.tables["BFD"].rows.values():
-                owner = row.external_ids.get(owner_key)
-                if owner and row.external_ids.get("vendor") == vendor:
+            # the reconcile's own owner index, rebuilt only when the replica changed
+            for (key, owner), table, row in Replica.of(self.api, vendor).all_owned():
+                if table == "BFD" and key == owner_key:
                     out.setdefault(owner, {})[row.dst_ip] = row.status[0] if row.status else ""
         return out
 
@@ -136,9 +136,7 @@ class NbClient:
         """dst_ip -> BFD.status of the owner's sessions, as ovn-northd reports them."""
         with self.api.ovsdb_connection.lock:
             return {row.dst_ip: (row.status[0] if row.status else "")
-                    for row in self.api.tables["BFD"].rows.values()
-                    if row.external_ids.get("vendor") == vendor
-                    and row.external_ids.get(owner_key) == owner_value}
+                    for row in Replica.of(self.api, vendor).owned("BFD", owner_key, owner_value)}
 
     def close(self) -> None:
         self.api.ovsdb_connection.stop(timeout=5)
@@ -149,15 +147,21 @@ class SbClient:
 
     def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None) -> None:
         self.api, _ = _open(remote, "OVN_Southbound", SB_TABLES, timeout, ssl)
+        self._chassis: tuple[int, dict[str, str]] | None = None
 
     @property
     def change_seqno(self) -> int:
         return int(self.api.idl.change_seqno)
 
     def chassis_by_hostname(self) -> dict[str, str]:
+        """Read on every reconcile: scanned again only when the replica changed."""
         with self.api.ovsdb_connection.lock:
-            return {row.hostname: row.name for row in self.api.tables["Chassis"].rows.values()
-                    if row.hostname}
+            seqno = self.api.idl.change_seqno
+            if self._chassis is None or self._chassis[0] != seqno:
+                self._chassis = (seqno, {row.hostname: row.name
+                                         for row in self.api.tables["Chassis"].rows.values()
+                                         if row.hostname})
+            return dict(self._chassis[1])
 
     def close(self) -> None:
         self.api.ovsdb_connection.stop(timeout=5)
