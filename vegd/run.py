@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from types import FrameType
 
 import structlog
@@ -56,10 +55,7 @@ def run_controller(args: argparse.Namespace) -> int:
     except (NbUnavailable, ValueError) as exc:
         return _fail(f"OVN databases: {exc}")
     controller = build_controller(settings, kube, nb, sb)
-    stop = threading.Event()
-
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
         controller.request_stop()  # no joins in a signal handler: run() returns, then stop()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -27,7 +27,7 @@ from vegd.controller.queue import WorkQueue
 from vegd.controller.reconciler import GC_KEY, Reconciler, Retry
 from vegd.kube.api import Obj
 from vegd.kube.cache import Cache
-from vegd.kube.resources import DEPLOYMENTS, GATEWAYS, VPCS, Resource
+from vegd.kube.resources import DEPLOYMENTS, GATEWAYS, VPCS, Resource, object_key
 from vegd.nb.errors import NotLockHolder
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 
@@ -75,8 +75,7 @@ class Controller:
             snap = self.cache.snapshot()
             keys = deployment_keys(old_raw, snap) | deployment_keys(new_raw, snap)
         elif resource is GATEWAYS:
-            meta = (new_raw or old_raw or {}).get("metadata") or {}
-            keys = {gateway_key(f"{meta.get('namespace') or 'default'}/{meta.get('name')}")}
+            keys = {gateway_key(object_key(new_raw or old_raw or {}))}
             # Always this gateway, even for a status-only change: the status a reconcile
             # compares with comes from the cache, which may have lagged behind our own write.
             if old_raw is None or new_raw is None or \
@@ -84,7 +83,7 @@ class Controller:
                 # overlapping sources are decided between the gateways of a VPC
                 keys |= keys_for_vpc_gateways(old, new, self.cache.snapshot())
         elif resource is VPCS and old_raw is not None and new_raw is not None and old == new:
-            keys = {vpc_key(str((new_raw.get("metadata") or {}).get("name")))}  # status
+            keys = {vpc_key(object_key(new_raw))}  # status only
         else:
             if old == new:
                 return  # nothing vegd reads changed (status heartbeats, other annotations)

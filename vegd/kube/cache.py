@@ -81,7 +81,7 @@ class Cache:
 
     def stop(self) -> None:
         for informer in self.informers.values():
-            informer._stop.set()
+            informer.request_stop()  # all at once, then the joins
         for informer in self.informers.values():
             informer.stop()
 

@@ -63,8 +63,11 @@ class Informer:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
         self._stop.set()
+
+    def stop(self) -> None:
+        self.request_stop()
         resp = self._response
         if resp is not None:  # wake the thread blocked reading the watch stream
             for method in ("shutdown", "close"):
