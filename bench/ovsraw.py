@@ -47,19 +47,21 @@ class Rpc:
                                               "error": None}).encode())
 
     def _read(self) -> Obj:
+        chunks = [self._buf] if self._buf else []
         while True:
-            text = self._buf.decode() if self._buf else ""
-            if text:
+            # a message may end only where a chunk ends with "}": decode only then
+            if chunks and chunks[-1].rstrip().endswith(b"}"):
+                text = b"".join(chunks).decode()
                 try:
-                    msg, end = self._decoder.raw_decode(text)
-                    self._buf = text[end:].lstrip().encode()
+                    msg, end = self._decoder.raw_decode(text.lstrip())
+                    self._buf = text.lstrip()[end:].lstrip().encode()
                     return msg
                 except json.JSONDecodeError:
-                    pass
+                    chunks = [text.encode()]
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise ConnectionError("ovsdb-server closed the connection")
-            self._buf += chunk
+            chunks.append(chunk)
 
     def transact(self, ops: list[Obj]) -> list[Obj]:
         result = self.call(self.request("transact", ["OVN_Northbound", *ops]))
