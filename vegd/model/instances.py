@@ -37,10 +37,19 @@ class Workload:
 
 
 def gateway_pods(gw: VpcEgressGateway, snap: Snapshot) -> list[Pod]:
-    label = gw.pod_label  # shortened for names over 63 characters
-    return sorted((p for p in snap.pods
-                   if p.namespace == gw.namespace and dict(p.labels).get(GATEWAY_LABEL) == label),
-                  key=lambda p: p.name)
+    # the label is shortened for names over 63 characters
+    return sorted(snap.memo("gateway_pods", lambda: _gateway_pods(snap)).get(
+        (gw.namespace, gw.pod_label), ()), key=lambda p: p.name)
+
+
+def _gateway_pods(snap: Snapshot) -> dict[tuple[str, str], list[Pod]]:
+    """(namespace, gateway label) -> pods: one pass over the pods for every gateway."""
+    out: dict[tuple[str, str], list[Pod]] = {}
+    for pod in snap.pods:
+        label = pod.label_map.get(GATEWAY_LABEL)
+        if label:
+            out.setdefault((pod.namespace, label), []).append(pod)
+    return out
 
 
 def workload(resolved: ResolvedGateway, snap: Snapshot) -> Workload:

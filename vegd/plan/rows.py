@@ -57,7 +57,9 @@ class _Row:
     def key(self) -> tuple[str, ...]:
         own = tuple(str(getattr(self, c)) for c in self.KEY)
         # a router's child is one of its router's rows, unless its key is schema-wide
-        return (self.router, *own) if self.ROUTER_COLUMN and not self.UNIQUE else own
+        if self.ROUTER_COLUMN and not self.UNIQUE:
+            return (str(getattr(self, "router")), *own)  # noqa: B009 - only children have it
+        return own
 
     def columns(self) -> dict[str, Any]:
         raise NotImplementedError
