@@ -21,8 +21,7 @@ from .resources import Registry, ResourceType
 
 _QUERY = [{"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
           for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
-_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
-                "application/apply-patch+yaml")
+_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
 
 
 def gv_path(group: str, version: str) -> str:
