@@ -22,6 +22,7 @@ functions that cel-python provides (``matches``, ``size``, macros ...), ``option
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -129,24 +130,41 @@ def _failure(rule: Rule, path: str, node: dict[str, Any], act: dict[str, Any]) -
     return where, template.format(value=value, message=message)
 
 
-def _check_node(node: dict[str, Any], value: Any, old: Any, has_old: bool, path: str,
-                errors: list[tuple[str, str]], descend: bool = True) -> None:
-    rules = _rules_of(node)
-    if rules:
+# CEL is pure: a rule's verdict depends only on self (and oldSelf). cel-python interprets a rule
+# in about a millisecond, and most writes (status updates) leave the ruled values unchanged, so
+# verdicts are memoised by value: (rule, self, oldSelf) -> (path, message) list, bounded.
+_VERDICTS: dict[tuple[int, str, str | None], list[tuple[str, str]]] = {}
+_VERDICTS_MAX = 4096
+
+
+def _verdict(rule: Rule, node: dict[str, Any], value: Any, old: Any, has_old: bool,
+             path: str) -> list[tuple[str, str]]:
+    key = (id(rule), json.dumps(value, sort_keys=True),
+           json.dumps(old, sort_keys=True) if rule.transition else None)
+    cached = _VERDICTS.get(key)
+    if cached is None:
         act = {"self": celpy.json_to_cel(value)}
         if has_old:
             act["oldSelf"] = celpy.json_to_cel(old)
-        for rule in rules:
-            if rule.transition and not has_old:
-                continue
-            try:
-                ok = _eval(rule.program, act)
-            except Exception as e:
-                errors.append((path, f'Invalid value: "{_schema_type(node)}": {e} evaluating '
-                               f"rule: {rule.rule}"))
-                continue
-            if ok is not True and not (isinstance(ok, celpy.celtypes.BoolType) and bool(ok)):
-                errors.append(_failure(rule, path, node, act))
+        try:
+            ok = _eval(rule.program, act)
+            passed = ok is True or (isinstance(ok, celpy.celtypes.BoolType) and bool(ok))
+            cached = [] if passed else [_failure(rule, "", node, act)]
+        except Exception as e:
+            cached = [("", f'Invalid value: "{_schema_type(node)}": {e} evaluating rule: '
+                           f"{rule.rule}")]
+        if len(_VERDICTS) >= _VERDICTS_MAX:
+            _VERDICTS.clear()
+        _VERDICTS[key] = cached
+    return [(_join(path, where), message) for where, message in cached]
+
+
+def _check_node(node: dict[str, Any], value: Any, old: Any, has_old: bool, path: str,
+                errors: list[tuple[str, str]], descend: bool = True) -> None:
+    for rule in _rules_of(node):
+        if rule.transition and not has_old:
+            continue
+        errors += _verdict(rule, node, value, old, has_old, path)
     if descend:
         _descend(node, value, old, has_old, path, errors)
 
