@@ -367,6 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
             seen = watcher.translate(item)
             if seen:
                 send(seen[0], seen[1])
+        store.close_watch(watcher)  # unregistered before the client can see the end
         self._chunk(b"")  # the terminating chunk: a clean end of the stream
 
 
