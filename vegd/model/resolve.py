@@ -2,7 +2,8 @@
 
 `resolve_gateway` raises `ValidationError` for anything a person must fix in the spec (unknown
 VPC or subnet, an address outside its subnet, a family the subnet does not have, BFD without a
-VPC BFD port, sources overlapping another gateway of the VPC). Runtime state (which pods run) is
+VPC BFD port or with a port address an instance has, the internal subnet as the external one, an
+address or sources another (older) gateway already has). Runtime state (which pods run) is
 not an error: it is read by `model.instances`.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from vegd.model.errors import ValidationError
 from vegd.model.objects import (
     FAMILIES,
+    GATEWAY_LABEL,
     Family,
     IPAddress,
     IPNetwork,
@@ -121,6 +123,10 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
     if external is None:
         raise ValidationError(gw.ref, "spec.externalSubnet",
                               f"subnet {gw.external_subnet} does not exist")
+    if external.name == internal.name:
+        raise ValidationError(gw.ref, "spec.externalSubnet",
+                              f"subnet {external.name} is also the internal subnet; the external "
+                              "network must be another subnet (a macvlan attachment)")
 
     for field, entries, subnet in (("spec.internalIPs", gw.internal_ips, internal),
                                    ("spec.externalIPs", gw.external_ips, external)):
@@ -137,6 +143,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                     raise ValidationError(gw.ref, f"{field}[{i}]",
                                           f"{ip} is outside subnet {subnet.name} ({cidr})")
 
+    _check_shared_addresses(gw, internal, external, snap)
     sources = gateway_sources(gw, snap)
     for family in FAMILIES:
         if sources[family].all and family not in internal.families:
@@ -157,6 +164,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                 raise ValidationError(gw.ref, "spec.bfd.enabled",
                                       f"internal subnet {internal.name} has IPv{family} but the "
                                       f"bfdPort of VPC {vpc.name} has no IPv{family} address")
+        _check_bfd_peers(gw, port.ips, snap)
         if gw.bfd_mode == "policy" and not policy_bfd:
             raise ValidationError(gw.ref, "spec.bfdMode",
                                   "policy mode needs Logical_Router_Policy.bfd_sessions, which "
@@ -166,13 +174,57 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
     return ResolvedGateway(gw, vpc, internal, external, sources, peers)
 
 
+def _older(other: VpcEgressGateway, gw: VpcEgressGateway) -> bool:
+    """The rule for anything two gateways both claim: the older one keeps it."""
+    return (other.created, other.key) < (gw.created, gw.key)
+
+
+def _check_shared_addresses(gw: VpcEgressGateway, internal: Subnet, external: Subnet,
+                            snap: Snapshot) -> None:
+    """An address of spec.internalIPs/externalIPs belongs to one gateway of its subnet."""
+    for other in snap.gateways:
+        if other.key == gw.key or other.deleting or not _older(other, gw):
+            continue
+        for field, mine, theirs, same_subnet in (
+                ("spec.internalIPs", gw.internal_ips, other.internal_ips,
+                 other.vpc == gw.vpc and internal_subnet_name(
+                     other, snap.vpc(other.vpc) or Vpc(other.vpc), snap) == internal.name),
+                ("spec.externalIPs", gw.external_ips, other.external_ips,
+                 other.external_subnet == external.name)):
+            taken = {ip for entry in theirs for ip in entry} if same_subnet else set()
+            for i, entry in enumerate(mine):
+                for ip in entry:
+                    if ip in taken:
+                        raise ValidationError(gw.ref, f"{field}[{i}]",
+                                              f"{ip} is also in {field} of VpcEgressGateway "
+                                              f"{other.key}; an address belongs to one gateway")
+
+
+def _check_bfd_peers(gw: VpcEgressGateway, peers: tuple[IPAddress, ...], snap: Snapshot) -> None:
+    """The VPC's BFD port address must not be an instance's own address: the instance would
+    run BFD against itself and the route through it would never be checked."""
+    for i, entry in enumerate(gw.internal_ips):
+        for ip in entry:
+            if ip in peers:
+                raise ValidationError(gw.ref, f"spec.internalIPs[{i}]",
+                                      f"{ip} is the bfdPort address of VPC {gw.vpc}")
+    for pod in snap.pods:
+        if (pod.namespace == gw.namespace and not pod.deleting
+                and dict(pod.labels).get(GATEWAY_LABEL) == gw.pod_label):
+            for ip in pod.ips:
+                if ip in peers:
+                    raise ValidationError(gw.ref, "spec.bfd.enabled",
+                                          f"instance pod {pod.key} has {ip}, the bfdPort "
+                                          f"address of VPC {gw.vpc}")
+
+
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:
     """Two gateways of one VPC must not claim the same sources: the older one keeps them."""
     mine = [n for f in FAMILIES for n in sources[f].all]
     for other in snap.gateways:
         if other.key == gw.key or other.vpc != gw.vpc or other.deleting:
             continue
-        if (other.created, other.key) > (gw.created, gw.key):
+        if not _older(other, gw):
             continue
         theirs = snap.memo(f"lenient-sources:{other.key}",
                            functools.partial(gateway_sources, other, snap, strict=False))
