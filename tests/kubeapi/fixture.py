@@ -80,8 +80,8 @@ class KubeApi:
     def silenced_watches(self) -> int:
         return self.server.silenced
 
-    def requests(self) -> list[tuple[str, str, dict[str, str]]]:
-        """Every request served so far: (method, path, query)."""
+    def requests(self) -> list[tuple[str, str, dict[str, str], str]]:
+        """Every request served so far: (method, path, query, Authorization header)."""
         with self.server.log_lock:
             return list(self.server.request_log)
 

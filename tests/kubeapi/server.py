@@ -117,7 +117,8 @@ class _Handler(BaseHTTPRequestHandler):
             url = urlsplit(self.path)
             q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             with api.log_lock:
-                api.request_log.append((method, url.path, q))
+                api.request_log.append((method, url.path, q,
+                                        self.headers.get("Authorization") or ""))
             body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
             if (api.fail_next and method != "GET") or api.fail_next_all:
                 api.fail_next = api.fail_next_all = False
@@ -375,8 +376,9 @@ class KubeApiServer:
         # the server's timeout or stop(), like a connection a load balancer left half-open
         self.silence_watches = False
         self.silenced = 0  # watches held silently so far
-        # every request as (method, path, query), for tests that check what a client asked
-        self.request_log: list[tuple[str, str, dict[str, str]]] = []
+        # every request as (method, path, query, Authorization header), for tests that check
+        # what a client asked (tests/kubeapi/rbac.py turns them into RBAC verbs)
+        self.request_log: list[tuple[str, str, dict[str, str], str]] = []
         self.log_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
