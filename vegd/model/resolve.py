@@ -9,7 +9,7 @@ not an error: it is read by `model.instances`.
 
 from __future__ import annotations
 
-import functools
+import bisect
 from dataclasses import dataclass
 
 from vegd.model.errors import ValidationError
@@ -19,6 +19,7 @@ from vegd.model.objects import (
     Family,
     IPAddress,
     IPNetwork,
+    Pod,
     Snapshot,
     Subnet,
     Vpc,
@@ -174,30 +175,41 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
     return ResolvedGateway(gw, vpc, internal, external, sources, peers)
 
 
-def _older(other: VpcEgressGateway, gw: VpcEgressGateway) -> bool:
-    """The rule for anything two gateways both claim: the older one keeps it."""
-    return (other.created, other.key) < (gw.created, gw.key)
+AddressClaim = tuple[str, str, IPAddress]  # (field, subnet name, address)
 
 
 def _check_shared_addresses(gw: VpcEgressGateway, internal: Subnet, external: Subnet,
                             snap: Snapshot) -> None:
-    """An address of spec.internalIPs/externalIPs belongs to one gateway of its subnet."""
+    """An address of spec.internalIPs/externalIPs belongs to one gateway of its subnet: the
+    older gateway keeps it (the rule of overlapping sources)."""
+    claims = snap.memo("address-claims", lambda: _address_claims(snap))
+    mine = (gw.created, gw.key)
+    for field, entries, subnet in (("spec.internalIPs", gw.internal_ips, internal.name),
+                                   ("spec.externalIPs", gw.external_ips, external.name)):
+        for i, entry in enumerate(entries):
+            for ip in entry:
+                older = [c for c in claims.get((field, subnet, ip), ()) if c < mine]
+                if older:
+                    raise ValidationError(gw.ref, f"{field}[{i}]",
+                                          f"{ip} is also in {field} of VpcEgressGateway "
+                                          f"{min(older)[1]}; an address belongs to one gateway")
+
+
+def _address_claims(snap: Snapshot) -> dict[AddressClaim, list[tuple[str, str]]]:
+    """(field, subnet, address) -> (created, key) of every gateway listing it: one pass."""
+    out: dict[AddressClaim, list[tuple[str, str]]] = {}
     for other in snap.gateways:
-        if other.key == gw.key or other.deleting or not _older(other, gw):
+        if other.deleting:
             continue
-        for field, mine, theirs, same_subnet in (
-                ("spec.internalIPs", gw.internal_ips, other.internal_ips,
-                 other.vpc == gw.vpc and internal_subnet_name(
-                     other, snap.vpc(other.vpc) or Vpc(other.vpc), snap) == internal.name),
-                ("spec.externalIPs", gw.external_ips, other.external_ips,
-                 other.external_subnet == external.name)):
-            taken = {ip for entry in theirs for ip in entry} if same_subnet else set()
-            for i, entry in enumerate(mine):
+        vpc = snap.vpc(other.vpc)
+        internal = internal_subnet_name(other, vpc, snap) if vpc is not None else ""
+        for field, entries, subnet in (("spec.internalIPs", other.internal_ips, internal),
+                                       ("spec.externalIPs", other.external_ips,
+                                        other.external_subnet)):
+            for entry in entries:
                 for ip in entry:
-                    if ip in taken:
-                        raise ValidationError(gw.ref, f"{field}[{i}]",
-                                              f"{ip} is also in {field} of VpcEgressGateway "
-                                              f"{other.key}; an address belongs to one gateway")
+                    out.setdefault((field, subnet, ip), []).append((other.created, other.key))
+    return out
 
 
 def _check_bfd_peers(gw: VpcEgressGateway, peers: tuple[IPAddress, ...], snap: Snapshot) -> None:
@@ -208,30 +220,87 @@ def _check_bfd_peers(gw: VpcEgressGateway, peers: tuple[IPAddress, ...], snap: S
             if ip in peers:
                 raise ValidationError(gw.ref, f"spec.internalIPs[{i}]",
                                       f"{ip} is the bfdPort address of VPC {gw.vpc}")
+    pods = snap.memo("instance-pods", lambda: _instance_pods(snap))
+    for pod in pods.get((gw.namespace, gw.pod_label), ()):
+        for ip in pod.ips:
+            if ip in peers:
+                raise ValidationError(gw.ref, "spec.bfd.enabled",
+                                      f"instance pod {pod.key} has {ip}, the bfdPort "
+                                      f"address of VPC {gw.vpc}")
+
+
+def _instance_pods(snap: Snapshot) -> dict[tuple[str, str], list[Pod]]:
+    """(namespace, gateway label) -> pods not being deleted (model.instances keeps its own
+    index; importing it here would be a cycle)."""
+    out: dict[tuple[str, str], list[Pod]] = {}
     for pod in snap.pods:
-        if (pod.namespace == gw.namespace and not pod.deleting
-                and dict(pod.labels).get(GATEWAY_LABEL) == gw.pod_label):
-            for ip in pod.ips:
-                if ip in peers:
-                    raise ValidationError(gw.ref, "spec.bfd.enabled",
-                                          f"instance pod {pod.key} has {ip}, the bfdPort "
-                                          f"address of VPC {gw.vpc}")
+        label = pod.label_map.get(GATEWAY_LABEL)
+        if label and not pod.deleting:
+            out.setdefault((pod.namespace, label), []).append(pod)
+    return out
 
 
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:
     """Two gateways of one VPC must not claim the same sources: the older one keeps them."""
-    mine = [n for f in FAMILIES for n in sources[f].all]
+    claims = snap.memo("source-claims", lambda: _source_claims(snap)).get(gw.vpc)
+    if claims is None:
+        return
+    mine = (gw.created, gw.key)
+    for net in (n for f in FAMILIES for n in sources[f].all):
+        older = [c for c in claims.overlapping(net) if c[0] < mine]
+        if older:
+            (_, other), theirs = min(older, key=lambda c: (c[0], str(c[1])))
+            raise ValidationError(
+                gw.ref, "spec.policies",
+                f"source {net} overlaps {theirs} of VpcEgressGateway {other} in the same "
+                "VPC; a source can egress through one gateway only")
+
+
+Claim = tuple[tuple[str, str], IPNetwork]  # ((created, gateway key), prefix)
+
+
+class _Claims:
+    """The source prefixes every gateway of one VPC claims, found by overlap in O(log n):
+    two prefixes overlap when one contains the other."""
+
+    def __init__(self) -> None:
+        self.exact: dict[tuple[int, int, int], list[Claim]] = {}  # (version, start, len)
+        self.starts: dict[int, list[tuple[int, int, Claim]]] = {4: [], 6: []}
+
+    def add(self, owner: tuple[str, str], net: IPNetwork) -> None:
+        start = int(net.network_address)
+        self.exact.setdefault((net.version, start, net.prefixlen), []).append((owner, net))
+        self.starts[net.version].append((start, net.prefixlen, (owner, net)))
+
+    def seal(self) -> None:
+        for entries in self.starts.values():
+            entries.sort(key=lambda e: (e[0], e[1]))
+
+    def overlapping(self, net: IPNetwork) -> list[Claim]:
+        bits = net.max_prefixlen
+        start = int(net.network_address)
+        out: list[Claim] = []
+        for length in range(net.prefixlen + 1):  # net itself and every prefix containing it
+            mask = ((1 << length) - 1) << (bits - length)
+            out.extend(self.exact.get((net.version, start & mask, length), ()))
+        entries = self.starts[net.version]  # prefixes inside net start within it
+        end = int(net.broadcast_address)
+        i = bisect.bisect_left(entries, (start, net.prefixlen + 1))
+        while i < len(entries) and entries[i][0] <= end:
+            out.append(entries[i][2])
+            i += 1
+        return out
+
+
+def _source_claims(snap: Snapshot) -> dict[str, _Claims]:
+    out: dict[str, _Claims] = {}
     for other in snap.gateways:
-        if other.key == gw.key or other.vpc != gw.vpc or other.deleting:
+        if other.deleting:
             continue
-        if not _older(other, gw):
-            continue
-        theirs = snap.memo(f"lenient-sources:{other.key}",
-                           functools.partial(gateway_sources, other, snap, strict=False))
-        for net in mine:
-            for o in theirs[net.version].all:
-                if net.overlaps(o):
-                    raise ValidationError(
-                        gw.ref, "spec.policies",
-                        f"source {net} overlaps {o} of VpcEgressGateway {other.key} in the same "
-                        "VPC; a source can egress through one gateway only")
+        claims = out.setdefault(other.vpc, _Claims())
+        theirs = gateway_sources(other, snap, strict=False)
+        for net in {n for f in FAMILIES for n in theirs[f].all}:
+            claims.add((other.created, other.key), net)
+    for claims in out.values():
+        claims.seal()
+    return out
