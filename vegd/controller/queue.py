@@ -119,6 +119,12 @@ class WorkQueue:
             _, _, key = heapq.heappop(self._delayed)
             self._add_locked(key)
 
+    def idle(self) -> bool:
+        """Nothing waiting or being worked on (keys backing off after a failure aside)."""
+        with self._cond:
+            self._promote_due()
+            return not self._queue and not self._processing
+
     def __len__(self) -> int:
         with self._cond:
             return len(self._queue) + len(self._delayed)
