@@ -10,6 +10,7 @@ from vegd.model.objects import (
     Family,
     IPAddress,
     Pod,
+    PodSelection,
     Snapshot,
     Subnet,
     VpcEgressGateway,
@@ -114,6 +115,15 @@ def selected_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
     out = [pod for pod in _vpc_pods(resolved, snap)
            if any(s.namespace_selector.matches(snap.namespace_labels(pod.namespace))
                   and s.pod_selector.matches(pod.label_map) for s in gw.selectors)]
+    return tuple(sorted(out, key=lambda p: p.key))
+
+
+def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
+                     selections: tuple[PodSelection, ...]) -> tuple[Pod, ...]:
+    """Pods of the gateway's VPC matched by any of `selections` (some of its selectors)."""
+    out = [pod for pod in _vpc_pods(resolved, snap)
+           if any(s.namespace_selector.matches(snap.namespace_labels(pod.namespace))
+                  and s.pod_selector.matches(pod.label_map) for s in selections)]
     return tuple(sorted(out, key=lambda p: p.key))
 
 

@@ -162,8 +162,26 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                                   "policy mode needs Logical_Router_Policy.bfd_sessions, which "
                                   "this OVN's Northbound schema lacks; use bfdMode: route")
 
+    _check_destinations(gw)
     _check_overlap(gw, sources, snap)
     return ResolvedGateway(gw, vpc, internal, external, sources, peers)
+
+
+def _check_destinations(gw: VpcEgressGateway) -> None:
+    """Destination CIDRs are written as policy matches (docs/decisions.md): src-ip routes match
+    only the source, so route mode would send every destination to the gateway."""
+    entries = [(f"spec.policies[{i}]", p.destinations) for i, p in enumerate(gw.policies)]
+    entries += [(f"spec.selectors[{i}]", s.destinations) for i, s in enumerate(gw.selectors)]
+    for where, dests in entries:
+        if not dests.restricted:
+            continue
+        if gw.bfd.enabled and gw.bfd_mode == "route":
+            raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
+                                  "bfdMode route writes src-ip static routes, which cannot match "
+                                  "a destination; use bfdMode: policy (OVN >= 24.03) or BFD off")
+        if gw.traffic_policy == "Local":
+            raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
+                                  "is not supported with trafficPolicy: Local")
 
 
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:
