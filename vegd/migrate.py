@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from vegd.nb.errors import NbUnavailable, ReconcileError
 from vegd.nb.remote import SslFiles
 from vegd.plan.gateway import gateway_owner, plan_gateway
 from vegd.plan.names import bfd_port
-from vegd.plan.rows import Desired
+from vegd.plan.rows import Bfd, Desired
 from vegd.plan.settings import PlanSettings
 from vegd.plan.vpc import plan_vpc, vpc_owner
 from vegd.source.yamldir import SourceError, load_snapshot
@@ -58,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="JSON file: written before the first change, read by --back")
     p.add_argument("--keep-old", action="store_true",
                    help="leave the other controller's rows in place (default: remove them)")
+    p.add_argument("--bfd-wait", type=float, default=30.0,
+                   help="seconds to wait for vegd's BFD sessions to come up before the old rows "
+                        "go (default 30; not up in time: the old rows stay, exit 1)")
     p.add_argument("--from-vendor", default="kube-ovn",
                    help="external_ids:vendor of the other controller's rows")
     p.add_argument("--nb-connection", default=None)
@@ -113,7 +117,10 @@ def run_migrate(args: argparse.Namespace, on_step: Step | None = None) -> int:
                 {"key": m.key, "router": m.router, "vpc": m.vpc,
                  "rows": [r.as_dict() for r in m.saved.rows]} for m in moves]}, indent=1))
         for m in moves:
-            _forward(nb, m, settings.vendor, args.keep_old, step)
+            if not _forward(nb, m, settings.vendor, args.keep_old, args.bfd_wait, step):
+                return _fail(EXIT_INVALID, f"{m.key}: vegd's BFD sessions are not up after "
+                             f"{args.bfd_wait:g} s; both controllers' rows are in place (a "
+                             "working path); run again, or --back")
         print(f"migrated {len(moves)} gateway(s); saved the old rows in {args.state}")
         return EXIT_OK
     except ReconcileError as exc:
@@ -162,7 +169,8 @@ def _print_plan(moves: list[GatewayMove], args: argparse.Namespace) -> None:
         print(f"  3. {'keep' if args.keep_old else 'remove'} the other {rest} row(s)")
 
 
-def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, step: Step) -> None:
+def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, bfd_wait: float,
+             step: Step) -> bool:
     gw_ids = {"vendor": vendor, "vpc-egress-gateway": m.key}
     nbm.commit(nb.api, nbm.Adopt(nb.api, m.saved, gw_ids, {"vendor": vendor, "vpc": m.vpc}))
     step("adopted")
@@ -170,10 +178,26 @@ def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, step: St
         nb.reconcile(m.vpc_desired, vendor)
     nb.reconcile(m.desired, vendor)
     step("written")
+    # vegd's BFD routes carry traffic only once their sessions are up (a new BFD arrangement
+    # of the port can take a few seconds): until then the old rows must stay.
+    if m.desired.of(Bfd) and not _sessions_up(nb, vendor, m.key, bfd_wait):
+        return False
     if not keep_old:
         nbm.commit(nb.api, nbm.RemoveForeign(nb.api, m.saved))
         step("removed")
     print(f"{m.key}: migrated")
+    return True
+
+
+def _sessions_up(nb: NbClient, vendor: str, key: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = nb.bfd_status(vendor, "vpc-egress-gateway", key)
+        if status and set(status.values()) == {"up"}:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def _back(nb: NbClient, args: argparse.Namespace, vendor: str, snap: Snapshot,
