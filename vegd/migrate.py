@@ -10,12 +10,14 @@ cannot be reached or the arguments are wrong.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from vegd import logs
 from vegd.cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
@@ -32,7 +34,8 @@ from vegd.plan.names import bfd_port
 from vegd.plan.rows import Bfd, Desired
 from vegd.plan.settings import PlanSettings
 from vegd.plan.vpc import plan_vpc, vpc_owner
-from vegd.source.yamldir import SourceError, load_snapshot
+from vegd.source.yamldir import SourceError, load_snapshot, read_manifests
+from vegd.workload.status import MIGRATED_FROM
 
 Step = Callable[[str], None]  # called after each transaction (tests trace there)
 
@@ -62,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bfd-wait", type=float, default=30.0,
                    help="seconds to wait for vegd's BFD sessions to come up before the old rows "
                         "go (default 30; not up in time: the old rows stay, exit 1)")
+    p.add_argument("--objects-out", default=None, metavar="DIR",
+                   help="write vegd's twin of each migrated gateway there (kubectl apply it)")
+    p.add_argument("--group", default="vegd.io",
+                   help="API group of the twins (vegd's [kubernetes] api_group)")
     p.add_argument("--from-vendor", default="kube-ovn",
                    help="external_ids:vendor of the other controller's rows")
     p.add_argument("--nb-connection", default=None)
@@ -122,6 +129,10 @@ def run_migrate(args: argparse.Namespace, on_step: Step | None = None) -> int:
                              f"{args.bfd_wait:g} s; both controllers' rows are in place (a "
                              "working path); run again, or --back")
         print(f"migrated {len(moves)} gateway(s); saved the old rows in {args.state}")
+        if args.objects_out:
+            out = write_twins(args.directory, [m.key for m in moves], args.group,
+                              Path(args.objects_out))
+            print(f"wrote vegd's objects to {out}: kubectl apply -f {out}")
         return EXIT_OK
     except ReconcileError as exc:
         return _fail(EXIT_INVALID, str(exc))
@@ -152,6 +163,35 @@ def _plan(nb: NbClient, snap: Snapshot, args: argparse.Namespace, plan: PlanSett
         moves.append(GatewayMove(key, resolved.vpc.router_name, resolved.vpc.name, saved,
                                  plan_gateway(resolved, snap, plan), vpc_desired))
     return moves
+
+
+TWIN_PREFIX = "vegd-"  # the twin's Deployment must not take the other one's name
+
+
+def twin(raw: Mapping[str, Any], group: str) -> dict[str, Any]:
+    """vegd's object for a gateway the other controller ran: the same name and spec in vegd's
+    group, its Deployment prefixed so both workloads can run side by side."""
+    meta = raw.get("metadata") or {}
+    spec = copy.deepcopy(raw.get("spec") or {})
+    spec["prefix"] = TWIN_PREFIX + str(spec.get("prefix") or "")
+    version = str(raw.get("apiVersion") or "kubeovn.io/v1")
+    return {"apiVersion": f"{group}/{version.rpartition('/')[2]}", "kind": "VpcEgressGateway",
+            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace") or "default",
+                         "labels": dict(meta.get("labels") or {}),
+                         "annotations": {MIGRATED_FROM: f"{version} {meta.get('namespace')}/"
+                                                        f"{meta.get('name')}"}},
+            "spec": spec}
+
+
+def write_twins(directory: str, keys: list[str], group: str, out: Path) -> Path:
+    objs = [twin(obj, group) for _, obj in read_manifests(directory)
+            if obj.get("kind") == "VpcEgressGateway" and
+            f"{(obj.get('metadata') or {}).get('namespace') or 'default'}/"
+            f"{(obj.get('metadata') or {}).get('name')}" in keys]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "vpc-egress-gateways.yaml"
+    path.write_text("".join("---\n" + json.dumps(o, indent=2) + "\n" for o in objs))
+    return path
 
 
 def _print_plan(moves: list[GatewayMove], args: argparse.Namespace) -> None:

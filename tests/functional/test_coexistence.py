@@ -180,3 +180,48 @@ def test_kube_ovn_rows_helper_is_faithful(fresh_ovn):
         assert line in pols, pols
     bfd = ovn.nb_rows("BFD")[0]
     assert (bfd["min_rx"], bfd["min_tx"]) == ("1000", "800")
+
+
+def test_migrated_twin_runs_beside_the_old_rows_and_deployment(fresh_ovn, both_groups):
+    """`vegd migrate --objects-out`'s twin (annotation vegd.io/migrated-from, Deployment prefix
+    vegd-): lingering Kube-OVN rows of the same key do not hold it off; vegd runs its own
+    Deployment next to Kube-OVN's and writes its own rows, and still touches none of theirs."""
+    from vegd.migrate import twin
+
+    ovn, api = fresh_ovn, both_groups
+    add_base_topology(ovn)
+    api.create_all(d for d in yaml.safe_load_all((SEED / "cluster.yaml").read_text())
+                   if d and not (d["kind"] == "Namespace" and d["metadata"]["name"] == "default"))
+    veg = api.create(seed_gateway_objects()[0])                       # Kube-OVN's gateway1
+    old = api.create(kube_ovn_deployment(veg))
+    write_gateway(ovn, seed_gateways()[0])
+    before = kube_ovn_rows(ovn)
+    body = twin(seed_gateway_objects()[0], VEGD_GROUP)
+    assert body["spec"]["prefix"] == "vegd-"
+    custom = client.CustomObjectsApi(api.api_client())
+    custom.create_namespaced_custom_object(VEGD_GROUP, "v1", "default", PLURAL, body)
+    apps = client.AppsV1Api(api.api_client())
+
+    def deployment(name):
+        try:
+            return apps.read_namespaced_deployment(name, "default")
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    vegd = InProcessController(api, ovn, api_group=VEGD_GROUP).start()
+    try:
+        wait_for(lambda: deployment("vegd-gateway1") is not None, 20,
+                 what="vegd's Deployment vegd-gateway1")
+        wait_for(lambda: ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd",
+                                     'external_ids:vpc-egress-gateway="default/gateway1"'), 20,
+                 what="vegd's rows for the twin")
+        wait_for(lambda: vegd.idle(), 20, what="vegd idle")
+        ours = deployment("vegd-gateway1")
+        assert ours.metadata.owner_references[0].api_version == f"{VEGD_GROUP}/v1"
+        assert "vegd_foreign_gateways 0" in render_metrics(vegd.controller)
+    finally:
+        vegd.stop()
+    assert kube_ovn_rows(ovn) == before
+    assert deployment("gateway1").metadata.resource_version == old["metadata"]["resourceVersion"]

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from kubeovn_rows import kube_ovn_rows, seed_gateways, write_bfd_port, write_gateway
 from ovnstack import OvnStack
 from scenario import Scenario, add_base_topology
@@ -109,11 +110,17 @@ def test_migrate_seed_gateways_and_back(fresh_ovn, tmp_path, capsys, keep_old):
         _working(ovn, tracers, name)
         steps.append(name)
 
-    extra = ("--keep-old",) if keep_old else ()
+    extra = ("--keep-old",) if keep_old else ("--objects-out", str(tmp_path / "twins"))
     assert _migrate(scenario, state, "--apply", *extra, on_step=step) == 0, capsys.readouterr()
     assert steps == ["adopted", "written"] + ([] if keep_old else ["removed"]) \
         + ["adopted", "written"] + ([] if keep_old else ["removed"])
     _working(ovn, tracers, "after")
+    if not keep_old:  # vegd's twins, to `kubectl apply` (vegd.io group, Deployment prefix vegd-)
+        twins = list(yaml.safe_load_all((tmp_path / "twins" / "vpc-egress-gateways.yaml")
+                                        .read_text()))
+        assert sorted((t["apiVersion"], t["metadata"]["name"], t["spec"]["prefix"])
+                      for t in twins if t) == [("vegd.io/v1", "gateway1", "vegd-"),
+                                               ("vegd.io/v1", "gateway2", "vegd-")]
 
     # NB is what vegd writes from scratch: the same manifests change nothing ...
     capsys.readouterr()

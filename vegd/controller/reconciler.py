@@ -72,6 +72,7 @@ class Reconciler:
         self._advised: dict[str, int] = {}  # gateway key -> generation whose advice was given
         self._foreign_rows = ForeignRows(ctx.nb.api)
         self.foreign: dict[str, str] = {}  # gateway key -> why another controller runs it
+        self._lingering: dict[str, str] = {}  # migrated twins: the old controller's rows left
 
     def take_summary(self) -> dict[str, int]:
         summary, self.summary = self.summary, {}
@@ -134,7 +135,8 @@ class Reconciler:
             raise Retry(f"{key} is not in the cache yet")
         live = ctx.cache.deployment(*_deployment_ref(raw, gw))
         if gw is not None and invalid is None:
-            held = self._foreign_controller(gw, live)
+            migrated = st.MIGRATED_FROM in (meta.get("annotations") or {})
+            held = self._foreign_controller(gw, live, migrated)
             if held:  # report, never fight: no Deployment, NB or other controller's writes
                 invalid, live = ValidationError(gw.ref, st.FOREIGN_FIELD, held), None
         if resolved is None or desired is None or gw is None or invalid is not None:
@@ -164,10 +166,12 @@ class Reconciler:
         if nb_error or workload_error:
             raise Retry(nb_error or workload_error)
 
-    def _foreign_controller(self, gw: VpcEgressGateway, live: Obj | None) -> str:
+    def _foreign_controller(self, gw: VpcEgressGateway, live: Obj | None,
+                            migrated: bool = False) -> str:
         """Why another controller already runs this gateway ('' when none does): a Deployment
         of the name vegd would use that this object does not own, or NB rows of this gateway
-        key with another vendor (Kube-OVN's `kube-ovn`)."""
+        key with another vendor (Kube-OVN's `kube-ovn`), unless the object is the twin of a
+        migrated gateway (its old rows go when the operator deletes the old object)."""
         found = []
         if live is not None and not wl.owned_by(live, gw.uid):
             meta = live.get("metadata") or {}
@@ -175,7 +179,12 @@ class Reconciler:
                                for r in meta.get("ownerReferences") or []) or "no owner"
             found.append(f"Deployment {gw.namespace}/{meta.get('name')} ({owners})")
         rows = self._foreign_rows.of(self.ctx.vendor, gw.key)
-        if rows:
+        if rows and migrated:
+            if self._lingering.get(gw.key) != rows:
+                log.info("migrated gateway: the other controller's rows are still in NB",
+                         key=gw.key, rows=rows)
+            self._lingering[gw.key] = rows
+        elif rows:
             found.append(f"NB rows ({rows})")
         why = ""
         if found:

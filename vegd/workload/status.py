@@ -31,6 +31,9 @@ VALID = "Valid"
 INVALID_SPEC = "InvalidSpec"
 FOREIGN_CONTROLLER = "ForeignController"  # another controller runs it (nb/foreign.py)
 FOREIGN_FIELD = "controller"  # the ValidationError field that says so
+# On vegd's twin of a migrated gateway (`vegd migrate`): the other controller's NB rows for the
+# same key may linger until its object is deleted; they do not hold the twin off.
+MIGRATED_FROM = "vegd.io/migrated-from"
 BFD_PORT_NOT_ENABLED = "VpcBfdPortNotEnabled"
 WORKLOAD_NOT_CREATED = "WorkloadNotCreated"
 WORKLOAD_FAILED = "ReconcileWorkloadFailed"
