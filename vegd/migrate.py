@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from vegd import logs
-from vegd.cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from vegd.config import ConfigError, load_settings
+from vegd.exits import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from vegd.model.errors import InvalidObjects, ValidationError
 from vegd.model.objects import Snapshot
 from vegd.model.resolve import resolve_gateway
@@ -95,7 +95,7 @@ def run_migrate(args: argparse.Namespace, on_step: Step | None = None) -> int:
         return _fail(EXIT_INVALID, str(exc))
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     try:
-        nb = NbClient(settings.nb_connection, settings.timeout, ssl)
+        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor)
         if settings.sb_connection:
             sb = SbClient(settings.sb_connection, settings.timeout, ssl)
             try:
@@ -215,12 +215,12 @@ def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, bfd_wait
     nbm.commit(nb.api, nbm.Adopt(nb.api, m.saved, gw_ids, {"vendor": vendor, "vpc": m.vpc}))
     step("adopted")
     if m.vpc_desired is not None:
-        nb.reconcile(m.vpc_desired, vendor)
-    nb.reconcile(m.desired, vendor)
+        nb.reconcile(m.vpc_desired)
+    nb.reconcile(m.desired)
     step("written")
     # vegd's BFD routes carry traffic only once their sessions are up (a new BFD arrangement
     # of the port can take a few seconds): until then the old rows must stay.
-    if m.desired.of(Bfd) and not _sessions_up(nb, vendor, m.key, bfd_wait):
+    if m.desired.of(Bfd) and not _sessions_up(nb, m.key, bfd_wait):
         return False
     if not keep_old:
         nbm.commit(nb.api, nbm.RemoveForeign(nb.api, m.saved))
@@ -229,10 +229,10 @@ def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, bfd_wait
     return True
 
 
-def _sessions_up(nb: NbClient, vendor: str, key: str, timeout: float) -> bool:
+def _sessions_up(nb: NbClient, key: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
-        status = nb.bfd_status(vendor, "vpc-egress-gateway", key)
+        status = nb.bfd_status("vpc-egress-gateway", key)
         if status and set(status.values()) == {"up"}:
             return True
         if time.monotonic() >= deadline:
@@ -253,12 +253,12 @@ def _back(nb: NbClient, args: argparse.Namespace, vendor: str, snap: Snapshot,
                               [nbm.SavedRow.from_dict(r) for r in g["rows"]])
         nbm.commit(nb.api, nbm.Restore(nb.api, saved))
         step("restored")
-        nb.reconcile(Desired(gateway_owner(g["key"], g["router"])), vendor)
+        nb.reconcile(Desired(gateway_owner(g["key"], g["router"])))
         if any(r.table == "Logical_Router_Port" for r in saved.rows):
             others = [o for o in snap.gateways if o.vpc == g["vpc"] and o.key != g["key"]
                       and o.bfd.enabled]
             if not others:  # vegd's helpers of the port it gave back
-                nb.reconcile(Desired(vpc_owner(g["vpc"])), vendor)
+                nb.reconcile(Desired(vpc_owner(g["vpc"])))
         step("removed")
         print(f"{g['key']}: restored {len(saved.rows)} row(s) of vendor {state['vendor']}")
     return EXIT_OK

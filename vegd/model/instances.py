@@ -141,10 +141,14 @@ def selected_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
 def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
                      selections: tuple[PodSelection, ...]) -> tuple[Pod, ...]:
     """Pods of the gateway's VPC matched by any of `selections` (some of its selectors)."""
-    out = [pod for pod in _vpc_pods(resolved, snap)
-           if any(s.namespace_selector.matches(snap.namespace_labels(pod.namespace))
-                  and s.pod_selector.matches(pod.label_map) for s in selections)]
-    return tuple(sorted(out, key=lambda p: p.key))
+    out: dict[str, Pod] = {}
+    for namespace, pods in _vpc_pods_by_namespace(snap).get(resolved.vpc.name, {}).items():
+        labels = snap.namespace_labels(namespace)
+        chosen = [s.pod_selector for s in selections if s.namespace_selector.matches(labels)]
+        for pod in pods if chosen else ():
+            if any(sel.matches(pod.label_map) for sel in chosen):
+                out[pod.key] = pod
+    return tuple(out[k] for k in sorted(out))
 
 
 def source_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
