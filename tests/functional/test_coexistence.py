@@ -16,7 +16,6 @@ import copy
 
 import pytest
 import yaml
-from kubeapi.fixture import KubeApi
 from kubeapi.resources import default_registry
 from kubeovn_rows import (
     KubeOvnGateway,
@@ -42,6 +41,8 @@ PLURAL = "vpc-egress-gateways"
 
 @pytest.fixture
 def both_groups():
+    from kubeapi.fixture import KubeApi  # here: pytest registers the module as a plugin first
+
     reg = default_registry()
     reg.add_crd(yaml.safe_load(VEGD_CRD.read_text()))
     api = KubeApi(reg)
@@ -76,7 +77,7 @@ def kube_ovn_deployment(veg: dict) -> dict:
                                                            "image": "kubeovn/kube-ovn"}]}}}}
 
 
-def write_kube_ovn_side(ovn, api: KubeApi) -> dict[str, str]:
+def write_kube_ovn_side(ovn, api) -> dict[str, str]:
     """Kube-OVN's NB rows, objects and Deployments; returns resourceVersions by object."""
     ovn.nbctl("lsp-add", "subnet1", "pod1.default", "--", "lsp-set-addresses", "pod1.default",
               "0a:58:c0:a8:00:0a 192.168.0.10")
