@@ -44,3 +44,15 @@ def test_rbac_covers_the_vegd_group():
               for r in rule["resources"]}
     for res in ("vpc-egress-gateways", "vpc-egress-gateways/status", "vpc-egress-gateways/scale"):
         assert grants[("vegd.io", res)] == grants[("kubeovn.io", res)]
+
+
+def test_api_group_setting():
+    import pytest
+
+    from vegd.config import ConfigError, load_settings
+
+    assert load_settings(environ={}).api_group == "kubeovn.io"
+    assert load_settings(environ={"VEGD_API_GROUP": "vegd.io"}).api_group == "vegd.io"
+    for bad in ("vegd", "Vegd.io", "vegd_io.x"):
+        with pytest.raises(ConfigError, match="api_group"):
+            load_settings(environ={"VEGD_API_GROUP": bad})
