@@ -40,6 +40,11 @@ class _IndexedIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
 
     owner_index: OwnerIndex | None = None
 
+    def cooperative_yield(self) -> None:
+        """ovsdbapp sleeps(0) after every row of an update for eventlet's sake; with threads
+        that is a system call per row, which on a busy machine gives the CPU away 10,000s of
+        times during one large update. vegd has no green threads to yield to."""
+
     def notify(self, event: str, row: Any, updates: Any = None) -> None:
         index = self.owner_index
         if index is not None and index.epoch == self._vegd_epoch():
