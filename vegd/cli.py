@@ -1,4 +1,4 @@
-"""Command line entry point: `vegd apply | run | gateway | version`."""
+"""Command line entry point: `vegd apply | run | migrate | gateway | version`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         from vegd.apply import run_apply
 
         return run_apply(args)
+    if args.command == "migrate":
+        from vegd.migrate import run_migrate
+
+        return run_migrate(args)
     if args.command == "run":
         from vegd.run import run_controller
 
@@ -69,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sb-connection", default=None, help="OVN SB connection")
     run.add_argument("--health-port", type=int, default=None,
                      help="port of /livez /readyz /metrics (0: none; default 10667)")
+    from vegd.migrate import add_arguments as migrate_arguments
+
+    migrate_arguments(sub.add_parser(
+        "migrate", help="move gateways from another controller's NB rows to vegd's (dry run)"))
     sub.add_parser("gateway", help="the in-pod gateway agent (see `vegd gateway --help`)",
                    add_help=False)
     return parser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ _SOURCES = {
     "kubeconfig": ("kubernetes", "kubeconfig"),
     "resync_period": ("kubernetes", "resync_period"),
     "gateway_image": ("kubernetes", "gateway_image"),
+    "api_group": ("kubernetes", "api_group"),
     "leader_election": ("leader_election", "enabled"),
     "health_port": ("vegd", "health_port"),
 }
@@ -43,6 +45,7 @@ class Settings:
     kubeconfig: str = ""
     resync_period: float = 300.0
     gateway_image: str = ""
+    api_group: str = "kubeovn.io"  # vegd.io beside Kube-OVN's own VEG controller
     leader_election: bool = True
     health_port: int = 10667
 
@@ -80,6 +83,9 @@ def load_settings(config: str | None = None, environ: dict[str, str] | None = No
             setattr(settings, name, _convert(str(types[name]), value))
         except ValueError:
             raise ConfigError(f"{name}: {value!r} is not a valid {types[name]}") from None
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+",
+                        settings.api_group):
+        raise ConfigError(f"api_group: {settings.api_group!r} is not an API group name")
     if settings.bfd_port_mode not in ("stock", "kube-ovn"):
         raise ConfigError(f"bfd_port_mode: {settings.bfd_port_mode!r} is not stock or kube-ovn")
     return settings

@@ -22,7 +22,7 @@ from vegd.exits import EXIT_OK, EXIT_UNAVAILABLE
 from vegd.kube.api import KubeApi, KubeError, load_configuration
 from vegd.kube.cache import Cache
 from vegd.kube.events import EventRecorder
-from vegd.kube.resources import WATCHED, Resource
+from vegd.kube.resources import GATEWAYS, WATCHED, Resource, serve_gateways_in
 from vegd.nb.client import NbClient, SbClient, lock_name
 from vegd.nb.errors import NbUnavailable
 from vegd.nb.remote import SslFiles
@@ -63,7 +63,8 @@ def run_controller(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     server = serve(controller, "", settings.health_port) if settings.health_port else None
     log.info("vegd controller starting", nb=settings.nb_connection, lock=lock or "(none)",
-             vendor=settings.vendor, bfd_port_mode=settings.bfd_port_mode)
+             vendor=settings.vendor, bfd_port_mode=settings.bfd_port_mode,
+             api_group=settings.api_group)
     try:
         controller.run()
         log.info("stopping")
@@ -80,13 +81,15 @@ def run_controller(args: argparse.Namespace) -> int:
 
 def build_controller(settings: Settings, kube: KubeApi, nb: NbClient, sb: SbClient | None,
                      resources: tuple[Resource, ...] = WATCHED) -> Controller:
+    serve_gateways_in(settings.api_group)
     cache = Cache(kube, resources)
     plan = PlanSettings(settings.vendor, settings.bfd_port_mode,  # type: ignore[arg-type]
                         nb.capabilities.policy_bfd_sessions)
     ctx = Context(cache=cache, kube=kube, nb=nb, sb=sb, events=EventRecorder(kube),
                   vendor=settings.vendor, plan=plan,
                   workload=WorkloadOptions(image=settings.gateway_image,
-                                           vendor=settings.vendor))
+                                           vendor=settings.vendor,
+                                           api_version=GATEWAYS.api_version))
     return Controller(Reconciler(ctx), resync_period=settings.resync_period)
 
 

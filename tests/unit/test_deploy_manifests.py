@@ -447,6 +447,8 @@ READ = {"list", "watch"}  # the informers; tests/functional/test_rbac.py records
 EXPECTED_CLUSTER = {
     ("kubeovn.io", "vpc-egress-gateways"): READ | {"patch"},
     ("kubeovn.io", "vpc-egress-gateways/status"): {"patch"},
+    ("vegd.io", "vpc-egress-gateways"): READ | {"patch"},
+    ("vegd.io", "vpc-egress-gateways/status"): {"patch"},
     ("kubeovn.io", "vpcs"): READ,
     ("kubeovn.io", "vpcs/status"): {"patch"},
     ("kubeovn.io", "subnets"): READ,

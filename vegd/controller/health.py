@@ -53,5 +53,14 @@ def render_metrics(controller: Any) -> str:
         "# TYPE vegd_nb_transactions_total counter",
         f"vegd_nb_transactions_total {controller.ctx.nb.transactions}",
         "# TYPE vegd_caches_synced gauge", f"vegd_caches_synced {int(controller.cache.synced)}",
+        # gateways (and VPC BFD ports) held off: another controller (NB vendor) runs them
+        "# TYPE vegd_foreign_gateways gauge",
+        f"vegd_foreign_gateways {_foreign(controller, gateways=True)}",
+        "# TYPE vegd_foreign_vpcs gauge", f"vegd_foreign_vpcs {_foreign(controller, False)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _foreign(controller: Any, gateways: bool) -> int:
+    held = getattr(controller.reconciler, "foreign", {})
+    return sum(1 for k in held if k.startswith("vpc:") != gateways)

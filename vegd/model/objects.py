@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from vegd.model.destinations import Destinations
 from vegd.model.selectors import LabelSelector, NodeSelectorTerm
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -35,6 +36,7 @@ class EgressPolicy:
     snat: bool = False
     ip_blocks: tuple[IPNetwork, ...] = ()
     subnets: tuple[str, ...] = ()
+    destinations: Destinations = Destinations()  # which destinations go through the gateway
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class PodSelection:
 
     namespace_selector: LabelSelector = LabelSelector()
     pod_selector: LabelSelector = LabelSelector()
+    destinations: Destinations = Destinations()
 
 
 def label_value(name: str) -> str:

@@ -171,6 +171,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                                   "policy mode needs Logical_Router_Policy.bfd_sessions, which "
                                   "this OVN's Northbound schema lacks; use bfdMode: route")
 
+    _check_destinations(gw)
     _check_overlap(gw, sources, snap)
     return ResolvedGateway(gw, vpc, internal, external, sources, peers)
 
@@ -238,6 +239,23 @@ def _instance_pods(snap: Snapshot) -> dict[tuple[str, str], list[Pod]]:
         if label and not pod.deleting:
             out.setdefault((pod.namespace, label), []).append(pod)
     return out
+
+
+def _check_destinations(gw: VpcEgressGateway) -> None:
+    """Destination CIDRs are written as policy matches (docs/decisions.md): src-ip routes match
+    only the source, so route mode would send every destination to the gateway."""
+    entries = [(f"spec.policies[{i}]", p.destinations) for i, p in enumerate(gw.policies)]
+    entries += [(f"spec.selectors[{i}]", s.destinations) for i, s in enumerate(gw.selectors)]
+    for where, dests in entries:
+        if not dests.restricted:
+            continue
+        if gw.bfd.enabled and gw.bfd_mode == "route":
+            raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
+                                  "bfdMode route writes src-ip static routes, which cannot match "
+                                  "a destination; use bfdMode: policy (OVN >= 24.03) or BFD off")
+        if gw.traffic_policy == "Local":
+            raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
+                                  "is not supported with trafficPolicy: Local")
 
 
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:

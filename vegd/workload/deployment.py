@@ -78,6 +78,7 @@ class WorkloadOptions:
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=_default_resources)
     termination_grace_period: int = 10  # the agent stops bfdd and exits in well under a second
     drain_seconds: int = 3  # preStop delay: vegd's reconcile + ovn-controller's flow update
+    api_version: str = "kubeovn.io/v1"  # the gateways' group (the owner reference must name it)
 
 
 def deployment_name(gw: VpcEgressGateway) -> str:
@@ -314,7 +315,7 @@ def build_deployment(r: ResolvedGateway, snap: Snapshot, options: WorkloadOption
             "labels": {**labels, MANAGED_BY: options.vendor},
             "annotations": {},
             "ownerReferences": [{
-                "apiVersion": "kubeovn.io/v1", "kind": "VpcEgressGateway", "name": gw.name,
+                "apiVersion": options.api_version, "kind": "VpcEgressGateway", "name": gw.name,
                 "uid": gw.uid, "controller": True, "blockOwnerDeletion": True}],
         },
         "spec": {
@@ -371,6 +372,13 @@ def update_reason(live: Mapping[str, Any], desired: Mapping[str, Any]) -> str | 
              if managed_pod_annotation(k)
              and k not in desired["spec"]["template"]["metadata"]["annotations"]]
     return f".spec.template.metadata.annotations[{extra[0]}]" if extra else None
+
+
+def owned_by(live: Mapping[str, Any], uid: str) -> bool:
+    """Whether a Deployment belongs to the gateway with this uid (an owner reference names it).
+    Another controller's Deployment of the same name is never updated (docs/decisions.md)."""
+    refs = (live.get("metadata") or {}).get("ownerReferences") or []
+    return not uid or any(isinstance(r, Mapping) and r.get("uid") == uid for r in refs)
 
 
 def needs_update(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
