@@ -102,7 +102,7 @@ def run_migrate(args: argparse.Namespace, on_step: Step | None = None) -> int:
                 chassis = sb.chassis_by_hostname()
             finally:
                 sb.close()
-            snap = replace(snap, chassis_by_hostname=tuple(sorted(chassis.items())), _index={})
+            snap = replace(snap, chassis_by_hostname=tuple(sorted(chassis.items())))
     except (NbUnavailable, ValueError) as exc:
         return _fail(EXIT_UNAVAILABLE, f"OVN databases: {exc}")
     step = on_step or (lambda _name: None)

@@ -42,7 +42,7 @@ def test_rbac_covers_the_vegd_group():
     role = next(d for d in docs if d and d["kind"] == "ClusterRole")
     grants = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"]
               for r in rule["resources"]}
-    for res in ("vpc-egress-gateways", "vpc-egress-gateways/status", "vpc-egress-gateways/scale"):
+    for res in ("vpc-egress-gateways", "vpc-egress-gateways/status"):  # no scale: unused
         assert grants[("vegd.io", res)] == grants[("kubeovn.io", res)]
 
 

@@ -24,6 +24,7 @@ from vegd.model.objects import (
     Subnet,
     Vpc,
     VpcEgressGateway,
+    collapse,
 )
 
 
@@ -36,7 +37,7 @@ class Sources:
 
     @property
     def all(self) -> tuple[IPNetwork, ...]:
-        return _collapse(self.snat + self.forward)
+        return collapse(self.snat + self.forward)
 
 
 @dataclass(frozen=True)
@@ -51,15 +52,6 @@ class ResolvedGateway:
     @property
     def families(self) -> tuple[Family, ...]:
         return self.internal_subnet.families
-
-
-def _collapse(nets: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
-    """Sorted, without duplicates and without prefixes inside another listed prefix."""
-    out: list[IPNetwork] = []
-    for net in sorted(set(nets), key=lambda n: (n.version, n.prefixlen, n.network_address)):
-        if not any(net.version == o.version and net.subnet_of(o) for o in out):  # type: ignore[arg-type]
-            out.append(net)
-    return tuple(sorted(out, key=lambda n: (n.version, int(n.network_address), n.prefixlen)))
 
 
 def internal_subnet_name(gw: VpcEgressGateway, vpc: Vpc, snap: Snapshot) -> str:
@@ -95,7 +87,7 @@ def gateway_sources(gw: VpcEgressGateway, snap: Snapshot, strict: bool = True
         target = snat if policy.snat else fwd
         for net in nets:
             target[net.version].append(net)
-    return {f: Sources(_collapse(tuple(snat[f])), _collapse(tuple(fwd[f]))) for f in FAMILIES}
+    return {f: Sources(collapse(tuple(snat[f])), collapse(tuple(fwd[f]))) for f in FAMILIES}
 
 
 def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = True

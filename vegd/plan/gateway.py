@@ -16,7 +16,7 @@ import ipaddress
 from collections import defaultdict
 
 from vegd.model.instances import Instance, selected_pods, source_pods, workload
-from vegd.model.objects import Family, IPAddress, IPNetwork, Pod, Snapshot
+from vegd.model.objects import Family, IPAddress, IPNetwork, Pod, Snapshot, collapse
 from vegd.model.resolve import ResolvedGateway
 from vegd.plan import names
 from vegd.plan.destinations import destination_matches, has_destinations
@@ -62,10 +62,9 @@ def _ips(items: list[IPAddress]) -> tuple[str, ...]:
 
 def _internal_prefixes(r: ResolvedGateway, snap: Snapshot, family: Family) -> tuple[str, ...]:
     """The VPC's own (OVN-provider) subnets of the family: destinations sources may always reach."""
-    nets = {c for s in snap.subnets_of(r.vpc.name) if _on_router(s.provider)
-            for c in s.cidrs if c.version == family}
-    kept = [n for n in nets if not any(n != o and n.subnet_of(o) for o in nets)]  # type: ignore[arg-type]
-    return tuple(str(n) for n in sorted(kept, key=lambda n: (int(n.network_address), n.prefixlen)))
+    return tuple(str(n) for n in collapse(c for s in snap.subnets_of(r.vpc.name)
+                                          if _on_router(s.provider)
+                                          for c in s.cidrs if c.version == family))
 
 
 def _on_router(provider: str) -> bool:

@@ -31,6 +31,7 @@ from vegd.model.objects import (
     IPNetwork,
     Snapshot,
     VpcEgressGateway,
+    collapse,
     label_value,
 )
 from vegd.model.resolve import ResolvedGateway
@@ -110,14 +111,6 @@ def _inside_any(net: IPNetwork, others: tuple[IPNetwork, ...] | list[IPNetwork])
     return any(net.version == o.version and net.subnet_of(o) for o in others)  # type: ignore[arg-type]
 
 
-def _collapse(nets: list[IPNetwork]) -> list[IPNetwork]:
-    out: list[IPNetwork] = []
-    for net in sorted(set(nets), key=lambda n: (n.version, n.prefixlen, int(n.network_address))):
-        if not _inside_any(net, out):
-            out.append(net)
-    return sorted(out, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
-
-
 def selector_subnets(r: ResolvedGateway, snap: Snapshot) -> list[IPNetwork]:
     """CIDRs where pods chosen by selectors can live: the VPC's pod subnets (provider ovn)."""
     if not r.gateway.selectors:
@@ -133,10 +126,10 @@ def agent_sources(r: ResolvedGateway, snap: Snapshot) -> tuple[list[IPNetwork], 
     and the agent refuses a prefix listed twice.
     """
     families = agent_families(r)
-    forward = _collapse([n for f in families for n in r.sources[f].forward])
+    forward = list(collapse([n for f in families for n in r.sources[f].forward]))
     snat = [n for f in families for n in r.sources[f].snat]
     snat += [n for n in selector_subnets(r, snap) if n.version in families]
-    return [n for n in _collapse(snat) if not _inside_any(n, forward)], forward
+    return [n for n in collapse(snat) if not _inside_any(n, forward)], forward
 
 
 def agent_env(r: ResolvedGateway, snap: Snapshot, options: WorkloadOptions) -> list[dict[str, str]]:
