@@ -14,6 +14,8 @@ import threading
 import time
 from collections import deque
 
+from vegd.backoff import exponential
+
 
 class WorkQueue:
     def __init__(self, base_delay: float = 0.05, max_delay: float = 30.0) -> None:
@@ -54,7 +56,7 @@ class WorkQueue:
         with self._cond:
             n = self._failures.get(key, 0)
             self._failures[key] = n + 1
-        delay = min(self.max_delay, self.base_delay * 2 ** n)
+        delay = exponential(self.base_delay, self.max_delay, n)
         self.add_after(key, delay)
         return delay
 

@@ -11,13 +11,13 @@ that sends nothing (not even a bookmark) for INACTIVITY_TIMEOUT is replaced at o
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
+from vegd.backoff import Backoff
 from vegd.kube.api import KubeApi, KubeError, Obj
 from vegd.kube.resources import Resource, object_key
 
@@ -26,19 +26,6 @@ log = structlog.get_logger("vegd.kube")
 # (resource, old object or None, new object or None); called from the informer's thread.
 ChangeHandler = Callable[[Resource, Obj | None, Obj | None], None]
 RelistHandler = Callable[[Resource], None]
-
-
-class Backoff:
-    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2 ** self.failures)
-        self.failures += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 # kopf's WatchingSettings.inactivity_timeout is 70 s for the same reason: the API server sends a
