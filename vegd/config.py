@@ -25,6 +25,7 @@ _SOURCES = {
     "gateway_image": ("kubernetes", "gateway_image"),
     "leader_election": ("leader_election", "enabled"),
     "health_port": ("vegd", "health_port"),
+    "health_address": ("vegd", "health_address"),
 }
 
 
@@ -45,6 +46,7 @@ class Settings:
     gateway_image: str = ""
     leader_election: bool = True
     health_port: int = 10667
+    health_address: str = ""
 
 
 class ConfigError(ValueError):

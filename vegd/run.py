@@ -12,12 +12,13 @@ import sys
 from types import FrameType
 
 import structlog
+from prometheus_client import REGISTRY
 
-from vegd import logs
+from vegd import logs, probes
 from vegd.cli import EXIT_OK, EXIT_UNAVAILABLE
 from vegd.config import ConfigError, Settings, load_settings
-from vegd.controller.health import serve
 from vegd.controller.manager import Controller
+from vegd.controller.metrics import ControllerMetrics
 from vegd.controller.reconciler import Context, Reconciler
 from vegd.kube.api import KubeApi, KubeError, load_configuration
 from vegd.kube.cache import Cache
@@ -54,13 +55,18 @@ def run_controller(args: argparse.Namespace) -> int:
             if settings.sb_connection else None
     except (NbUnavailable, ValueError) as exc:
         return _fail(f"OVN databases: {exc}")
-    controller = build_controller(settings, kube, nb, sb)
+    controller = build_controller(settings, kube, nb, sb, metrics=ControllerMetrics(REGISTRY))
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         controller.request_stop()  # no joins in a signal handler: run() returns, then stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = serve(controller, "", settings.health_port) if settings.health_port else None
+    try:
+        server = probes.serve(settings.health_address, settings.health_port, REGISTRY,
+                              *_checks(controller)) if settings.health_port else None
+    except OSError as exc:
+        controller.stop()
+        return _fail(f"health_port {settings.health_port}: {exc}")
     log.info("vegd controller starting", nb=settings.nb_connection, lock=lock or "(none)",
              vendor=settings.vendor, bfd_port_mode=settings.bfd_port_mode)
     try:
@@ -68,8 +74,7 @@ def run_controller(args: argparse.Namespace) -> int:
         log.info("stopping")
     finally:
         controller.stop()
-        if server is not None:
-            server.shutdown()
+        probes.stop(server)
         nb.close()
         if sb is not None:
             sb.close()
@@ -78,7 +83,8 @@ def run_controller(args: argparse.Namespace) -> int:
 
 
 def build_controller(settings: Settings, kube: KubeApi, nb: NbClient, sb: SbClient | None,
-                     resources: tuple[Resource, ...] = WATCHED) -> Controller:
+                     resources: tuple[Resource, ...] = WATCHED,
+                     metrics: ControllerMetrics | None = None) -> Controller:
     cache = Cache(kube, resources)
     plan = PlanSettings(settings.vendor, settings.bfd_port_mode,  # type: ignore[arg-type]
                         nb.capabilities.policy_bfd_sessions)
@@ -86,7 +92,19 @@ def build_controller(settings: Settings, kube: KubeApi, nb: NbClient, sb: SbClie
                   vendor=settings.vendor, plan=plan,
                   workload=WorkloadOptions(image=settings.gateway_image,
                                            vendor=settings.vendor))
-    return Controller(Reconciler(ctx), resync_period=settings.resync_period)
+    return Controller(Reconciler(ctx), resync_period=settings.resync_period, metrics=metrics)
+
+
+def _checks(controller: Controller) -> tuple[probes.Check, probes.Check]:
+    """Alive: the main loop turns and no reconcile is stuck. Ready: the caches are synced (a
+    standby is ready too: it must be able to take over; `vegd_leader` tells which is active)."""
+    def live() -> tuple[bool, str]:
+        return controller.healthy, "main loop stalled or a reconcile stuck"
+
+    def ready() -> tuple[bool, str]:
+        return controller.cache.synced, "caches not synced"
+
+    return live, ready
 
 
 def _fail(message: str) -> int:

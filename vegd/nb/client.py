@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from collections import Counter
 from typing import Any
 
 from ovsdbapp import api as ovsdbapp_api
@@ -75,6 +76,7 @@ class NbClient:
         self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES, timeout, ssl, lock)
         self.capabilities = Capabilities.from_schema(schema)
         self.transactions = 0  # write transactions committed (tests and metrics count them)
+        self.failures: Counter[str] = Counter()  # failed transactions by reason, for /metrics
 
     def reconcile(self, desired: Desired, vendor: str) -> Changes:
         cmd = ReconcileOwner(self.api, desired, vendor, self.capabilities.policy_bfd_sessions)
@@ -84,6 +86,13 @@ class NbClient:
         return self._commit(CollectGarbage(self.api, vendor, keep))
 
     def _commit(self, cmd: Any) -> Changes:
+        try:
+            return self._commit_once(cmd)
+        except Exception as exc:
+            self.failures[failure_reason(exc)] += 1
+            raise
+
+    def _commit_once(self, cmd: Any) -> Changes:
         try:
             with self.api.transaction(check_error=True) as txn:
                 txn.add(cmd)
@@ -138,8 +147,28 @@ class NbClient:
             return {row.dst_ip: (row.status[0] if row.status else "")
                     for row in Replica.of(self.api, vendor).owned("BFD", owner_key, owner_value)}
 
+    def owned_row_counts(self, vendor: str) -> dict[tuple[str, str], dict[str, int]]:
+        """(owner key, owner) -> table -> rows vegd owns there (metrics, `vegd status`)."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        with self.api.ovsdb_connection.lock:
+            for owner, table, _row in Replica.of(self.api, vendor).all_owned():
+                tables = out.setdefault(owner, {})
+                tables[table] = tables.get(table, 0) + 1
+        return out
+
     def close(self) -> None:
         self.api.ovsdb_connection.stop(timeout=5)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The `reason` label of a failed NB transaction."""
+    if isinstance(exc, NotLockHolder):
+        return "not_lock_holder"
+    if isinstance(exc, NbUnavailable):
+        return "timeout"
+    if isinstance(exc, ReconcileError):
+        return "refused"
+    return "error"
 
 
 class SbClient:
