@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from vegd import __version__
+from vegd.config import OPTIONS
 
 # Exit codes shared by every subcommand.
 EXIT_OK = 0
@@ -32,12 +33,32 @@ def main(argv: list[str] | None = None) -> int:
         from vegd.apply import run_apply
 
         return run_apply(args)
+    if args.command == "config":
+        return _config(args.action, args.config)
     if args.command == "run":
         from vegd.run import run_controller
 
         return run_controller(args)
     parser.print_help()
     return EXIT_UNAVAILABLE
+
+
+def _config(action: str, path: str | None) -> int:
+    from vegd import config
+
+    if action == "sample":
+        sys.stdout.write(config.render_sample())
+    elif action == "reference":
+        sys.stdout.write(config.render_reference())
+    else:
+        try:
+            settings = config.load_settings(path)
+        except config.ConfigError as exc:
+            print(f"vegd config: {exc}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        for option in config.OPTIONS:
+            print(f"{option.name} = {getattr(settings, option.name)}")
+    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,14 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--output", choices=("text", "json"), default="text")
     apply.add_argument("--timeout", type=float, default=None,
                        help="seconds to wait for the databases (default 10)")
-    run = sub.add_parser("run", help="run the controller against a Kubernetes cluster")
+    run = sub.add_parser("run", help="run the controller against a Kubernetes cluster",
+                         epilog="Every option of the configuration file is a flag too; "
+                                "docs/configuration.md lists them.")
     run.add_argument("--config", default=None, help="ini configuration file")
-    run.add_argument("--kubeconfig", default=None,
-                     help="kubeconfig file (default: $KUBECONFIG, else in-cluster credentials)")
-    run.add_argument("--nb-connection", default=None, help="OVN NB connection")
-    run.add_argument("--sb-connection", default=None, help="OVN SB connection")
-    run.add_argument("--health-port", type=int, default=None,
-                     help="port of /livez /readyz /metrics (0: none; default 10667)")
+    for option in OPTIONS:  # strings here: vegd.config converts and checks, naming the flag
+        run.add_argument(option.flag, dest=option.name, default=None, metavar="VALUE",
+                         help=f"{option.help} [{option.env_var}]")
+    config = sub.add_parser("config", help="the configuration: sample file, reference, check")
+    config.add_argument("action", choices=("sample", "reference", "check"),
+                        help="sample: print etc/vegd.conf; reference: print "
+                             "docs/configuration.md; check: validate --config and the "
+                             "environment, print the result")
+    config.add_argument("--config", default=None, help="ini configuration file (check)")
     sub.add_parser("gateway", help="the in-pod gateway agent (see `vegd gateway --help`)",
                    add_help=False)
     return parser

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from vegd import logs, probes
 from vegd.cli import EXIT_OK, EXIT_UNAVAILABLE
-from vegd.config import ConfigError, Settings, load_settings
+from vegd.config import OPTIONS, ConfigError, Settings, load_settings
 from vegd.controller.manager import Controller
 from vegd.controller.metrics import ControllerMetrics
 from vegd.controller.reconciler import Context, Reconciler
@@ -35,9 +35,7 @@ log = structlog.get_logger("vegd")
 
 def run_controller(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(args.config, kubeconfig=args.kubeconfig,
-                                 nb_connection=args.nb_connection,
-                                 sb_connection=args.sb_connection, health_port=args.health_port)
+        settings = load_settings(args.config, **{o.name: getattr(args, o.name) for o in OPTIONS})
     except ConfigError as exc:
         return _fail(f"configuration: {exc}")
     logs.configure(settings.log_format, settings.log_level)
@@ -86,7 +84,7 @@ def build_controller(settings: Settings, kube: KubeApi, nb: NbClient, sb: SbClie
                      resources: tuple[Resource, ...] = WATCHED,
                      metrics: ControllerMetrics | None = None) -> Controller:
     cache = Cache(kube, resources)
-    plan = PlanSettings(settings.vendor, settings.bfd_port_mode,  # type: ignore[arg-type]
+    plan = PlanSettings(settings.vendor, settings.bfd_port_mode,
                         nb.capabilities.policy_bfd_sessions)
     ctx = Context(cache=cache, kube=kube, nb=nb, sb=sb, events=EventRecorder(kube),
                   vendor=settings.vendor, plan=plan,

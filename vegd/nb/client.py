@@ -12,6 +12,7 @@ from ovsdbapp import api as ovsdbapp_api
 from ovsdbapp import exceptions as ovsdbapp_exceptions
 from ovsdbapp.backend import ovs_idl
 from ovsdbapp.backend.ovs_idl import connection as ovs_connection
+from ovsdbapp.backend.ovs_idl import vlog
 
 from vegd.nb.capabilities import Capabilities
 from vegd.nb.errors import NbUnavailable, NotLockHolder, ReconcileError
@@ -36,6 +37,9 @@ class _QuietReconcileErrors(logging.Filter):
 
 
 logging.getLogger("ovsdbapp.backend.ovs_idl.connection").addFilter(_QuietReconcileErrors())
+# python-ovs' own log (reconnects, lock contention) is discarded until routed somewhere: into the
+# stdlib loggers, which vegd.logs renders like every other line.
+vlog.use_python_logger()
 
 
 def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
