@@ -19,7 +19,7 @@ LEVELS = ("debug", "info", "warning", "error")
 CHATTY = ("kubernetes", "urllib3")
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """sys.stderr looked up per record, not bound once: whoever swaps it (a test runner's
     capture, a daemon redirecting) must not leave vegd's threads writing to a closed file."""
 

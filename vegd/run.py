@@ -28,6 +28,7 @@ from vegd.nb.client import NbClient, SbClient, lock_name
 from vegd.nb.errors import NbUnavailable
 from vegd.nb.remote import SslFiles
 from vegd.plan.settings import PlanSettings
+from vegd.service import ServiceNotifier
 from vegd.workload.deployment import WorkloadOptions
 
 log = structlog.get_logger("vegd")
@@ -54,6 +55,8 @@ def run_controller(args: argparse.Namespace) -> int:
     except (NbUnavailable, ValueError) as exc:
         return _fail(f"OVN databases: {exc}")
     controller = build_controller(settings, kube, nb, sb, metrics=ControllerMetrics(REGISTRY))
+    notifier = ServiceNotifier()
+    controller.on_tick = notifier.tick
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         controller.request_stop()  # no joins in a signal handler: run() returns, then stop()
 
@@ -71,6 +74,7 @@ def run_controller(args: argparse.Namespace) -> int:
         controller.run()
         log.info("stopping")
     finally:
+        notifier.stopping()
         controller.stop()
         probes.stop(server)
         nb.close()

@@ -126,6 +126,11 @@ class NbClient:
         return not self.lock or bool(self.api.idl.has_lock)
 
     @property
+    def lock_contended(self) -> bool:
+        """True when another client holds the lock this one waits for (a standby)."""
+        return bool(self.lock) and bool(self.api.idl.is_lock_contended)
+
+    @property
     def connection_epoch(self) -> int:
         """Changes on every (re)connection: the replica was re-read from the server."""
         session = getattr(self.api.idl, "_session", None)
