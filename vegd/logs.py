@@ -19,14 +19,14 @@ LEVELS = ("debug", "info", "warning", "error")
 CHATTY = ("kubernetes", "urllib3")
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """sys.stderr looked up per record, not bound once: whoever swaps it (a test runner's
     capture, a daemon redirecting) must not leave vegd's threads writing to a closed file."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> object:
         return sys.stderr
 
