@@ -1,4 +1,4 @@
-"""Command line entry point: `vegd apply | run | gateway | version`."""
+"""Command line entry point: `vegd apply | run | explain | status | config | gateway | version`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         from vegd.apply import run_apply
 
         return run_apply(args)
+    if args.command in ("explain", "status"):
+        from vegd.explain import run_explain
+
+        return run_explain(args)
     if args.command == "config":
         return _config(args.action, args.config)
     if args.command == "run":
@@ -90,6 +94,23 @@ def _parser() -> argparse.ArgumentParser:
     for option in OPTIONS:  # strings here: vegd.config converts and checks, naming the flag
         run.add_argument(option.flag, dest=option.name, default=None, metavar="VALUE",
                          help=f"{option.help} [{option.env_var}]")
+    explain = sub.add_parser(
+        "explain", help="which gateway a pod (or an address) egresses through, and why",
+        description="vegd explain pod NAMESPACE/NAME | vegd explain --ip ADDRESS: the "
+                    "gateway(s), the NB rows that select the source, the nexthops with their "
+                    "BFD state, SNAT or forward and the egress addresses, or why not.")
+    explain.add_argument("target", nargs="*", metavar="pod NAMESPACE/NAME")
+    explain.add_argument("--ip", default=None, help="explain a source address instead of a pod")
+    status = sub.add_parser("status", help="every gateway: instances, nexthops, BFD states, "
+                                           "NB rows owned")
+    for p in (explain, status):
+        p.add_argument("-f", "--filename", dest="directory", default=None,
+                       help="read the objects from this manifest directory, not the cluster")
+        p.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG, "
+                                                           "else in-cluster credentials)")
+        p.add_argument("--nb-connection", default=None, help="OVN NB connection")
+        p.add_argument("--config", default=None, help="ini configuration file")
+        p.add_argument("--output", choices=("text", "json"), default="text")
     config = sub.add_parser("config", help="the configuration: sample file, reference, check")
     config.add_argument("action", choices=("sample", "reference", "check"),
                         help="sample: print etc/vegd.conf; reference: print "

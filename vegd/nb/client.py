@@ -165,6 +165,17 @@ class NbClient:
                 tables[table] = tables.get(table, 0) + 1
         return out
 
+    def owned_keys(self, vendor: str, owner_key: str
+                   ) -> dict[str, set[tuple[str, tuple[str, ...]]]]:
+        """owner -> (table, natural key) of its rows, as the plan keys them (`vegd explain`)."""
+        out: dict[str, set[tuple[str, tuple[str, ...]]]] = {}
+        with self.api.ovsdb_connection.lock:
+            replica = Replica.of(self.api, vendor)
+            for (key, owner), table, row in replica.all_owned():
+                if key == owner_key:
+                    out.setdefault(owner, set()).add((table, replica.key(table, row)))
+        return out
+
     def close(self) -> None:
         self.api.ovsdb_connection.stop(timeout=5)
 
