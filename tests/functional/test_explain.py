@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from scenario import gateway_pod, pod
+from ovnstack import wait_for
+from scenario import SEED, add_base_topology, gateway_pod, pod
+from test_controller import GATEWAY1, Env
 from test_fail_closed_trace import set_sessions
+from vegd_harness import InProcessController, write_kubeconfig
 
 from vegd.cli import main as vegd_main
+
+pytest_plugins = ["kubeapi.fixture", "kubelet"]
 
 SHOP = pod("shop", "10.16.0.50", node="kube-ovn-worker2")  # in ovn-default: gateway1's source
 INNER = pod("inner", "192.168.0.50")  # in subnet1: gateway2's source (BFD)
@@ -162,3 +167,28 @@ def test_text_output_and_status(cluster, capsys):
     assert vegd_main(["explain", "pod", "default/nope", "-f", manifests, "--nb-connection",
                       cluster.ovn.nb_unix]) == 1
     assert "pod default/nope not found" in capsys.readouterr().err
+
+
+def test_explain_reads_the_cluster(fresh_ovn, kubeapi, fake_cluster, tmp_path, capsys):
+    """From the API server (kubeconfig) while `vegd run`'s controller keeps NB in step."""
+    add_base_topology(fresh_ovn)
+    fake_cluster.apply_yaml(SEED / "cluster.yaml")
+    vegd = InProcessController(kubeapi, fresh_ovn).start()
+    try:
+        env = Env(fresh_ovn, kubeapi, fake_cluster, vegd)
+        env.create_gateway("gateway1", GATEWAY1)
+        fake_cluster.wait_pods("gateway1", 2, timeout=15)
+        fake_cluster.add_pod("shop", ip="10.16.0.77", node="kube-ovn-worker")
+        wait_for(lambda: env.policies().get("ip4.src == 10.16.0.0/16"), 10, what="rows")
+        wait_for(vegd.idle, 10, what="reconciled")
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kubeapi.url)
+        code = vegd_main(["explain", "pod", "default/shop", "--kubeconfig", str(kubeconfig),
+                          "--nb-connection", fresh_ovn.nb_unix, "--output", "json"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        v = verdict(json.loads(out.out), "default/gateway1")
+        assert (v["outcome"], v["via"], v["mode"]) == ("egress", "policy", "snat")
+        assert len(v["nexthops"]) == 2 and len(v["egress_ips"]) == 2
+        assert [r["in_nb"] for r in v["rows"]] == [True]
+    finally:
+        vegd.stop()
