@@ -6,6 +6,7 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
+from metricsdoc import assert_documented
 from ovnstack import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from scenario import SEED, add_base_topology
@@ -102,3 +103,5 @@ def test_metrics_after_reconciles(served):
              what="a relist counted")
     assert urllib.request.urlopen(f"{base}/metrics").headers["Content-Type"].startswith(
         "text/plain")
+    assert_documented(scrape(base))
+

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from metricsdoc import assert_documented
 from nslab import Lab, Topology, in_netns
 from ovnstack import wait_for
 from prometheus_client.parser import text_string_to_metric_families
@@ -61,6 +62,7 @@ def test_interface_counters_and_conntrack_follow_traffic(lab: Lab, topo: Topolog
         packets = after[("vegd_gateway_snat_rule_packets_total",
                          (("cidr", "10.0.1.0/24"), ("kind", "masquerade")))]
         assert packets >= 3  # one per connection: NAT rules see a flow's first packet only
+        assert_documented(after)
     finally:
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(15) == 0

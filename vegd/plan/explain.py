@@ -144,14 +144,12 @@ def _verdict(gw: VpcEgressGateway, source: Pod, snap: Snapshot, settings: PlanSe
     usable = [h for h in hops if h.usable]
     if local:
         usable = [h for h in usable if h.node == local] or usable
+    closed = f"the {names.DROP_PRIORITY} drop takes what leaves the VPC (fail closed)"
     if not hops:
-        return Verdict(gw.key, FAIL_CLOSED, "no instance is running: the "
-                       f"{names.DROP_PRIORITY} drop takes the traffic (fail closed)", via, mode,
-                       rows)
+        return Verdict(gw.key, FAIL_CLOSED, f"no instance is running: {closed}", via, mode, rows)
     if not usable:
-        return Verdict(gw.key, FAIL_CLOSED, "every instance's BFD session is down: the "
-                       f"{names.DROP_PRIORITY} drop takes the traffic (fail closed)", via, mode,
-                       rows, hops)
+        return Verdict(gw.key, FAIL_CLOSED, f"every instance's BFD session is down: {closed}",
+                       via, mode, rows, hops)
     egress = tuple(ip for h in usable for ip in h.external_ips) if mode == "snat" else \
         tuple(str(ip) for ip in source.ips)
     reason = f"selected by {'a policy prefix' if via == 'policy' else 'a selector'}"
