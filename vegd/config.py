@@ -126,8 +126,9 @@ OPTIONS: tuple[Option, ...] = (
            "collection): repairs NB rows changed behind vegd's back.", minimum=1,
            maximum=86400),
     Option("gateway_image", "kubernetes", "gateway_image", str, "",
-           "Image of the gateway pods (vegd gateway agent, FRR bfdd, nftables, iproute2); "
-           "empty: the one a VpcEgressGateway names, else Kube-OVN's default."),
+           "Image of the gateway pods (the Containerfile's: vegd gateway agent, FRR bfdd, "
+           "nftables, iproute2); a VpcEgressGateway's spec.image wins. Empty: a gateway "
+           "without spec.image is reported invalid."),
     Option("leader_election", "leader_election", "enabled", bool, True,
            "One active vegd per vendor tag: the holder of the NB lock vegd_<vendor> "
            "(docs/decisions.md). false: no lock, run a single replica only."),
