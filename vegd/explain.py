@@ -14,8 +14,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from vegd.cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from vegd.config import ConfigError, Settings, load_settings
+from vegd.exits import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from vegd.kube.api import KubeApi, KubeError, load_configuration
 from vegd.kube.resources import GATEWAYS, WATCHED
 from vegd.model.errors import InvalidObjects, ValidationError
@@ -51,14 +51,14 @@ def _explain(args: argparse.Namespace) -> int:
     try:
         plan = PlanSettings(settings.vendor, settings.bfd_port_mode,
                             nb.capabilities.policy_bfd_sessions)
-        bfd = nb.bfd_status_by_owner(settings.vendor, OWNER_KEY)
+        bfd = nb.bfd_status_by_owner(OWNER_KEY)
         if args.command == "status":
             counts = {owner: tables for (key, owner), tables in
-                      nb.owned_row_counts(settings.vendor).items() if key == OWNER_KEY}
+                      nb.owned_row_counts().items() if key == OWNER_KEY}
             statuses = ex.gateway_statuses(snap, plan, bfd, counts, invalid)
             _print(args.output, [asdict(s) for s in statuses], _status_text(statuses))
             return EXIT_OK
-        keys = nb.owned_keys(settings.vendor, OWNER_KEY)
+        keys = nb.owned_keys(OWNER_KEY)
     finally:
         nb.close()
     source, asked = _source(args, snap)

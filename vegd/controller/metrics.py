@@ -74,7 +74,7 @@ class _StateCollector(Collector):
                      "How long the oldest key ready for a worker has been waiting",
                      c.queue.oldest_age())
         yield from self._informers(c.cache)
-        yield from self._nb(c.ctx.nb, c.ctx.vendor)
+        yield from self._nb(c.ctx.nb)
 
     def _informers(self, cache: Any) -> Iterator[Metric]:
         restarts = CounterMetricFamily(
@@ -90,12 +90,13 @@ class _StateCollector(Collector):
         yield restarts
         yield relists
 
-    def _nb(self, nb: Any, vendor: str) -> Iterator[Metric]:
+    def _nb(self, nb: Any) -> Iterator[Metric]:
         yield CounterMetricFamily("vegd_nb_transactions_total",
                                   "NB write transactions committed", value=nb.transactions)
         failures = CounterMetricFamily(
             "vegd_nb_transaction_failures_total",
-            "NB transactions that failed, by reason (not_lock_holder, timeout, refused, error)",
+            "NB transactions that failed, by reason (not_lock_holder, timeout, connection_lost, "
+            "unavailable, constraint, refused, error)",
             labels=["reason"])
         for reason, count in sorted(nb.failures.items()):
             failures.add_metric([reason], count)
@@ -103,7 +104,7 @@ class _StateCollector(Collector):
         rows = GaugeMetricFamily("vegd_nb_owned_rows", "NB rows vegd owns, by table",
                                  labels=["table"])
         per_table: dict[str, int] = {}
-        for tables in nb.owned_row_counts(vendor).values():
+        for tables in nb.owned_row_counts().values():
             for table, count in tables.items():
                 per_table[table] = per_table.get(table, 0) + count
         for table, count in sorted(per_table.items()):
@@ -117,7 +118,7 @@ class _StateCollector(Collector):
             "vegd_bfd_session_state",
             "BFD session state of a gateway instance as ovn-northd reports it: 1 for the "
             "current state", labels=["namespace", "gateway", "nexthop", "state"])
-        for owner, sessions in sorted(nb.bfd_status_by_owner(vendor, GATEWAY_OWNER_KEY).items()):
+        for owner, sessions in sorted(nb.bfd_status_by_owner(GATEWAY_OWNER_KEY).items()):
             namespace, _, gateway = owner.partition("/")
             for nexthop, status in sorted(sessions.items()):
                 current = status or "unknown"
