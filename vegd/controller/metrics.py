@@ -35,9 +35,9 @@ class ControllerMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.reconcile_duration = Histogram(
             "vegd_reconcile_duration_seconds",
-            "Time one reconcile took, by kind of key (gateway, vpc, garbage_collection) and "
-            "outcome (ok, retry, error)", ["kind", "outcome"], buckets=RECONCILE_BUCKETS,
-            registry=self.registry)
+            "Time one reconcile took (a batched key: its batch's time), by kind of key "
+            "(gateway, vpc, garbage_collection) and outcome (ok, retry, error)",
+            ["kind", "outcome"], buckets=RECONCILE_BUCKETS, registry=self.registry)
         self.full_resyncs = Counter(
             "vegd_full_resyncs_total",
             "Full resync passes started (every owner queued again, then garbage collection)",
