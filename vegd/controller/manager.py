@@ -64,6 +64,7 @@ class Controller:
         self._chassis_seen: dict[str, str] = {}
         self._sb_seqno = -1
         self.heartbeat = time.monotonic()  # the main loop's, for /livez
+        self.started = time.monotonic()
         self.working_since = 0.0  # when the current reconcile started (0: idle)
         self._worker: threading.Thread | None = None
         self._resync_pending: set[str] = set()  # keys of the current full pass not yet worked
@@ -72,6 +73,9 @@ class Controller:
         self.on_tick: Callable[[Controller], None] | None = None
         self.metrics = metrics if metrics is not None else ControllerMetrics()
         self.metrics.watch(self)
+        # set once the first full resync after taking over has been worked off: NB and the
+        # objects' status are converged (readiness for systemd, the benchmarks)
+        self.resynced = threading.Event()
         self.cache.subscribe(self.on_change, self.on_relist)
         reconciler.on_pulled = self.queue.add
         self.ctx.nb.watch_owners(self.on_nb_owner)
@@ -181,6 +185,10 @@ class Controller:
                                                time.monotonic() - start)
                 self._worked(key)
             self.stats.reconciles += len(keys)
+            if self.stats.resyncs and not self.resynced.is_set() and self.queue.idle():
+                self.resynced.set()
+                log.info("first full resync done", keys=self.stats.reconciles,
+                         seconds=round(time.monotonic() - self.started, 3))
             # the one log line of a batch: info when it changed something or failed
             summary = self.reconciler.take_summary()
             emit = log.info if summary or failed else log.debug
@@ -209,6 +217,7 @@ class Controller:
 
     def run(self) -> None:
         """Until stop(): wait for caches, then follow leadership and the timers."""
+        self.started = time.monotonic()
         self.cache.start()
         while not self.cache.wait_synced(0.5):
             self._tick()
