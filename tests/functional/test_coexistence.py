@@ -27,10 +27,10 @@ from kubeovn_rows import (
 )
 from kubernetes import client
 from ovnstack import wait_for
+from prometheus_client import generate_latest
 from scenario import ROOT, SEED, add_base_topology
 from vegd_harness import InProcessController
 
-from vegd.controller.health import render_metrics
 from vegd.kube.resources import serve_gateways_in
 from vegd.plan.names import owner_hash
 
@@ -141,7 +141,7 @@ def test_vegd_group_leaves_kube_ovn_alone_and_reports_it(fresh_ovn, both_groups)
         message = condition("gateway2")["message"]
         assert "Deployment default/gateway2" in message and "vendor kube-ovn" in message, message
         assert "BFD" in message and "Logical_Router_Policy" in message, message
-        metrics = render_metrics(vegd.controller)
+        metrics = generate_latest(vegd.controller.metrics.registry).decode()
         assert "vegd_foreign_gateways 2" in metrics and "vegd_foreign_vpcs 1" in metrics, metrics
         events = client.CoreV1Api(api.api_client()).list_namespaced_event("default").items
         assert {e.involved_object.name for e in events if e.reason == "ForeignController"
@@ -221,7 +221,8 @@ def test_migrated_twin_runs_beside_the_old_rows_and_deployment(fresh_ovn, both_g
         wait_for(lambda: vegd.idle(), 20, what="vegd idle")
         ours = deployment("vegd-gateway1")
         assert ours.metadata.owner_references[0].api_version == f"{VEGD_GROUP}/v1"
-        assert "vegd_foreign_gateways 0" in render_metrics(vegd.controller)
+        metrics = generate_latest(vegd.controller.metrics.registry).decode()
+        assert "vegd_foreign_gateways 0" in metrics
     finally:
         vegd.stop()
     assert kube_ovn_rows(ovn) == before

@@ -49,7 +49,8 @@ class Informer:
         self.served = True  # False while the API answers 404 for the kind (CRD not installed)
         self.relisting = False  # handlers may skip per-object work: a relist resyncs everything
         self.lock = threading.Lock()
-        self.relists = 0
+        self.relists = 0  # lists, the first one included
+        self.watch_restarts = 0  # watches that ended and were (or will be) started again
         self._store: dict[str, Obj] = {}
         self._rv = ""
         self._stop = threading.Event()
@@ -169,6 +170,8 @@ class Informer:
                 backoff.reset()
         finally:
             self._response = None
+            if not self._stop.is_set():
+                self.watch_restarts += 1
             with contextlib.suppress(Exception):
                 resp.release_conn()
 
