@@ -511,6 +511,7 @@ def test_instance_addresses_swapped_while_vegd_was_down_converge_in_one_transact
         assert vegd.nb.transactions == 1, vegd.nb.transactions
         assert vegd.stats.failures == 0, vegd.stats.last_error
         routes = env.ovn.nbctl("lr-route-list", "vpc1")
-        assert "192.168.0.0/26" in routes and ip3 in routes.split("192.168.0.0/26")[1].split()[0:1]
+        assert re.search(rf"192\.168\.0\.0/26\s+{re.escape(ip3)} src-ip", routes), routes
+        assert re.search(rf"192\.168\.0\.128/26\s+{re.escape(ip2)} src-ip", routes), routes
     finally:
         vegd.stop()
