@@ -120,7 +120,7 @@ def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
     if not selections:
         return ()
     out: dict[str, Pod] = {}
-    for namespace in snap.pod_namespaces():
+    for namespace in _candidate_namespaces(snap, selections):
         labels = snap.namespace_labels(namespace)
         chosen = [s.pod_selector for s in selections if s.namespace_selector.matches(labels)]
         if not chosen:
@@ -129,6 +129,28 @@ def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
             if any(sel.matches(pod.label_map) for sel in chosen):
                 out[pod.key] = pod
     return tuple(out[k] for k in sorted(out))
+
+
+def _candidate_namespaces(snap: Snapshot, selections: tuple[PodSelection, ...]) -> set[str]:
+    """Namespaces with pods that some selection's namespaceSelector may match: by its
+    matchLabels through a label index, every namespace for a selector without them."""
+    index = snap.memo("namespaces-by-label", lambda: _namespaces_by_label(snap))
+    out: set[str] = set()
+    for selection in selections:
+        wanted = selection.namespace_selector.match_labels
+        if not wanted:
+            return set(snap.pod_namespaces())
+        found = set.intersection(*(index.get(kv, set()) for kv in wanted))
+        out |= found
+    return out
+
+
+def _namespaces_by_label(snap: Snapshot) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for namespace in snap.pod_namespaces():
+        for kv in snap.namespace_labels(namespace).items():
+            out.setdefault(kv, set()).add(namespace)
+    return out
 
 
 def source_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
