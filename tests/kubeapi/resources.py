@@ -129,6 +129,8 @@ def builtin_types() -> list[ResourceType]:
                      generation=True, custom=True),
         ResourceType("kubeovn.io", "v1", "subnets", "Subnet", False, "subnet", ("subnet",),
                      status=True, generation=True, custom=True),
+        ResourceType("kubeovn.io", "v1", "ippools", "IPPool", False, "ippool", ("ippool",),
+                     status=True, generation=True, custom=True),
     ]
 
 

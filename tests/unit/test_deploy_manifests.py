@@ -191,7 +191,23 @@ def test_spec_fields_defaults_and_ranges(schema):
     assert set(props) == {"vpc", "replicas", "prefix", "image", "internalSubnet",
                           "externalSubnet", "internalIPs", "externalIPs", "bfd", "bfdMode",
                           "policies", "selectors", "nodeSelector", "trafficPolicy",
-                          "tolerations"}
+                          "tolerations", "resources", "bandwidth", "podAntiAffinity",
+                          "internalIPPool", "externalIPPool", "observability"}
+    assert props["podAntiAffinity"]["enum"] == ["Required", "Preferred"]
+    assert props["podAntiAffinity"]["default"] == "Required"
+    for direction in ("ingress", "egress"):
+        rate = props["bandwidth"]["properties"][direction]
+        assert rate["pattern"] == r"^([0-9]+|([0-9]+(\.[0-9]+)?|\.[0-9]+)(M|Mi|G|Gi))$"
+        assert rate["x-kubernetes-int-or-string"] is True
+    log = props["observability"]["properties"]["conntrack"]["properties"]["log"]["properties"]
+    rate = log["rateLimit"]["properties"]
+    assert (rate["recordsPerSecond"]["minimum"], rate["recordsPerSecond"]["maximum"],
+            rate["recordsPerSecond"]["default"]) == (1, 100000, 100)
+    assert (rate["burst"]["minimum"], rate["burst"]["maximum"], rate["burst"]["default"]) == \
+        (1, 1000000, 1000)
+    assert log["events"]["maxItems"] == 2 and log["events"]["items"]["enum"] == ["start", "end"]
+    for kind in ("include", "exclude"):
+        assert log["filters"]["properties"][kind]["maxItems"] == 64
     assert schema["properties"]["spec"]["required"] == ["externalSubnet"]
     assert (props["replicas"]["default"], props["replicas"]["minimum"],
             props["replicas"]["maximum"]) == (1, 0, 10)
@@ -431,6 +447,8 @@ EXPECTED_CLUSTER = {
     ("", "namespaces"): READ,
     ("", "nodes"): READ,
     ("apps", "deployments"): READ | {"create", "update", "patch", "delete"},
+    ("", "configmaps"): READ | {"create", "update", "patch", "delete"},
+    ("kubeovn.io", "ippools"): READ,
     ("k8s.cni.cncf.io", "network-attachment-definitions"): READ,
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},

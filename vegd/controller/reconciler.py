@@ -20,7 +20,7 @@ from vegd.controller.keys import gateway_key, vpc_key
 from vegd.kube.api import KubeApi, KubeError, Obj
 from vegd.kube.cache import Cache
 from vegd.kube.events import EventRecorder
-from vegd.kube.resources import GATEWAYS, VPCS
+from vegd.kube.resources import CONFIGMAPS, GATEWAYS, VPCS
 from vegd.model.errors import ValidationError
 from vegd.model.instances import workload
 from vegd.model.objects import Snapshot, VpcEgressGateway
@@ -138,6 +138,7 @@ class Reconciler:
         self._advise(raw, gw)
         workload_error = ""
         try:
+            self._ensure_configmap(wl.build_observability_configmap(resolved, ctx.workload))
             live = self._ensure_deployment(gw.namespace, desired, live)
         except KubeError as exc:
             if exc.transient or exc.conflict:
@@ -171,6 +172,26 @@ class Reconciler:
         # resourceVersion makes it a compare-and-swap: a stale cache gives 409 and a retry
         return self.ctx.kube.patch_gateway(ns, name, {"metadata": {
             "finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}})
+
+    def _ensure_configmap(self, desired: Obj) -> None:
+        """The agents' observability settings: kept equal to the spec; the agents reload it."""
+        meta = desired["metadata"]
+        live = self.ctx.cache.raw(CONFIGMAPS, f"{meta['namespace']}/{meta['name']}")
+        if live is None:
+            try:
+                self.ctx.kube.create_configmap(meta["namespace"], desired)
+                self.summary["configmap_created"] = 1
+            except KubeError as exc:
+                if exc.status == 409:  # exists: our cache is behind, the watch will catch up
+                    raise Retry(str(exc)) from exc
+                raise
+        elif wl.configmap_needs_update(live, desired):
+            body = {**desired, "metadata": {
+                **(live.get("metadata") or {}), "labels": {
+                    **((live.get("metadata") or {}).get("labels") or {}), **meta["labels"]},
+                "ownerReferences": meta["ownerReferences"]}}
+            self.ctx.kube.replace_configmap(meta["namespace"], meta["name"], body)
+            self.summary["configmap_updated"] = 1
 
     def _ensure_deployment(self, namespace: str, desired: Obj, live: Obj | None) -> Obj:
         if live is None:

@@ -40,7 +40,13 @@ DEPLOYMENTS = Resource("Deployment", "apps", "v1", "deployments", True,
 ATTACHMENTS = Resource("NetworkAttachmentDefinition", "k8s.cni.cncf.io", "v1",
                        "network-attachment-definitions", True)
 
-WATCHED = (GATEWAYS, VPCS, SUBNETS, PODS, NAMESPACES, NODES, DEPLOYMENTS, ATTACHMENTS)
+IP_POOLS = Resource("IPPool", "kubeovn.io", "v1", "ippools", False)
+# the agents' observability settings, one per gateway (vegd's own, by label)
+CONFIGMAPS = Resource("ConfigMap", "", "v1", "configmaps", True,
+                      label_selector="ovn.kubernetes.io/vpc-egress-gateway")
+
+WATCHED = (GATEWAYS, VPCS, SUBNETS, PODS, NAMESPACES, NODES, DEPLOYMENTS, ATTACHMENTS, IP_POOLS,
+           CONFIGMAPS)
 
 
 def object_key(obj: dict[str, object]) -> str:

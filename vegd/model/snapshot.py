@@ -18,6 +18,7 @@ PARSERS: dict[tuple[str, str], tuple[str, Callable[[Mapping[str, Any]], Any]]] =
     ("", "Namespace"): ("namespaces", parse.parse_namespace),
     ("", "Node"): ("nodes", parse.parse_node),
     ("k8s.cni.cncf.io", "NetworkAttachmentDefinition"): ("attachments", parse.parse_attachment),
+    ("kubeovn.io", "IPPool"): ("ip_pools", parse.parse_ip_pool),
 }
 
 
@@ -52,5 +53,6 @@ def snapshot_from_objects(objects: Iterable[Mapping[str, Any]],
         namespaces=tuple(fields["namespaces"]),
         nodes=tuple(fields["nodes"]),
         attachments=tuple(fields["attachments"]),
+        ip_pools=tuple(fields["ip_pools"]),
         chassis_by_hostname=tuple(sorted((chassis_by_hostname or {}).items())),
     )

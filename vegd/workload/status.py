@@ -19,6 +19,7 @@ from typing import Any, Literal
 from vegd.model.errors import ValidationError
 from vegd.model.instances import Instance, Workload
 from vegd.model.objects import Snapshot, Vpc, VpcEgressGateway
+from vegd.model.resolve import IP_POOL_NOT_FOUND, IP_POOL_SUBNET_MISMATCH
 from vegd.plan.names import bfd_port
 from vegd.plan.vpc import bfd_port_nodes
 from vegd.workload.deployment import deployment_name, label_selector
@@ -39,7 +40,10 @@ NB_PENDING = "Processing"
 SUCCESS = "ReconcileSuccess"
 BFD_UP, BFD_DOWN = "BfdSessionUp", "BfdSessionDown"
 
-_PENDING_REASONS = {INVALID_SPEC, BFD_PORT_NOT_ENABLED, WORKLOAD_NOT_CREATED}
+IP_POOL_EXHAUSTED = "IPPoolExhausted"
+
+_PENDING_REASONS = {INVALID_SPEC, BFD_PORT_NOT_ENABLED, WORKLOAD_NOT_CREATED,
+                    IP_POOL_NOT_FOUND, IP_POOL_SUBNET_MISMATCH}
 _NORMAL_REASONS = {VALID, SUCCESS, ROLLING_OUT, WORKLOAD_NOT_CREATED}
 _COUNT_LINE = re.compile(r"^\d+ of \d+ instances are ready$")
 _TIMES = ("lastTransitionTime", "lastUpdateTime")
@@ -136,7 +140,8 @@ def _condition(previous: Mapping[str, Any] | None, kind: str, ok: bool, reason: 
 
 def _invalid_reason(invalid: ValidationError | str) -> tuple[str, str]:
     if isinstance(invalid, ValidationError):
-        reason = BFD_PORT_NOT_ENABLED if invalid.field == "spec.bfd.enabled" else INVALID_SPEC
+        reason = BFD_PORT_NOT_ENABLED if invalid.field == "spec.bfd.enabled" else \
+            invalid.reason or INVALID_SPEC
         return reason, f"{invalid.field}: {invalid.message}"
     return INVALID_SPEC, str(invalid)
 
@@ -208,6 +213,9 @@ def _readiness(gw: VpcEgressGateway, ns_name: str, workload: Workload | None,
     if nb_error:
         return False, NB_FAILED, f"writing the OVN Northbound database failed: {nb_error}; " \
             + summary
+    if not all_ready and workload is not None and workload.pool_shortage:
+        # said before the rollout: a pod without an address never finishes rolling out
+        return False, IP_POOL_EXHAUSTED, f"{summary}; " + "; ".join(workload.pool_shortage)
     rollout = deployment_rollout(deployment)
     if rollout is not None:
         return False, ROLLING_OUT, f"{rollout}; {summary}"
