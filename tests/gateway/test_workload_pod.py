@@ -73,7 +73,7 @@ def rendered(bfd: bool) -> dict:
 
 
 def container_env(container: dict, state_dir: Path) -> dict[str, str]:
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}  # not fieldRefs
     assert env["VEGD_GATEWAY_STATE_DIR"] == wd.STATE_DIR
     env["VEGD_GATEWAY_STATE_DIR"] = str(state_dir)  # the emptyDir, as the lab has it
     return {**os.environ, **env}

@@ -8,11 +8,13 @@ import threading
 import time
 from types import FrameType
 
+from prometheus_client import CollectorRegistry
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
-from vegd.gateway import netsetup
+from vegd.gateway import netsetup, records
 from vegd.gateway.bfdd import Bfdd, BfddError, Peer, Timers
 from vegd.gateway.http import Status, serve
+from vegd.gateway.observer import Observer
 from vegd.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,11 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
     peers = bfd_peers(plan)
     status = Status(nft_table=settings.nft_table, liveness_timeout=max(10.0, 10 * tick),
                     expected_peers=[(str(p.peer), str(p.local)) for p in peers],
-                    ready=True, ready_reason="", setup_applies=1)
+                    ready=True, ready_reason="", setup_applies=1, registry=CollectorRegistry())
+    assert status.registry is not None
+    observer = Observer(status.registry, records.Identity(
+        settings.pod_namespace, "", settings.pod_name, settings.node_name),
+        settings.observability_config, settings.state_dir)
     bfdd = None
     if peers:
         bfdd = Bfdd(settings.state_dir / "frr", peers,
@@ -51,10 +57,12 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
                     settings.frr_bin_dir, settings.vtysh)
     next_check = time.monotonic() + settings.check_interval
     next_poll = 0.0
+    next_reload = 0.0
     code = 0
     server = None
     try:
         server = serve(status, *settings.listen)
+        observer.start()
         if bfdd is not None:
             bfdd.start()
         with netsetup.iproute() as ipr:
@@ -63,6 +71,9 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
                 if now >= next_check:
                     next_check = now + settings.check_interval
                     _repair(plan, ipr, status)
+                if now >= next_reload:
+                    next_reload = now + observer.reload_interval
+                    observer.tick()
                 if bfdd is not None and now >= next_poll:
                     next_poll = now + settings.bfd_poll_interval
                     bfdd.supervise()
@@ -85,6 +96,7 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
             status.ready, status.ready_reason = False, "stopping"
         if bfdd is not None:
             bfdd.stop()
+        observer.stop()
         if server is not None:
             server.shutdown()
             server.server_close()

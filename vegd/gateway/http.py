@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, generate_latest
+
 from vegd.gateway import snat
 from vegd.gateway.bfdd import Session
 
@@ -40,6 +42,7 @@ class Status:
     bfdd_restarts: int = 0
     bfd_config_applies: int = 0
     setup_applies: int = 0
+    registry: CollectorRegistry | None = None  # more metrics (spec.observability), appended
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def live(self) -> bool:
@@ -105,7 +108,8 @@ def render_metrics(status: Status) -> str:
                               "conntrack table size")):
         with contextlib.suppress(OSError, ValueError):
             metric(name, "gauge", text, [("", int((CONNTRACK / file).read_text()))])
-    return "\n".join(out) + "\n"
+    extra = generate_latest(status.registry).decode() if status.registry is not None else ""
+    return "\n".join(out) + "\n" + extra
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 STATE_FILE = "network.json"
 SYSCTL_ROOT = Path("/proc/sys")
+ACCOUNTING = "net/netfilter/nf_conntrack_acct"
 
 
 class PlanError(ValueError):
@@ -125,6 +126,11 @@ class Plan:
             wanted["net/ipv4/ip_forward"] = "1"
         if self.family(6):
             wanted["net/ipv6/conf/all/forwarding"] = "1"
+        # Byte and packet counters in conntrack, for the end records of spec.observability.
+        # Only here: the run container cannot write /proc/sys, and observability is switched on
+        # and off without a restart. Present once nf_conntrack is loaded (always on a node).
+        if read_sysctl(ACCOUNTING) is not None:
+            wanted[ACCOUNTING] = "1"
         return wanted
 
 

@@ -1,0 +1,165 @@
+"""Conntrack events of this network namespace, read from ctnetlink.
+
+The socket is a plain AF_NETLINK socket subscribed to the NEW and DESTROY groups, so that a
+full receive buffer surfaces as ENOBUFS (counted by the caller: events were lost) instead of
+being hidden inside a library's receive loop. Each message is decoded by pyroute2's maintained
+ctnetlink parser (`nfct_msg`); vegd only splits datagrams into messages and picks attributes.
+See docs/decisions.md ("Conntrack events").
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_CTNETLINK  # type: ignore[import-untyped]
+from pyroute2.netlink.nfnetlink.nfctsocket import (  # type: ignore[import-untyped]
+    IPCTNL_MSG_CT_DELETE,
+    IPCTNL_MSG_CT_NEW,
+    nfct_msg,
+)
+
+NETLINK_NETFILTER = 12
+NFNLGRP_CONNTRACK_NEW = 1
+NFNLGRP_CONNTRACK_DESTROY = 3
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+SO_RCVBUFFORCE = 33
+NLMSG_HDR = struct.Struct("=IHHII")
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+IPS_SRC_NAT, IPS_DST_NAT = 1 << 4, 1 << 5
+PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmpv6"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    source: str
+    source_port: int | None
+    destination: str
+    destination_port: int | None
+
+
+@dataclass(frozen=True)
+class Counters:
+    packets: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CtEvent:
+    """One NEW ("start") or DESTROY ("end") event of a conntrack entry."""
+
+    event: str  # start | end
+    conntrack_id: int
+    zone: int
+    family: str  # ipv4 | ipv6
+    protocol: str
+    original: Endpoint
+    reply: Endpoint
+    counters_original: Counters | None = None
+    counters_reply: Counters | None = None
+
+    @property
+    def nat_type(self) -> str | None:
+        """snat, dnat, snat_dnat, or None when the reply tuple is the original one reversed."""
+        src = (self.reply.destination, self.reply.destination_port) != \
+            (self.original.source, self.original.source_port)
+        dst = (self.reply.source, self.reply.source_port) != \
+            (self.original.destination, self.original.destination_port)
+        return {(True, False): "snat", (False, True): "dnat",
+                (True, True): "snat_dnat"}.get((src, dst))
+
+    @property
+    def translated(self) -> Endpoint:
+        """The original direction's packets after translation: the reply tuple reversed."""
+        r = self.reply
+        return Endpoint(r.destination, r.destination_port, r.source, r.source_port)
+
+
+class EventSocket:
+    """Blocking reader of ctnetlink NEW/DESTROY events; `recv` raises OSError(ENOBUFS) after
+    the kernel had to drop events because the receive buffer was full."""
+
+    def __init__(self, rcvbuf: int = 8 << 20, timeout: float = 0.5) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)  # CAP_NET_ADMIN
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.bind((0, 0))
+        for group in (NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY):
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+        self.sock.settimeout(timeout)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def recv(self) -> bytes | None:
+        """One datagram, or None after the timeout."""
+        try:
+            return self.sock.recv(1 << 20)
+        except TimeoutError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EINTR):
+                return None
+            raise
+
+
+def _endpoint(tuple_attr: nfct_msg.cta_tuple | None) -> Endpoint | None:
+    if tuple_attr is None:
+        return None
+    ip = tuple_attr.get_attr("CTA_TUPLE_IP")
+    proto = tuple_attr.get_attr("CTA_TUPLE_PROTO")
+    if ip is None or proto is None:
+        return None
+    src = ip.get_attr("CTA_IP_V4_SRC") or ip.get_attr("CTA_IP_V6_SRC")
+    dst = ip.get_attr("CTA_IP_V4_DST") or ip.get_attr("CTA_IP_V6_DST")
+    if src is None or dst is None:
+        return None
+    return Endpoint(str(ipaddress.ip_address(src)), proto.get_attr("CTA_PROTO_SRC_PORT"),
+                    str(ipaddress.ip_address(dst)), proto.get_attr("CTA_PROTO_DST_PORT"))
+
+
+def _counters(attr: object) -> Counters | None:
+    if attr is None:
+        return None
+    packets, count = attr.get_attr("CTA_COUNTERS_PACKETS"), attr.get_attr("CTA_COUNTERS_BYTES")  # type: ignore[attr-defined]
+    return None if packets is None or count is None else Counters(packets, count)
+
+
+def decode(data: bytes) -> Iterator[CtEvent]:
+    """The NEW and DESTROY events of one datagram; other messages are skipped."""
+    offset = 0
+    while offset + NLMSG_HDR.size <= len(data):
+        length, msg_type, _flags, _seq, _pid = NLMSG_HDR.unpack_from(data, offset)
+        if length < NLMSG_HDR.size:
+            break
+        chunk = data[offset:offset + length]
+        offset += (length + 3) & ~3
+        if msg_type >> 8 != NFNL_SUBSYS_CTNETLINK:
+            continue
+        kind = msg_type & 0xFF
+        if kind not in (IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_DELETE):
+            continue
+        msg = nfct_msg(chunk)
+        msg.decode()
+        original = _endpoint(msg.get_attr("CTA_TUPLE_ORIG"))
+        reply = _endpoint(msg.get_attr("CTA_TUPLE_REPLY"))
+        if original is None or reply is None:
+            continue
+        proto = msg.get_attr("CTA_TUPLE_ORIG").get_attr("CTA_TUPLE_PROTO")
+        number = proto.get_attr("CTA_PROTO_NUM")
+        yield CtEvent(
+            event="start" if kind == IPCTNL_MSG_CT_NEW else "end",
+            conntrack_id=int(msg.get_attr("CTA_ID") or 0),
+            zone=int(msg.get_attr("CTA_ZONE") or 0),
+            family="ipv6" if msg["nfgen_family"] == socket.AF_INET6 else "ipv4",
+            protocol=PROTOCOLS.get(number, "other"),
+            original=original, reply=reply,
+            counters_original=_counters(msg.get_attr("CTA_COUNTERS_ORIG")),
+            counters_reply=_counters(msg.get_attr("CTA_COUNTERS_REPLY")))
