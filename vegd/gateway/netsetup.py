@@ -31,7 +31,7 @@ from typing import Any
 
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
-from vegd.gateway import snat
+from vegd.gateway import shaping, snat
 from vegd.gateway.settings import RULES_PER_FAMILY, IPAddress, IPNetwork, Settings
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,8 @@ def apply(p: Plan, ipr: IPRoute) -> None:
     for name, value in wanted.items():
         if read_sysctl(name) != value:
             write_sysctl(name, value)
+    if shaping.wanted(s):
+        shaping.apply(s)
     log.info("network setup applied: families %s, %d routes, %d rules, %d nft rules",
              [f.version for f in p.families], len(p.routes()), len(p.rules()),
              snat.rule_count(s))
@@ -256,6 +258,8 @@ def teardown(settings: Settings, ipr: IPRoute) -> None:
                       {int(own["vpc_table"]), int(own["egress_table"])})
     _sync_routes(ipr, set(), int(own["vpc_table"]), int(own["egress_table"]))
     snat.remove(str(own["nft_table"]))
+    if shaping.wanted(settings):
+        shaping.remove(settings)
     with contextlib.suppress(FileNotFoundError):
         (settings.state_dir / STATE_FILE).unlink()
     log.info("network setup removed")
@@ -280,6 +284,8 @@ def check(p: Plan, ipr: IPRoute) -> list[str]:
     for name, value in p.sysctls().items():
         if read_sysctl(name) != value:
             problems.append(f"sysctl {name} is {read_sysctl(name)}, expected {value}")
+    if shaping.wanted(s):
+        problems += shaping.check(s)
     return problems
 
 
