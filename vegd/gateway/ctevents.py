@@ -2,9 +2,12 @@
 
 The socket is a plain AF_NETLINK socket subscribed to the NEW and DESTROY groups, so that a
 full receive buffer surfaces as ENOBUFS (counted by the caller: events were lost) instead of
-being hidden inside a library's receive loop. Each message is decoded by pyroute2's maintained
-ctnetlink parser (`nfct_msg`); vegd only splits datagrams into messages and picks attributes.
-See docs/decisions.md ("Conntrack events").
+being hidden inside a library's receive loop.
+
+Two decoders give the same events: `decode` walks the few attributes a record needs with
+`struct` (about ten times faster: it decides how many new connections per second one agent
+records), and `decode_pyroute2` uses pyroute2's maintained ctnetlink parser (`nfct_msg`). The
+netns test checks that both agree on real kernel messages. See docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -132,21 +135,101 @@ def _counters(attr: object) -> Counters | None:
     return None if packets is None or count is None else Counters(packets, count)
 
 
-def decode(data: bytes) -> Iterator[CtEvent]:
-    """The NEW and DESTROY events of one datagram; other messages are skipped."""
+# ctnetlink attribute numbers (linux/netfilter/nfnetlink_conntrack.h)
+CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY = 1, 2, 9, 10
+CTA_ID, CTA_ZONE = 12, 18
+CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 2
+CTA_IP_V4_SRC, CTA_IP_V4_DST, CTA_IP_V6_SRC, CTA_IP_V6_DST = 1, 2, 3, 4
+CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
+CTA_COUNTERS_PACKETS, CTA_COUNTERS_BYTES = 1, 2
+NLA_TYPE_MASK = 0x3FFF
+NLA_HDR = struct.Struct("=HH")
+NFGENMSG = 4
+
+
+def _attrs(data: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
+    """Attribute type -> (payload start, payload end) of one nesting level."""
+    out = {}
+    while start + 4 <= end:
+        length, kind = NLA_HDR.unpack_from(data, start)
+        if length < 4:
+            break
+        out[kind & NLA_TYPE_MASK] = (start + 4, start + length)
+        start += (length + 3) & ~3
+    return out
+
+
+def _fast_endpoint(data: bytes, span: tuple[int, int] | None
+                   ) -> tuple[Endpoint, int] | None:
+    if span is None:
+        return None
+    tup = _attrs(data, *span)
+    if CTA_TUPLE_IP not in tup or CTA_TUPLE_PROTO not in tup:
+        return None
+    ip = _attrs(data, *tup[CTA_TUPLE_IP])
+    proto = _attrs(data, *tup[CTA_TUPLE_PROTO])
+    if CTA_IP_V4_SRC in ip and CTA_IP_V4_DST in ip:
+        src, dst, size = ip[CTA_IP_V4_SRC], ip[CTA_IP_V4_DST], 4
+    elif CTA_IP_V6_SRC in ip and CTA_IP_V6_DST in ip:
+        src, dst, size = ip[CTA_IP_V6_SRC], ip[CTA_IP_V6_DST], 16
+    else:
+        return None
+    ports = []
+    for key in (CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT):
+        ports.append(struct.unpack_from("!H", data, proto[key][0])[0] if key in proto else None)
+    number = data[proto[CTA_PROTO_NUM][0]] if CTA_PROTO_NUM in proto else -1
+    return Endpoint(str(ipaddress.ip_address(data[src[0]:src[0] + size])), ports[0],
+                    str(ipaddress.ip_address(data[dst[0]:dst[0] + size])), ports[1]), number
+
+
+def _fast_counters(data: bytes, span: tuple[int, int] | None) -> Counters | None:
+    if span is None:
+        return None
+    c = _attrs(data, *span)
+    if CTA_COUNTERS_PACKETS not in c or CTA_COUNTERS_BYTES not in c:
+        return None
+    return Counters(struct.unpack_from("!Q", data, c[CTA_COUNTERS_PACKETS][0])[0],
+                    struct.unpack_from("!Q", data, c[CTA_COUNTERS_BYTES][0])[0])
+
+
+def _messages(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(ctnetlink message kind, start, end) of each NEW/DELETE message of a datagram."""
     offset = 0
     while offset + NLMSG_HDR.size <= len(data):
         length, msg_type, _flags, _seq, _pid = NLMSG_HDR.unpack_from(data, offset)
         if length < NLMSG_HDR.size:
             break
-        chunk = data[offset:offset + length]
-        offset += (length + 3) & ~3
-        if msg_type >> 8 != NFNL_SUBSYS_CTNETLINK:
-            continue
+        start, offset = offset, offset + ((length + 3) & ~3)
         kind = msg_type & 0xFF
-        if kind not in (IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_DELETE):
+        if msg_type >> 8 == NFNL_SUBSYS_CTNETLINK and kind in (IPCTNL_MSG_CT_NEW,
+                                                                IPCTNL_MSG_CT_DELETE):
+            yield kind, start, start + length
+
+
+def decode(data: bytes) -> Iterator[CtEvent]:
+    """The NEW and DESTROY events of one datagram; other messages are skipped."""
+    for kind, start, end in _messages(data):
+        body = start + NLMSG_HDR.size
+        attrs = _attrs(data, body + NFGENMSG, end)
+        original = _fast_endpoint(data, attrs.get(CTA_TUPLE_ORIG))
+        reply = _fast_endpoint(data, attrs.get(CTA_TUPLE_REPLY))
+        if original is None or reply is None:
             continue
-        msg = nfct_msg(chunk)
+        cid = struct.unpack_from("!I", data, attrs[CTA_ID][0])[0] if CTA_ID in attrs else 0
+        zone = struct.unpack_from("!H", data, attrs[CTA_ZONE][0])[0] if CTA_ZONE in attrs else 0
+        yield CtEvent(
+            event="start" if kind == IPCTNL_MSG_CT_NEW else "end", conntrack_id=cid,
+            zone=zone, family="ipv6" if data[body] == socket.AF_INET6 else "ipv4",
+            protocol=PROTOCOLS.get(original[1], "other"), original=original[0],
+            reply=reply[0],
+            counters_original=_fast_counters(data, attrs.get(CTA_COUNTERS_ORIG)),
+            counters_reply=_fast_counters(data, attrs.get(CTA_COUNTERS_REPLY)))
+
+
+def decode_pyroute2(data: bytes) -> Iterator[CtEvent]:
+    """`decode` by pyroute2's parser (slower; the reference the tests compare with)."""
+    for kind, start, end in _messages(data):
+        msg = nfct_msg(data[start:end])
         msg.decode()
         original = _endpoint(msg.get_attr("CTA_TUPLE_ORIG"))
         reply = _endpoint(msg.get_attr("CTA_TUPLE_REPLY"))
