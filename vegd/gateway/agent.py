@@ -49,7 +49,7 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
     assert status.registry is not None
     observer = Observer(status.registry, records.Identity(
         settings.pod_namespace, "", settings.pod_name, settings.node_name),
-        settings.observability_config, settings.state_dir)
+        settings.observability_config, settings.state_dir, rcvbuf=settings.conntrack_buffer)
     bfdd = None
     if peers:
         bfdd = Bfdd(settings.state_dir / "frr", peers,

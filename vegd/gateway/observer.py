@@ -42,7 +42,8 @@ class Observer:
     def __init__(self, registry: CollectorRegistry, identity: records.Identity,
                  config_path: Path | None, state_dir: Path, *,
                  stream: IO[str] | None = None, reload_interval: float = 2.0,
-                 summary_interval: float = SUMMARY_INTERVAL) -> None:
+                 summary_interval: float = SUMMARY_INTERVAL, rcvbuf: int = 8 << 20) -> None:
+        self.rcvbuf = rcvbuf
         self.metrics = ObservabilityMetrics(registry)
         self.identity = identity
         self.config_path = config_path
@@ -147,7 +148,7 @@ class Observer:
             wanted = self.config.conntrack_events
             if wanted and sock is None:
                 try:
-                    sock = ctevents.EventSocket()
+                    sock = ctevents.EventSocket(self.rcvbuf)
                 except OSError as exc:
                     log.error("cannot open the conntrack event socket: %s", exc)
                     self._stop.wait(5)

@@ -69,6 +69,7 @@ class Settings:
     pod_name: str = ""
     pod_namespace: str = ""
     node_name: str = ""
+    conntrack_buffer: int = 8 << 20  # receive buffer of the conntrack event socket, bytes
 
     def family(self, version: int) -> FamilyGateways | None:
         return next((f for f in self.families if f.version == version), None)
@@ -110,6 +111,7 @@ _OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("pod-name", "this pod's name, for translation records and metrics", ""),
     ("pod-namespace", "this pod's namespace", ""),
     ("node-name", "this pod's node", ""),
+    ("conntrack-buffer", "receive buffer of the conntrack event socket, bytes", str(8 << 20)),
 )
 
 
@@ -233,6 +235,7 @@ def _validate(command: str, raw: Mapping[str, str | None], keep: bool) -> Settin
         if raw["observability-config"] else None,
         pod_name=raw["pod-name"] or "", pod_namespace=raw["pod-namespace"] or "",
         node_name=raw["node-name"] or "",
+        conntrack_buffer=_integer("conntrack-buffer", raw["conntrack-buffer"], 4096, 1 << 30),
     )
 
 
