@@ -6,11 +6,7 @@ import argparse
 import sys
 
 from vegd import __version__
-
-# Exit codes shared by every subcommand.
-EXIT_OK = 0
-EXIT_INVALID = 1  # the input is wrong: nothing was written
-EXIT_UNAVAILABLE = 2  # a database could not be reached, or the arguments are wrong
+from vegd.exits import EXIT_OK, EXIT_UNAVAILABLE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--no-prune", dest="prune", action="store_false",
                        help="keep rows of owners that are not in the manifests")
     apply.add_argument("--output", choices=("text", "json"), default="text")
+    apply.add_argument("--dry-run", action="store_true",
+                       help="validate and print what would change, write nothing (exit 0: "
+                            "nothing to change, 1: changes pending or invalid input)")
     apply.add_argument("--timeout", type=float, default=None,
                        help="seconds to wait for the databases (default 10)")
     run = sub.add_parser("run", help="run the controller against a Kubernetes cluster")

@@ -14,11 +14,11 @@ from types import FrameType
 import structlog
 
 from vegd import logs
-from vegd.cli import EXIT_OK, EXIT_UNAVAILABLE
 from vegd.config import ConfigError, Settings, load_settings
 from vegd.controller.health import serve
 from vegd.controller.manager import Controller
 from vegd.controller.reconciler import Context, Reconciler
+from vegd.exits import EXIT_OK, EXIT_UNAVAILABLE
 from vegd.kube.api import KubeApi, KubeError, load_configuration
 from vegd.kube.cache import Cache
 from vegd.kube.events import EventRecorder
@@ -49,7 +49,8 @@ def run_controller(args: argparse.Namespace) -> int:
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     lock = lock_name(settings.vendor) if settings.leader_election else ""
     try:
-        nb = NbClient(settings.nb_connection, settings.timeout, ssl, lock=lock)
+        nb = NbClient(settings.nb_connection, settings.timeout, ssl, lock=lock,
+                      vendor=settings.vendor)
         sb = SbClient(settings.sb_connection, settings.timeout, ssl) \
             if settings.sb_connection else None
     except (NbUnavailable, ValueError) as exc:

@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-import yaml
 from kubernetes import client
 from ovnstack import wait_for
 from scenario import SEED, add_base_topology
@@ -403,15 +402,13 @@ def test_a_kind_not_served_deletes_nothing(fresh_ovn, tmp_path):
     an empty cache for that kind, not "every VPC was deleted": the VPC rows stay, and no
     garbage collection runs."""
     from kubeapi.fixture import KubeApi
-    from kubeapi.resources import VEG_CRD, Registry, builtin_types
-    from kubeapi.veg_rules import VEG_RULES
+    from kubeapi.resources import Registry, builtin_types
     from scenario import Scenario
 
     add_base_topology(fresh_ovn)
     assert Scenario(fresh_ovn, tmp_path).apply()[0] == 0
     registry = Registry([t for t in builtin_types() if t.plural != "vpcs"])
-    registry.add_crd(yaml.safe_load(VEG_CRD.read_text()), VEG_RULES)
-    api = KubeApi(registry)
+    api = KubeApi(registry)  # the VEG CRD installed, Kube-OVN's Vpc type not served
     vegd = InProcessController(api, fresh_ovn)
     env = Env(fresh_ovn, api, None, vegd)
     vegd.start()

@@ -129,7 +129,7 @@ class Controller:
 
     def _bfd_changes(self) -> None:
         """BFD.status is written by northd; turn its changes into status updates."""
-        current = self.ctx.nb.bfd_status_by_owner(self.ctx.vendor, GATEWAY_OWNER_KEY)
+        current = self.ctx.nb.bfd_status_by_owner(GATEWAY_OWNER_KEY)
         for owner in set(current) | set(self._bfd_seen):
             if current.get(owner) != self._bfd_seen.get(owner):
                 self.queue.add(gateway_key(owner))

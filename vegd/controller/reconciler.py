@@ -149,7 +149,7 @@ class Reconciler:
             self._write_nb(plan_gateway(resolved, snap, ctx.plan))
         except ReconcileError as exc:
             nb_error = str(exc)
-        bfd = ctx.nb.bfd_status(ctx.vendor, GATEWAY_OWNER_KEY, key) if gw.bfd.enabled else {}
+        bfd = ctx.nb.bfd_status(GATEWAY_OWNER_KEY, key) if gw.bfd.enabled else {}
         self._update_status(raw, st.gateway_status(
             gw, now=ctx.clock(), previous=raw.get("status"), workload=workload(resolved, snap),
             deployment=live, workload_error=workload_error, nb_written=not nb_error,
@@ -218,7 +218,7 @@ class Reconciler:
             raise Retry(str(exc)) from exc
 
     def _write_nb(self, desired: Desired) -> None:
-        changes = self.ctx.nb.reconcile(desired, self.ctx.vendor)
+        changes = self.ctx.nb.reconcile(desired)
         for kind, items in (("created", changes.created), ("updated", changes.updated),
                             ("deleted", changes.deleted)):
             if items:
@@ -281,7 +281,7 @@ class Reconciler:
         keep |= {(VPC_OWNER_KEY, v.name) for v in snap.all_vpcs()}
         keep |= {(VPC_OWNER_KEY, name) for name in self.ctx.cache.unparsed(VPCS)}
         start = time.monotonic()
-        changes = self.ctx.nb.collect_garbage(self.ctx.vendor, keep)
+        changes = self.ctx.nb.collect_garbage(keep)
         if changes.total:
             log.info("garbage collected", deleted=len(changes.deleted),
                      seconds=round(time.monotonic() - start, 4))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Callable
@@ -173,8 +174,9 @@ class Pod:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
-    @property
+    @functools.cached_property
     def label_map(self) -> dict[str, str]:
+        """The labels as a mapping, made once (selectors ask for it on hot paths); read only."""
         return dict(self.labels)
 
     def ip(self, family: Family) -> IPAddress | None:

@@ -8,7 +8,7 @@ not an error: it is read by `model.instances`.
 
 from __future__ import annotations
 
-import functools
+import bisect
 from dataclasses import dataclass
 
 from vegd.model.errors import ValidationError
@@ -191,18 +191,65 @@ def _check_pools(gw: VpcEgressGateway, snap: Snapshot, internal: Subnet, externa
 
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:
     """Two gateways of one VPC must not claim the same sources: the older one keeps them."""
-    mine = [n for f in FAMILIES for n in sources[f].all]
+    claims = snap.memo("source-claims", lambda: _source_claims(snap)).get(gw.vpc)
+    if claims is None:
+        return
+    mine = (gw.created, gw.key)
+    for net in (n for f in FAMILIES for n in sources[f].all):
+        older = [c for c in claims.overlapping(net) if c[0] < mine]
+        if older:
+            (_, other), theirs = min(older, key=lambda c: (c[0], str(c[1])))
+            raise ValidationError(
+                gw.ref, "spec.policies",
+                f"source {net} overlaps {theirs} of VpcEgressGateway {other} in the same "
+                "VPC; a source can egress through one gateway only")
+
+
+Claim = tuple[tuple[str, str], IPNetwork]  # ((created, gateway key), prefix)
+
+
+class _Claims:
+    """The source prefixes every gateway of one VPC claims, found by overlap in O(log n):
+    two prefixes overlap when one contains the other."""
+
+    def __init__(self) -> None:
+        self.exact: dict[tuple[int, int, int], list[Claim]] = {}  # (version, start, len)
+        self.starts: dict[int, list[tuple[int, int, Claim]]] = {4: [], 6: []}
+
+    def add(self, owner: tuple[str, str], net: IPNetwork) -> None:
+        start = int(net.network_address)
+        self.exact.setdefault((net.version, start, net.prefixlen), []).append((owner, net))
+        self.starts[net.version].append((start, net.prefixlen, (owner, net)))
+
+    def seal(self) -> None:
+        for entries in self.starts.values():
+            entries.sort(key=lambda e: (e[0], e[1]))
+
+    def overlapping(self, net: IPNetwork) -> list[Claim]:
+        bits = net.max_prefixlen
+        start = int(net.network_address)
+        out: list[Claim] = []
+        for length in range(net.prefixlen + 1):  # net itself and every prefix containing it
+            mask = ((1 << length) - 1) << (bits - length)
+            out.extend(self.exact.get((net.version, start & mask, length), ()))
+        entries = self.starts[net.version]  # prefixes inside net start within it
+        end = int(net.broadcast_address)
+        i = bisect.bisect_left(entries, (start, net.prefixlen + 1))
+        while i < len(entries) and entries[i][0] <= end:
+            out.append(entries[i][2])
+            i += 1
+        return out
+
+
+def _source_claims(snap: Snapshot) -> dict[str, _Claims]:
+    out: dict[str, _Claims] = {}
     for other in snap.gateways:
-        if other.key == gw.key or other.vpc != gw.vpc or other.deleting:
+        if other.deleting:
             continue
-        if (other.created, other.key) > (gw.created, gw.key):
-            continue
-        theirs = snap.memo(f"lenient-sources:{other.key}",
-                           functools.partial(gateway_sources, other, snap, strict=False))
-        for net in mine:
-            for o in theirs[net.version].all:
-                if net.overlaps(o):
-                    raise ValidationError(
-                        gw.ref, "spec.policies",
-                        f"source {net} overlaps {o} of VpcEgressGateway {other.key} in the same "
-                        "VPC; a source can egress through one gateway only")
+        claims = out.setdefault(other.vpc, _Claims())
+        theirs = gateway_sources(other, snap, strict=False)
+        for net in {n for f in FAMILIES for n in theirs[f].all}:
+            claims.add((other.created, other.key), net)
+    for claims in out.values():
+        claims.seal()
+    return out

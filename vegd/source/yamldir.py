@@ -26,7 +26,7 @@ def read_manifests(path: str | Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
         p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
     for file in files:
         try:
-            docs = list(yaml.safe_load_all(file.read_text()))
+            docs = list(yaml.load_all(file.read_text(), Loader=yaml.CSafeLoader))
         except (OSError, yaml.YAMLError) as exc:
             raise SourceError(f"{file}: {exc}") from exc
         for i, doc in enumerate(docs):
