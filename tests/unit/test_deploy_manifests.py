@@ -318,6 +318,10 @@ MSG_POLICY_SOURCES = "Each policy MUST have at least one ipBlock or subnet"
 MSG_NS_SELECTOR = "Each namespace selector MUST have at least one matchLabels or matchExpressions"
 MSG_POD_SELECTOR = "Each pod selector MUST have at least one matchLabels or matchExpressions"
 MSG_IMMUTABLE = "This field is immutable."
+MSG_INTERNAL_POOL = "internalIPs and internalIPPool are mutually exclusive"
+MSG_EXTERNAL_POOL = "externalIPs and externalIPPool are mutually exclusive"
+MSG_BANDWIDTH = "bandwidth must be between 0 and 9223372036854 Mbps"
+MSG_PORT_RANGE = "start must be less than or equal to end"
 
 
 def _cel_rules(schema) -> list[dict]:
@@ -331,7 +335,9 @@ def test_every_cel_rule_compiles_and_has_a_tested_message(schema):
     cel.compile_rules(schema)
     messages = {r["message"] for r in _cel_rules(schema)}
     assert messages == {MSG_INTERNAL_IPS, MSG_EXTERNAL_IPS, MSG_POLICY_OR_SELECTOR,
-                        MSG_POLICY_SOURCES, MSG_NS_SELECTOR, MSG_POD_SELECTOR, MSG_IMMUTABLE}
+                        MSG_POLICY_SOURCES, MSG_NS_SELECTOR, MSG_POD_SELECTOR, MSG_IMMUTABLE,
+                        MSG_INTERNAL_POOL, MSG_EXTERNAL_POOL, MSG_BANDWIDTH, MSG_PORT_RANGE}
+    assert len(_cel_rules(schema)) == 19  # as many as Kube-OVN master's CRD has
 
 
 CEL_CASES = {
@@ -349,6 +355,12 @@ CEL_CASES = {
     "empty pod selector": (
         {"policies": [], "selectors": [{"podSelector": {"matchLabels": {}}}]},
         "spec.selectors[0].podSelector", MSG_POD_SELECTOR),
+    "internal IPs and pool": (
+        {"internalIPs": ["10.16.0.101", "10.16.0.102"], "internalIPPool": "p"},
+        "spec.internalIPPool", MSG_INTERNAL_POOL),
+    "external IPs and pool": (
+        {"externalIPs": ["172.17.0.101", "172.17.0.102"], "externalIPPool": "p"},
+        "spec.externalIPPool", MSG_EXTERNAL_POOL),
 }
 
 
@@ -358,6 +370,24 @@ def test_cel_rules_reject(name, schema):
     veg = seed_vegs()[0]
     veg["spec"].update(spec)
     assert (field, f'Invalid value: "object": {message}') in admit(veg, schema)
+
+
+def test_cel_bandwidth_and_port_range_rules(schema):
+    veg = seed_vegs()[0]
+    veg["spec"]["bandwidth"] = {"ingress": 9223372036855, "egress": "1Gi"}
+    assert [(f, m.endswith(MSG_BANDWIDTH)) for f, m in admit(veg, schema)] == [
+        ("spec.bandwidth.ingress", True)]
+    veg["spec"]["bandwidth"] = {"ingress": 9223372036854, "egress": "100Mi"}
+    veg["spec"]["observability"] = {"conntrack": {"log": {"filters": {"exclude": [
+        {"translated": {"destinationPorts": [{"start": 80, "end": 80}]}}]}}}}
+    assert admit(veg, schema) == []
+    veg["spec"]["observability"]["conntrack"]["log"]["filters"]["exclude"][0]["translated"][
+        "destinationPorts"][0]["start"] = 81
+    found = admit(veg, schema)
+    assert [m for _, m in found] == [f'Invalid value: "object": {MSG_PORT_RANGE}'], found
+    veg["spec"]["observability"] = {}
+    veg["spec"]["bandwidth"] = {"egress": "10Kbps"}
+    assert any(f == "spec.bandwidth.egress" for f, _ in admit(veg, schema))
 
 
 def test_cel_rules_accept_edge_cases(schema):
