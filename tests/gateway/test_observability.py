@@ -31,6 +31,7 @@ pytestmark = pytest.mark.netns
 
 SERVER, PORT = "203.0.113.10", 8080
 CLIENT, GATEWAY_EXTERNAL = "10.0.1.10", "198.51.100.2"
+SERVER6, CLIENT6, GATEWAY_EXTERNAL6 = "2001:db8:203::10", "fd00:1::10", "2001:db8:100::2"
 LISTEN = "127.0.0.1:10669"
 FLOW = 'family="ipv4",nat_type="snat",protocol="tcp"'
 
@@ -88,28 +89,35 @@ class Agent:
         self.proc.wait(10)
 
 
+def listener(topo: Topology, family: int = 4) -> socket.socket:
+    with in_netns(topo.ext):
+        srv = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6,
+                            socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((SERVER if family == 4 else SERVER6, PORT))
+    srv.listen(128)
+    srv.settimeout(5)
+    return srv
+
+
 @pytest.fixture
 def server(topo: Topology) -> Iterator[socket.socket]:
-    with in_netns(topo.ext):
-        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    with srv:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind((SERVER, PORT))
-        srv.listen(128)
-        srv.settimeout(5)
+    with listener(topo) as srv:
         yield srv
 
 
 def connections(topo: Topology, srv: socket.socket, n: int, payload: int = 1000) -> list[int]:
-    """n TCP connections client -> server, each with a reply; their client ports."""
+    """n TCP connections client -> server (of the server's family), each with a reply; their
+    client ports."""
+    v6 = srv.family == socket.AF_INET6
     ports = []
     for _ in range(n):
         with in_netns(topo.client):
-            conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            conn = socket.socket(srv.family, socket.SOCK_STREAM)
         with conn:
             conn.settimeout(5)
-            conn.bind((CLIENT, 0))
-            conn.connect((SERVER, PORT))
+            conn.bind((CLIENT6 if v6 else CLIENT, 0))
+            conn.connect((SERVER6 if v6 else SERVER, PORT))
             ports.append(conn.getsockname()[1])
             accepted, _ = srv.accept()
             with accepted:
@@ -255,6 +263,26 @@ def test_the_fast_decoder_agrees_with_pyroute2_on_kernel_messages(
     mine = [e for e in fast if e.original.source == CLIENT]
     assert sorted(e.event for e in mine) == ["end"] * 3 + ["start"] * 3
     assert all(e.counters_reply is not None for e in mine if e.event == "end")
+
+
+def test_ipv6_connections_are_recorded_too(lab: Lab, topo: Topology) -> None:
+    assert lab.vegd(topo.gw, "setup", *topo.flags()).returncode == 0
+    agent = Agent(lab, topo, config(enabled=True))
+    wait_for(lambda: listening(topo), 10, what="conntrack events")
+    with listener(topo, 6) as srv:
+        ports = connections(topo, srv, 2)
+    end_all(topo)
+    wait_for(lambda: len([r for r in agent.records() if r["family"] == "ipv6"]) >= 4, 10,
+             what="IPv6 start and end records")
+    mine = [r for r in agent.records() if r["original"].get("sourcePort") in ports
+            and r["family"] == "ipv6"]
+    assert sorted(r["event"] for r in mine) == ["end", "end", "start", "start"]
+    for r in mine:
+        assert (r["original"]["source"], r["translated"]["source"]) == (CLIENT6,
+                                                                        GATEWAY_EXTERNAL6)
+        assert r["translated"]["destination"] == SERVER6 and r["natType"] == "snat"
+    assert metric(topo.gw, 'vegd_gateway_conntrack_nat_flows_started_total{family="ipv6",'
+                           'nat_type="snat",protocol="tcp"}') >= 2
 
 
 FLOODER = """
