@@ -295,9 +295,11 @@ for i in range(int(sys.argv[1])):
 """
 
 
-def test_kernel_buffer_overruns_are_counted_and_summarised(lab: Lab, topo: Topology) -> None:
+def test_kernel_buffer_overruns_are_counted_summarised_and_recovered(lab: Lab,
+                                                                   topo: Topology) -> None:
     """The agent stopped (SIGSTOP) while 3000 new flows overrun a small event buffer: the overrun
-    surfaces as ENOBUFS when it reads again, on /metrics and in the stream's summary."""
+    surfaces as ENOBUFS when it reads again, on /metrics and in the stream's summary, and the
+    agent re-reads the conntrack table: every flow still gets its start record."""
     assert lab.vegd(topo.gw, "setup", *topo.flags()).returncode == 0
     agent = Agent(lab, topo, config(enabled=True, rateLimit={"recordsPerSecond": 100000,
                                                            "burst": 1000000}),
@@ -311,9 +313,16 @@ def test_kernel_buffer_overruns_are_counted_and_summarised(lab: Lab, topo: Topol
         agent.proc.send_signal(signal.SIGCONT)
     enobufs = 'vegd_gateway_translation_records_dropped_total{reason="enobufs"}'
     wait_for(lambda: metric(topo.gw, enobufs) >= 1, 10, what="the overrun counted")
-    written = metric(topo.gw, "vegd_gateway_translation_records_written_total")
-    assert written < 3000  # events were lost, and the counter says so
+    recovered = 'vegd_gateway_conntrack_events_recovered_total{event="start"}'
+    wait_for(lambda: metric(topo.gw, "vegd_gateway_translation_records_written_total") >= 3000,
+             20, what="a start record for every flow")
+    found = metric(topo.gw, recovered)
+    assert found >= 1  # events were lost, and found again in the table
     overruns = metric(topo.gw, enobufs)
     agent.stop()
+    starts = [r for r in agent.records("start") if r["original"]["source"] == CLIENT]
+    assert len(starts) == 3000
+    assert sorted(r["original"]["sourcePort"] for r in starts) == list(range(10000, 13000))
+    assert sum(1 for r in starts if r.get("recovered")) == found
     summaries = [line for line in agent.lines() if line.get("type") == "summary"]
     assert sum(s["dropped"]["enobufs"] for s in summaries) == overruns

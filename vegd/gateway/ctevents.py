@@ -246,3 +246,36 @@ def decode_pyroute2(data: bytes) -> Iterator[CtEvent]:
             original=original, reply=reply,
             counters_original=_counters(msg.get_attr("CTA_COUNTERS_ORIG")),
             counters_reply=_counters(msg.get_attr("CTA_COUNTERS_REPLY")))
+
+
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+IPCTNL_MSG_CT_GET = 1
+
+
+def dump(timeout: float = 10.0) -> Iterator[CtEvent]:
+    """Every entry of this namespace's conntrack table (both families), as `start` events
+    without counters: what the agent re-reads after an overrun lost events."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+    try:
+        sock.settimeout(timeout)
+        sock.bind((0, 0))
+        request = NLMSG_HDR.pack(NLMSG_HDR.size + NFGENMSG,
+                                 (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
+                                 NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + bytes(NFGENMSG)
+        sock.send(request)
+        while True:
+            data = sock.recv(1 << 20)
+            offset, done = 0, False
+            while offset + NLMSG_HDR.size <= len(data):
+                length, msg_type = NLMSG_HDR.unpack_from(data, offset)[:2]
+                if msg_type in (NLMSG_DONE, NLMSG_ERROR):
+                    done = True
+                    break
+                offset += (length + 3) & ~3 or len(data)
+            for event in decode(data):
+                yield CtEvent(**{**event.__dict__, "counters_original": None,
+                                 "counters_reply": None})
+            if done:
+                return
+    finally:
+        sock.close()

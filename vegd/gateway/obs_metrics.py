@@ -43,6 +43,9 @@ class ObservabilityMetrics:
                                        "translation records not written, by reason "
                                        "(enobufs: kernel receive-buffer overruns, each losing "
                                        "one or more events)", ("reason",))
+        self.recovered = counter("conntrack_events_recovered_total",
+                                 "starts and ends found by re-reading the conntrack table after "
+                                 "an overrun (their events were lost)", ("event",))
         self.config_reloads = counter("observability_config_reload_total",
                                       "observability settings (re)loaded", ("result",))
         self.tracked_evictions = counter("conntrack_tracked_evictions_total",

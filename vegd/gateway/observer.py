@@ -31,11 +31,28 @@ from vegd.model.observability import Observability, parse_observability
 
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 4096
+QUEUE_SIZE = 16384  # records waiting for the writer (Kube-OVN: 4096); about 10 MB when full
+RESYNC_INTERVAL = 10.0  # at most one table re-read per this many seconds: under sustained
+# overload a re-read per overrun would spend the reader's time on dumps
 TRACKED_MAX = 65536
 SUMMARY_INTERVAL = 10.0
 RECORDS_FILE = "records/translations.jsonl"
 ACCOUNTING = Path("/proc/sys/net/netfilter/nf_conntrack_acct")
+
+
+Key = tuple[int, ctevents.Endpoint]
+
+
+def _key(event: ctevents.CtEvent) -> Key:
+    return event.conntrack_id, event.original
+
+
+@dataclasses.dataclass(frozen=True)
+class _Recovered:
+    """A start or end found by re-reading the table after an overrun: its event was lost
+    (an end found this way has the start's tuples and no counters)."""
+
+    event: ctevents.CtEvent
 
 
 class Observer:
@@ -53,10 +70,14 @@ class Observer:
         self.config = Observability()
         self._config_text: str | None = None
         self._writer = records.RecordWriter(stream)
-        self._queue: queue.Queue[ctevents.CtEvent | None] = queue.Queue(QUEUE_SIZE)
+        self._queue: queue.Queue[ctevents.CtEvent | _Recovered | None] = queue.Queue(QUEUE_SIZE)
         self._bucket = records.TokenBucket(100, 1000)
         self._lock = threading.Lock()
-        self._tracked: OrderedDict[int, tuple[str, str, str]] = OrderedDict()
+        # started connections by (conntrack ID, original tuple): the 32-bit ID alone collides
+        # among tens of thousands of entries
+        self._tracked: OrderedDict[Key, ctevents.CtEvent] = OrderedDict()
+        # ended by a resync: their DESTROY event may still come out of the socket's buffer
+        self._ended_by_resync: OrderedDict[Key, None] = OrderedDict()
         self._written = 0
         self._dropped: dict[str, int] = {}
         self._since = time.time()
@@ -144,6 +165,7 @@ class Observer:
 
     def _read(self) -> None:
         sock: ctevents.EventSocket | None = None
+        next_resync, resync_pending = 0.0, False
         while not self._stop.is_set():
             wanted = self.config.conntrack_events
             if wanted and sock is None:
@@ -170,33 +192,80 @@ class Observer:
                     raise
                 # the kernel dropped events: how many is unknown, one or more per overrun
                 self._drop("enobufs")
-                continue
-            if data:
-                for event in ctevents.decode(data):
-                    self._on_event(event)
+                resync_pending = True
+            else:
+                if data:
+                    for event in ctevents.decode(data):
+                        self._on_event(event)
+            if resync_pending and time.monotonic() >= next_resync:
+                resync_pending = False
+                next_resync = time.monotonic() + RESYNC_INTERVAL
+                self._resync()
         if sock is not None:
             sock.close()
         self._listening.clear()
 
-    def _on_event(self, event: ctevents.CtEvent) -> None:
+    def _resync(self) -> None:
+        """After an overrun, compare the conntrack table with what was seen: translated entries
+        never seen starting get a `start` record, tracked ones that are gone an `end` record
+        (without counters), both marked `recovered`. Only connections that started and ended
+        inside the gap stay unrecorded; the `enobufs` count says there was one."""
+        try:
+            table = {_key(e): e for e in ctevents.dump() if e.nat_type is not None}
+        except OSError as exc:
+            log.warning("re-reading the conntrack table after an overrun failed: %s", exc)
+            return
+        for cid, event in table.items():
+            if cid not in self._tracked:
+                self._on_event(event, recovered=True)
+        for cid in [c for c in self._tracked if c not in table]:
+            start = self._tracked[cid]
+            self._on_event(dataclasses.replace(start, event="end"), recovered=True)
+            self._ended_by_resync[cid] = None
+            while len(self._ended_by_resync) > TRACKED_MAX:
+                self._ended_by_resync.popitem(last=False)
+
+    def _seen_by_resync(self, event: ctevents.CtEvent) -> bool:
+        """The late event of an entry that a resync found (start) or found gone (end)."""
+        if event.event == "start":
+            return _key(event) in self._tracked
+        return self._ended_by_resync.pop(_key(event), 0) is None
+
+    def _enqueue(self, item: ctevents.CtEvent | _Recovered) -> None:
+        try:
+            if isinstance(item, _Recovered):
+                # a table replay is the record of what was lost: wait for the writer (events
+                # piling up meanwhile overrun again at worst, and the next replay dedupes)
+                self._queue.put(item, timeout=5)
+            else:
+                self._queue.put_nowait(item)
+        except queue.Full:
+            self._drop("queue_full")
+
+    def _on_event(self, event: ctevents.CtEvent, recovered: bool = False) -> None:
         nat = event.nat_type
         if nat is None:
             return  # not translated (forward-only sources, the agent's own traffic)
+        if not recovered and self._seen_by_resync(event):
+            return  # a resync already counted and recorded it
         m = self.metrics
-        m.events.labels(event.event).inc()
+        if recovered:
+            m.recovered.labels(event.event).inc()
+        else:
+            m.events.labels(event.event).inc()
         labels = (event.family, event.protocol, nat)
         if event.event == "start":
             m.flows_started.labels(*labels).inc()
-            if event.conntrack_id not in self._tracked:
+            if _key(event) not in self._tracked:
                 m.flows_active.labels(*labels).inc()
-            self._tracked[event.conntrack_id] = labels
+            self._tracked[_key(event)] = event
             if len(self._tracked) > TRACKED_MAX:
                 _, old = self._tracked.popitem(last=False)
-                m.flows_active.labels(*old).dec()
+                m.flows_active.labels(old.family, old.protocol, old.nat_type or "").dec()
                 m.tracked_evictions.inc()
         else:
             m.flows_ended.labels(*labels).inc()
-            if self._tracked.pop(event.conntrack_id, None) is not None:
+            if self._tracked.pop(_key(event), None) is not None:
                 m.flows_active.labels(*labels).dec()
             for direction, c in (("original", event.counters_original),
                                  ("reply", event.counters_reply)):
@@ -206,10 +275,7 @@ class Observer:
         log_config = self.config.log
         if not log_config.enabled or event.event not in log_config.events:
             return
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            self._drop("queue_full")
+        self._enqueue(_Recovered(event) if recovered else event)
 
     # -- writer -----------------------------------------------------------------------------
 
@@ -247,21 +313,26 @@ class Observer:
             if self._stop.is_set() and self._queue.empty():
                 break
 
-    def _write_one(self, event: ctevents.CtEvent) -> None:
+    def _write_one(self, item: ctevents.CtEvent | _Recovered) -> None:
         with self._lock:
-            config = self.config.log
-            if not records.selected(config, event):
-                reason = "filter"
-            elif not self._bucket.allow():
-                reason = "rate_limit"
-            else:
-                self._writer.write(records.record(event, self.identity, time.time()))
-                self._written += 1
-                reason = ""
-        if reason:
-            self._drop(reason)
-        else:
-            self.metrics.records_written.inc()
+            event = item.event if isinstance(item, _Recovered) else item
+            if not records.selected(self.config.log, event):
+                self._drop_locked("filter")
+                return
+            if not self._bucket.allow():
+                self._drop_locked("rate_limit")
+                return
+            line = records.record(event, self.identity, time.time())
+            if isinstance(item, _Recovered):
+                line["recovered"] = True  # its event was lost; found in the table
+            self._writer.write(line)
+            self._written += 1
+        self.metrics.records_written.inc()
+
+    def _drop_locked(self, reason: str) -> None:
+        """Count a drop while holding the lock (the writer's path)."""
+        self.metrics.records_dropped.labels(reason).inc()
+        self._dropped[reason] = self._dropped.get(reason, 0) + 1
 
     def _summary(self, force: bool = False) -> None:
         """A summary line when something was not written since the last one (or at exit)."""
