@@ -65,6 +65,9 @@ class CtEvent:
     reply: Endpoint
     counters_original: Counters | None = None
     counters_reply: Counters | None = None
+    # when the kernel created the entry (ns since the epoch), with nf_conntrack_timestamp on; in
+    # table dumps and DESTROY events only
+    started_ns: int | None = None
 
     @property
     def nat_type(self) -> str | None:
@@ -137,7 +140,8 @@ def _counters(attr: object) -> Counters | None:
 
 # ctnetlink attribute numbers (linux/netfilter/nfnetlink_conntrack.h)
 CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY = 1, 2, 9, 10
-CTA_ID, CTA_ZONE = 12, 18
+CTA_ID, CTA_ZONE, CTA_TIMESTAMP = 12, 18, 20
+CTA_TIMESTAMP_START = 1
 CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 2
 CTA_IP_V4_SRC, CTA_IP_V4_DST, CTA_IP_V6_SRC, CTA_IP_V6_DST = 1, 2, 3, 4
 CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
@@ -216,6 +220,11 @@ def decode(data: bytes) -> Iterator[CtEvent]:
         if original is None or reply is None:
             continue
         cid = struct.unpack_from("!I", data, attrs[CTA_ID][0])[0] if CTA_ID in attrs else 0
+        started = None
+        if CTA_TIMESTAMP in attrs:
+            stamp = _attrs(data, *attrs[CTA_TIMESTAMP])
+            if CTA_TIMESTAMP_START in stamp:
+                started = struct.unpack_from("!Q", data, stamp[CTA_TIMESTAMP_START][0])[0]
         zone = struct.unpack_from("!H", data, attrs[CTA_ZONE][0])[0] if CTA_ZONE in attrs else 0
         yield CtEvent(
             event="start" if kind == IPCTNL_MSG_CT_NEW else "end", conntrack_id=cid,
@@ -223,7 +232,8 @@ def decode(data: bytes) -> Iterator[CtEvent]:
             protocol=PROTOCOLS.get(original[1], "other"), original=original[0],
             reply=reply[0],
             counters_original=_fast_counters(data, attrs.get(CTA_COUNTERS_ORIG)),
-            counters_reply=_fast_counters(data, attrs.get(CTA_COUNTERS_REPLY)))
+            counters_reply=_fast_counters(data, attrs.get(CTA_COUNTERS_REPLY)),
+            started_ns=started)
 
 
 def decode_pyroute2(data: bytes) -> Iterator[CtEvent]:
@@ -245,7 +255,12 @@ def decode_pyroute2(data: bytes) -> Iterator[CtEvent]:
             protocol=PROTOCOLS.get(number, "other"),
             original=original, reply=reply,
             counters_original=_counters(msg.get_attr("CTA_COUNTERS_ORIG")),
-            counters_reply=_counters(msg.get_attr("CTA_COUNTERS_REPLY")))
+            counters_reply=_counters(msg.get_attr("CTA_COUNTERS_REPLY")),
+            started_ns=_started(msg.get_attr("CTA_TIMESTAMP")))
+
+
+def _started(attr: object) -> int | None:
+    return None if attr is None else attr.get_attr("CTA_TIMESTAMP_START")  # type: ignore[attr-defined]
 
 
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300

@@ -40,6 +40,7 @@ AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 STATE_FILE = "network.json"
 SYSCTL_ROOT = Path("/proc/sys")
 ACCOUNTING = "net/netfilter/nf_conntrack_acct"
+TIMESTAMPS = "net/netfilter/nf_conntrack_timestamp"
 
 
 class PlanError(ValueError):
@@ -129,8 +130,11 @@ class Plan:
         # Byte and packet counters in conntrack, for the end records of spec.observability.
         # Only here: the run container cannot write /proc/sys, and observability is switched on
         # and off without a restart. Present once nf_conntrack is loaded (always on a node).
-        if read_sysctl(ACCOUNTING) is not None:
-            wanted[ACCOUNTING] = "1"
+        # Creation times in table dumps: after an overrun the agent re-reads the table and
+        # records only the entries created since the events it last saw.
+        for name in (ACCOUNTING, TIMESTAMPS):
+            if read_sysctl(name) is not None:
+                wanted[name] = "1"
         return wanted
 
 

@@ -75,9 +75,13 @@ class Observer:
         self._lock = threading.Lock()
         # started connections by (conntrack ID, original tuple): the 32-bit ID alone collides
         # among tens of thousands of entries
-        self._tracked: OrderedDict[Key, ctevents.CtEvent] = OrderedDict()
+        self._tracked: OrderedDict[Key, tuple[ctevents.CtEvent, int]] = OrderedDict()  # seen at
         # ended by a resync: their DESTROY event may still come out of the socket's buffer
         self._ended_by_resync: OrderedDict[Key, None] = OrderedDict()
+        # a re-read recovers only entries created after this (ns): before the socket opened,
+        # or before the newest start the tracked set had to forget, a start was seen or is not
+        # the agent's to record
+        self._recover_after_ns = time.time_ns()
         self._written = 0
         self._dropped: dict[str, int] = {}
         self._since = time.time()
@@ -177,6 +181,7 @@ class Observer:
                     continue
                 self._listening.set()
                 self.metrics.listening.set(1)
+                self._recover_after_ns = max(self._recover_after_ns, time.time_ns())
             elif not wanted and sock is not None:
                 sock.close()
                 sock = None
@@ -215,11 +220,15 @@ class Observer:
         except OSError as exc:
             log.warning("re-reading the conntrack table after an overrun failed: %s", exc)
             return
+        # An entry created after the newest start the tracked set forgot, and not tracked, lost
+        # its start event (an entry is created before its event is read). Without creation
+        # times (nf_conntrack_timestamp off) every untracked entry counts.
         for cid, event in table.items():
-            if cid not in self._tracked:
+            if cid not in self._tracked and (event.started_ns is None
+                                             or event.started_ns > self._recover_after_ns):
                 self._on_event(event, recovered=True)
         for cid in [c for c in self._tracked if c not in table]:
-            start = self._tracked[cid]
+            start, _ = self._tracked[cid]
             self._on_event(dataclasses.replace(start, event="end"), recovered=True)
             self._ended_by_resync[cid] = None
             while len(self._ended_by_resync) > TRACKED_MAX:
@@ -258,11 +267,12 @@ class Observer:
             m.flows_started.labels(*labels).inc()
             if _key(event) not in self._tracked:
                 m.flows_active.labels(*labels).inc()
-            self._tracked[_key(event)] = event
+            self._tracked[_key(event)] = (event, time.time_ns())
             if len(self._tracked) > TRACKED_MAX:
-                _, old = self._tracked.popitem(last=False)
+                _, (old, seen_at) = self._tracked.popitem(last=False)
                 m.flows_active.labels(old.family, old.protocol, old.nat_type or "").dec()
                 m.tracked_evictions.inc()
+                self._recover_after_ns = max(self._recover_after_ns, seen_at)
         else:
             m.flows_ended.labels(*labels).inc()
             if self._tracked.pop(_key(event), None) is not None:
@@ -322,7 +332,10 @@ class Observer:
             if not self._bucket.allow():
                 self._drop_locked("rate_limit")
                 return
-            line = records.record(event, self.identity, time.time())
+            when = time.time()
+            if isinstance(item, _Recovered) and event.event == "start" and event.started_ns:
+                when = event.started_ns / 1e9  # the kernel's creation time, not the re-read's
+            line = records.record(event, self.identity, when)
             if isinstance(item, _Recovered):
                 line["recovered"] = True  # its event was lost; found in the table
             self._writer.write(line)
