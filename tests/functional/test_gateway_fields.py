@@ -103,6 +103,9 @@ def test_new_fields_render_into_the_workload_and_observability_reloads_in_place(
     # addresses came from the pools
     assert {p["status"]["podIP"] for p in pods} <= {"10.16.200.1", "10.16.200.2", "10.16.200.3"}
     wait_for(lambda: env.status("full").get("phase") == "Completed", 10, what="Completed")
+    observed = env.condition("full", "ObservabilityConfigured")
+    assert (observed["status"], observed["reason"]) == ("True", "ConfigMapUpToDate")
+    assert "default/full-observability" in observed["message"]
 
     cm = configmap(env, "full")
     assert cm is not None
@@ -191,6 +194,7 @@ def test_missing_pool_then_a_pool_too_small_for_the_replicas(env):
     assert "external IPPool later has 1 address(es) in subnet macvlan1, fewer than the 2 " \
         "replicas need" in message
     assert env.condition("short", "Validated")["status"] == "True"
+    assert env.condition("short", "ObservabilityConfigured") == {}  # observability is off
 
     patch_pool(env, "later", {"ips": ["172.17.202.1..172.17.202.3"]})
     env.cluster.kick()

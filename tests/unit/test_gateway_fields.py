@@ -97,3 +97,23 @@ def test_observability_defaults_bounds_and_round_trip():
                 {"conntrack": {"log": {"filters": {"include": [{}] * 65}}}}):
         with pytest.raises(ValidationError):
             parse_observability(bad, "o")
+
+
+def test_observability_condition_only_while_on_and_never_gating_ready():
+    from vegd.workload import status as ws
+
+    off = gateway()
+    on = gateway(observability={"conntrack": {"log": {"enabled": True}}})
+    now = "2026-12-01T00:00:00Z"
+    assert [c["type"] for c in ws.gateway_status(off, now=now, observability_error="")[
+        "conditions"]] == ["Ready", "Validated"]
+    (cond,) = [c for c in ws.gateway_status(on, now=now, observability_error="")["conditions"]
+               if c["type"] == "ObservabilityConfigured"]
+    assert (cond["status"], cond["reason"]) == ("True", "ConfigMapUpToDate")
+    assert "translation records in ConfigMap default/gw-observability" in cond["message"]
+    failed = ws.gateway_status(on, now=now, observability_error="forbidden")
+    (cond,) = [c for c in failed["conditions"] if c["type"] == "ObservabilityConfigured"]
+    assert (cond["status"], cond["reason"], cond["message"]) == \
+        ("False", "ConfigMapReconcileFailed", "forbidden")
+    # not written in this reconcile (invalid spec, or before the workload): no claim either way
+    assert len(ws.gateway_status(on, now=now)["conditions"]) == 2

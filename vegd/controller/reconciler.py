@@ -137,8 +137,15 @@ class Reconciler:
 
         self._advise(raw, gw)
         workload_error = ""
+        observability_error: str | None = None
         try:
             self._ensure_configmap(wl.build_observability_configmap(resolved, ctx.workload))
+            observability_error = ""
+        except KubeError as exc:
+            if exc.transient or exc.conflict:
+                raise
+            observability_error = str(exc)  # never gates Ready: the data plane is fine
+        try:
             live = self._ensure_deployment(gw.namespace, desired, live)
         except KubeError as exc:
             if exc.transient or exc.conflict:
@@ -153,9 +160,9 @@ class Reconciler:
         self._update_status(raw, st.gateway_status(
             gw, now=ctx.clock(), previous=raw.get("status"), workload=workload(resolved, snap),
             deployment=live, workload_error=workload_error, nb_written=not nb_error,
-            nb_error=nb_error, bfd=bfd))
-        if nb_error or workload_error:
-            raise Retry(nb_error or workload_error)
+            nb_error=nb_error, bfd=bfd, observability_error=observability_error))
+        if nb_error or workload_error or observability_error:
+            raise Retry(nb_error or workload_error or str(observability_error))
 
     def _advise(self, raw: Obj, gw: VpcEgressGateway) -> None:
         """A Warning Event, once per spec generation, for a valid spec that will work badly."""
