@@ -17,7 +17,7 @@ from vegd.model.errors import ValidationError
 from vegd.model.objects import Snapshot
 from vegd.model.resolve import ResolvedGateway, resolve_gateway
 from vegd.nb.client import NbClient
-from vegd.nb.errors import BatchRefused
+from vegd.nb.errors import BatchRefused, ReconcileError
 from vegd.nb.index import Owner
 from vegd.nb.sync import Changes
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_KEY
@@ -108,6 +108,20 @@ def write_split(nb: NbClient, plans: list[Desired],
                 batch.pop(owner, None)
             if not pulled and not exc.refused:
                 raise
+        except ReconcileError as exc:  # refused by the server as a whole: find who, by halves
+            if len(batch) <= 1:
+                out.refused.update({owner: str(exc) for owner in batch})
+                return out
+            items = list(batch.values())
+            for half in (items[:len(items) // 2], items[len(items) // 2:]):
+                part = write_split(nb, half, plan_owner)
+                out.changes.update(part.changes)
+                out.refused.update(part.refused)
+                out.transactions += part.transactions
+            if keep is not None:
+                part = write_split(nb, [], plan_owner, keep)
+                out.changes.update(part.changes)
+            return out
     return out
 
 

@@ -79,6 +79,19 @@ class KubeApi:
         as the real server does at a watch timeout. Returns how many watches were open."""
         return self.store.drop_watches("close" if graceful else "abort")
 
+    def silence_watches(self, on: bool = True) -> None:
+        """While on, newly opened watches stay open and send nothing (no bookmarks either)."""
+        self.server.silence_watches = on
+
+    @property
+    def silenced_watches(self) -> int:
+        return self.server.silenced
+
+    def requests(self) -> list[tuple[str, str, dict[str, str], str]]:
+        """Every request served so far: (method, path, query, Authorization header)."""
+        with self.server.log_lock:
+            return list(self.server.request_log)
+
     def open_watches(self) -> int:
         with self.store.lock:
             return len(self.store.watchers)

@@ -133,6 +133,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             url = urlsplit(self.path)
             q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+            with api.log_lock:
+                api.request_log.append((method, url.path, q,
+                                        self.headers.get("Authorization") or ""))
             body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
             if (api.fail_next and method != "GET") or api.fail_next_all:
                 api.fail_next = api.fail_next_all = False
@@ -334,6 +337,10 @@ class _Handler(BaseHTTPRequestHandler):
         def send(etype: str, obj: dict[str, Any]) -> None:
             self._chunk(json.dumps({"type": etype, "object": obj}).encode() + b"\n")
 
+        if api.silence_watches:  # a half-open connection: nothing ever arrives, not even bookmarks
+            api.silenced += 1
+            self._hold_silently(watcher, timeout)
+            return
         for etype, obj in initial:
             send(etype, obj)
         deadline = time.monotonic() + timeout
@@ -371,6 +378,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._chunk(b"")  # the terminating chunk: a clean end of the stream
 
 
+    def _hold_silently(self, watcher: Watcher, timeout: float) -> None:
+        """Keep the connection open and say nothing; only "abort" (stop()) ends it early."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                item = watcher.queue.get(timeout=deadline - time.monotonic())
+            except queue.Empty:
+                break
+            if item in ("abort", "close"):
+                break
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
 class KubeApiServer:
     """The server: a Store served over HTTP on 127.0.0.1; stop() and start() keep the state."""
 
@@ -383,6 +405,14 @@ class KubeApiServer:
         self.requests = 0
         self.fail_next = False  # test hook: the next write answers 500
         self.fail_next_all = False  # test hook: the next request of any kind answers 500
+        # test hook: watches opened while set send nothing at all (no events, no bookmarks) until
+        # the server's timeout or stop(), like a connection a load balancer left half-open
+        self.silence_watches = False
+        self.silenced = 0  # watches held silently so far
+        # every request as (method, path, query, Authorization header), for tests that check
+        # what a client asked (tests/kubeapi/rbac.py turns them into RBAC verbs)
+        self.request_log: list[tuple[str, str, dict[str, str], str]] = []
+        self.log_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 

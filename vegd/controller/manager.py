@@ -41,6 +41,7 @@ from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 log = structlog.get_logger("vegd.controller")
 
 STUCK_SECONDS = 120.0
+BATCH_KEYS = 256  # keys written in one NB transaction at most
 
 
 @dataclass
@@ -64,13 +65,14 @@ class Controller:
         self.poll_interval = poll_interval
         self.stats = Stats()
         self._stop = threading.Event()
-        self._bfd_seen: dict[str, dict[str, str]] = {}
         self._chassis_seen: dict[str, str] = {}
         self._sb_seqno = -1
         self.heartbeat = time.monotonic()  # the main loop's, for /livez
         self.working_since = 0.0  # when the current reconcile started (0: idle)
         self._worker: threading.Thread | None = None
         self.cache.subscribe(self.on_change, self.on_relist)
+        reconciler.on_pulled = self.queue.add
+        self.ctx.nb.watch_owners(self.on_nb_owner)
 
     # -- event handlers (informer threads: enqueue only) ---------------------------------------
 
@@ -97,6 +99,15 @@ class Controller:
             keys = keys_for(old, new, self.cache.snapshot())
         for key in keys:
             self.queue.add(key)
+
+    def on_nb_owner(self, owner: tuple[str, str]) -> None:
+        """A row of ours changed in NB and not by our own write (drift, a deleted row, an
+        orphan), or ovn-northd reported a BFD session's state: reconcile its owner. Called in
+        the NB connection thread: enqueue only."""
+        if not self.stats.active or not self.cache.synced:
+            return  # the takeover's full resync covers it
+        key, value = owner
+        self.queue.add(gateway_key(value) if key == GATEWAY_OWNER_KEY else vpc_key(value))
 
     def on_relist(self, resource: Resource) -> None:
         log.info("relisted, resyncing", resource=resource.plural)
@@ -127,51 +138,48 @@ class Controller:
             for vpc in self.reconciler.snapshot().all_vpcs():
                 self.queue.add(vpc_key(vpc.name))
 
-    def _bfd_changes(self) -> None:
-        """BFD.status is written by northd; turn its changes into status updates."""
-        current = self.ctx.nb.bfd_status_by_owner(GATEWAY_OWNER_KEY)
-        for owner in set(current) | set(self._bfd_seen):
-            if current.get(owner) != self._bfd_seen.get(owner):
-                self.queue.add(gateway_key(owner))
-        self._bfd_seen = current
-
     # -- the worker ----------------------------------------------------------------------------
 
     def _work(self) -> None:
         while not self._stop.is_set() and self.stats.active:
-            key = self.queue.get(timeout=self.poll_interval)
-            if key is None:
+            keys = self.queue.get_batch(BATCH_KEYS, timeout=self.poll_interval)
+            if not keys:
                 continue
             start = self.working_since = time.monotonic()
-            outcome = "ok"
             try:
-                self.reconciler.reconcile(key)
-                self.queue.forget(key)
-                self.stats.last_error.pop(key, None)
-            except Retry as exc:
-                outcome = "retry"
-                self.stats.failures += 1
-                self.stats.last_error[key] = str(exc)
-                delay = self.queue.add_rate_limited(key)
-                if isinstance(exc.__cause__, NotLockHolder):
-                    self.stats.active = False
-                log.warning("reconcile will be retried", key=key, error=str(exc),
-                            retry_in=round(delay, 3))
-            except Exception as exc:  # a bug: keep serving the other keys, retry this one
-                outcome = "error"
-                self.stats.failures += 1
-                self.stats.last_error[key] = repr(exc)
-                self.queue.add_rate_limited(key)
-                log.exception("reconcile crashed", key=key)
+                failed = self.reconciler.reconcile_batch(keys)
+            except Exception as exc:  # a bug outside any one key: retry them all
+                log.exception("reconcile crashed", keys=len(keys))
+                failed = {k: exc for k in keys}
             finally:
                 self.working_since = 0.0
+            for key in keys:
+                self._settle(key, failed.get(key))
                 self.queue.done(key)
-                self.stats.reconciles += 1
-            # the one log line of a reconcile: info when it changed something or failed
+            self.stats.reconciles += len(keys)
+            # the one log line of a batch: info when it changed something or failed
             summary = self.reconciler.take_summary()
-            emit = log.info if summary or outcome != "ok" else log.debug
-            emit("reconciled", key=key, outcome=outcome,
-                 seconds=round(time.monotonic() - start, 4), **summary)
+            emit = log.info if summary or failed else log.debug
+            emit("reconciled", keys=keys[0] if len(keys) == 1 else len(keys),
+                 failed=len(failed), seconds=round(time.monotonic() - start, 4), **summary)
+
+    def _settle(self, key: str, error: Exception | None) -> None:
+        if error is None:
+            self.queue.forget(key)
+            self.stats.last_error.pop(key, None)
+            return
+        self.stats.failures += 1
+        delay = self.queue.add_rate_limited(key)
+        if isinstance(error, Retry):
+            self.stats.last_error[key] = str(error)
+            if isinstance(error.__cause__, NotLockHolder):
+                self.stats.active = False
+            log.warning("reconcile will be retried", key=key, error=str(error),
+                        retry_in=round(delay, 3))
+        else:  # a bug: keep serving the other keys, retry this one
+            self.stats.last_error[key] = repr(error)
+            log.error("reconcile crashed", key=key, error=repr(error),
+                      exc_info=(type(error), error, error.__traceback__))
 
     # -- the main loop -------------------------------------------------------------------------
 
@@ -184,7 +192,6 @@ class Controller:
         log.info("caches synced")
         next_resync = 0.0
         epoch = self.ctx.nb.connection_epoch
-        seqno = -1
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
             leader = self.ctx.nb.has_lock
@@ -202,9 +209,6 @@ class Controller:
                 if now >= next_resync:
                     self._resync()
                     next_resync = now + self.resync_period
-                if self.ctx.nb.change_seqno != seqno:
-                    seqno = self.ctx.nb.change_seqno
-                    self._bfd_changes()
                 self._chassis_changes()
                 if self._worker is None or not self._worker.is_alive():
                     self._start_worker()

@@ -90,6 +90,22 @@ class WorkQueue:
                     continue
                 self._cond.wait(wait)
 
+    def get_batch(self, limit: int, timeout: float | None = None) -> list[str]:
+        """The next key (waiting up to timeout) and up to limit-1 more that are ready now:
+        work that arrived together is written together."""
+        first = self.get(timeout)
+        if first is None:
+            return []
+        keys = [first]
+        with self._cond:
+            self._promote_due()
+            while self._queue and len(keys) < limit:
+                key = self._queue.popleft()
+                self._waiting.discard(key)
+                self._processing.add(key)
+                keys.append(key)
+        return keys
+
     def done(self, key: str) -> None:
         with self._cond:
             self._processing.discard(key)

@@ -14,15 +14,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vegd.model.limits import BFD_INTERVAL_RANGE, BFD_MULTIPLIER_RANGE
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "VEGD_GATEWAY_"
 COMMANDS = ("setup", "run", "teardown")
 
-# FRR 8.4 bfdd accepts these ranges (`receive-interval (10-60000)`, `detect-multiplier (2-255)`).
-INTERVAL_RANGE = (10, 60000)
-MULTIPLIER_RANGE = (2, 255)
+# FRR 8.4 bfdd's ranges, decided once for the controller and the agent (vegd/model/limits.py).
+INTERVAL_RANGE = BFD_INTERVAL_RANGE
+MULTIPLIER_RANGE = BFD_MULTIPLIER_RANGE
 # Kernel reserved tables: 0 unspec, 253 default, 254 main, 255 local.
 RESERVED_TABLES = frozenset({0, 253, 254, 255})
 RULES_PER_FAMILY = 4

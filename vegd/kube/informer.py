@@ -4,7 +4,8 @@ The loop is the one client-go's reflector runs: list (in pages) and remember the
 resourceVersion, watch from it with bookmarks, follow every event's resourceVersion, and when the
 server says 410 Gone (our version fell out of its history) list again. A relist compares the new
 list with the cache, so deletions missed while disconnected are delivered as deletions. Errors and
-disconnects back off exponentially (with jitter, capped) and reset after a healthy watch.
+disconnects back off exponentially (with jitter, capped) and reset after a healthy watch. A watch
+that sends nothing (not even a bookmark) for INACTIVITY_TIMEOUT is replaced at once.
 """
 
 from __future__ import annotations
@@ -40,10 +41,19 @@ class Backoff:
         self.failures = 0
 
 
+# kopf's WatchingSettings.inactivity_timeout is 70 s for the same reason: the API server sends a
+# bookmark about every 60 s, so a watch silent for longer is dead (a half-open connection the
+# server-side timeout never ends). Resumed from the last resourceVersion: nothing is lost.
+INACTIVITY_TIMEOUT = 80.0
+
+
 class Informer:
     def __init__(self, api: KubeApi, resource: Resource, on_change: ChangeHandler,
-                 on_relist: RelistHandler | None = None, watch_timeout: int = 300) -> None:
+                 on_relist: RelistHandler | None = None, watch_timeout: int = 300,
+                 inactivity_timeout: float = INACTIVITY_TIMEOUT) -> None:
         self.api = api
+        self.inactivity_timeout = inactivity_timeout
+        self.rewatches = 0  # watches replaced because they fell silent
         self.resource = resource
         self.on_change = on_change
         self.on_relist = on_relist
@@ -98,6 +108,12 @@ class Informer:
                 if exc.gone:
                     log.info("watch expired, relisting", resource=self.resource.plural)
                     self._rv = ""
+                    continue
+                if exc.inactive:
+                    self.rewatches += 1
+                    log.warning("watch silent, watching again from the last resourceVersion",
+                                resource=self.resource.plural, seconds=self.inactivity_timeout,
+                                resource_version=self._rv)
                     continue
                 delay = backoff.next()
                 if exc.not_found and not self._rv and not self.synced.is_set():
@@ -155,7 +171,8 @@ class Informer:
             self.on_relist(self.resource)
 
     def _watch(self, backoff: Backoff) -> None:
-        resp, events = self.api.watch(self.resource, self._rv, self.watch_timeout)
+        resp, events = self.api.watch(self.resource, self._rv, self.watch_timeout,
+                                      self.inactivity_timeout)
         self._response = resp
         try:
             for event in events:

@@ -2,7 +2,8 @@
 
 `resolve_gateway` raises `ValidationError` for anything a person must fix in the spec (unknown
 VPC or subnet, an address outside its subnet, a family the subnet does not have, BFD without a
-VPC BFD port, sources overlapping another gateway of the VPC). Runtime state (which pods run) is
+VPC BFD port or with a port address an instance has, the internal subnet as the external one, an
+address or sources another (older) gateway already has). Runtime state (which pods run) is
 not an error: it is read by `model.instances`.
 """
 
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from vegd.model.errors import ValidationError
 from vegd.model.objects import (
     FAMILIES,
+    GATEWAY_LABEL,
     Family,
     IPAddress,
     IPNetwork,
+    Pod,
     Snapshot,
     Subnet,
     Vpc,
@@ -121,6 +124,10 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
     if external is None:
         raise ValidationError(gw.ref, "spec.externalSubnet",
                               f"subnet {gw.external_subnet} does not exist")
+    if external.name == internal.name:
+        raise ValidationError(gw.ref, "spec.externalSubnet",
+                              f"subnet {external.name} is also the internal subnet; the external "
+                              "network must be another subnet (a macvlan attachment)")
 
     for field, entries, subnet in (("spec.internalIPs", gw.internal_ips, internal),
                                    ("spec.externalIPs", gw.external_ips, external)):
@@ -138,6 +145,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                                           f"{ip} is outside subnet {subnet.name} ({cidr})")
 
     _check_pools(gw, snap, internal, external)
+    _check_shared_addresses(gw, internal, external, snap)
     sources = gateway_sources(gw, snap)
     for family in FAMILIES:
         if sources[family].all and family not in internal.families:
@@ -158,6 +166,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                 raise ValidationError(gw.ref, "spec.bfd.enabled",
                                       f"internal subnet {internal.name} has IPv{family} but the "
                                       f"bfdPort of VPC {vpc.name} has no IPv{family} address")
+        _check_bfd_peers(gw, port.ips, snap)
         if gw.bfd_mode == "policy" and not policy_bfd:
             raise ValidationError(gw.ref, "spec.bfdMode",
                                   "policy mode needs Logical_Router_Policy.bfd_sessions, which "
@@ -187,6 +196,71 @@ def _check_pools(gw: VpcEgressGateway, snap: Snapshot, internal: Subnet, externa
             raise ValidationError(gw.ref, field, f'subnet "{pool.subnet}" of {side} IPPool '
                                   f'"{name}" does not match {side} subnet "{subnet.name}"',
                                   IP_POOL_SUBNET_MISMATCH)
+
+
+AddressClaim = tuple[str, str, IPAddress]  # (field, subnet name, address)
+
+
+def _check_shared_addresses(gw: VpcEgressGateway, internal: Subnet, external: Subnet,
+                            snap: Snapshot) -> None:
+    """An address of spec.internalIPs/externalIPs belongs to one gateway of its subnet: the
+    older gateway keeps it (the rule of overlapping sources)."""
+    claims = snap.memo("address-claims", lambda: _address_claims(snap))
+    mine = (gw.created, gw.key)
+    for field, entries, subnet in (("spec.internalIPs", gw.internal_ips, internal.name),
+                                   ("spec.externalIPs", gw.external_ips, external.name)):
+        for i, entry in enumerate(entries):
+            for ip in entry:
+                older = [c for c in claims.get((field, subnet, ip), ()) if c < mine]
+                if older:
+                    raise ValidationError(gw.ref, f"{field}[{i}]",
+                                          f"{ip} is also in {field} of VpcEgressGateway "
+                                          f"{min(older)[1]}; an address belongs to one gateway")
+
+
+def _address_claims(snap: Snapshot) -> dict[AddressClaim, list[tuple[str, str]]]:
+    """(field, subnet, address) -> (created, key) of every gateway listing it: one pass."""
+    out: dict[AddressClaim, list[tuple[str, str]]] = {}
+    for other in snap.gateways:
+        if other.deleting:
+            continue
+        vpc = snap.vpc(other.vpc)
+        internal = internal_subnet_name(other, vpc, snap) if vpc is not None else ""
+        for field, entries, subnet in (("spec.internalIPs", other.internal_ips, internal),
+                                       ("spec.externalIPs", other.external_ips,
+                                        other.external_subnet)):
+            for entry in entries:
+                for ip in entry:
+                    out.setdefault((field, subnet, ip), []).append((other.created, other.key))
+    return out
+
+
+def _check_bfd_peers(gw: VpcEgressGateway, peers: tuple[IPAddress, ...], snap: Snapshot) -> None:
+    """The VPC's BFD port address must not be an instance's own address: the instance would
+    run BFD against itself and the route through it would never be checked."""
+    for i, entry in enumerate(gw.internal_ips):
+        for ip in entry:
+            if ip in peers:
+                raise ValidationError(gw.ref, f"spec.internalIPs[{i}]",
+                                      f"{ip} is the bfdPort address of VPC {gw.vpc}")
+    pods = snap.memo("instance-pods", lambda: _instance_pods(snap))
+    for pod in pods.get((gw.namespace, gw.pod_label), ()):
+        for ip in pod.ips:
+            if ip in peers:
+                raise ValidationError(gw.ref, "spec.bfd.enabled",
+                                      f"instance pod {pod.key} has {ip}, the bfdPort "
+                                      f"address of VPC {gw.vpc}")
+
+
+def _instance_pods(snap: Snapshot) -> dict[tuple[str, str], list[Pod]]:
+    """(namespace, gateway label) -> pods not being deleted (model.instances keeps its own
+    index; importing it here would be a cycle)."""
+    out: dict[tuple[str, str], list[Pod]] = {}
+    for pod in snap.pods:
+        label = pod.label_map.get(GATEWAY_LABEL)
+        if label and not pod.deleting:
+            out.setdefault((pod.namespace, label), []).append(pod)
+    return out
 
 
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:

@@ -118,6 +118,11 @@ class NbClient:
         self.capabilities = Capabilities.from_schema(schema)
         self.transactions = 0  # write transactions committed (tests and metrics count them)
 
+    def watch_owners(self, callback: Callable[[Owner], None] | None) -> None:
+        """Call back (in the connection thread) with the owner of every row of ours that
+        changes other than by our own write, and of every BFD status change."""
+        self._index.on_owner_change = callback
+
     def index(self) -> OwnerIndex:
         """The owner index, current with the replica. Call with the connection lock held (the
         connection thread holds it while it runs commands)."""
