@@ -47,21 +47,22 @@ class Rpc:
                                               "error": None}).encode())
 
     def _read(self) -> Obj:
-        chunks = [self._buf] if self._buf else []
+        """One message; what was received of the next one stays buffered (also when a socket
+        timeout interrupts the wait)."""
         while True:
             # a message may end only where a chunk ends with "}": decode only then
-            if chunks and chunks[-1].rstrip().endswith(b"}"):
-                text = b"".join(chunks).decode()
+            if self._buf.rstrip().endswith(b"}"):
+                text = self._buf.decode().lstrip()
                 try:
-                    msg, end = self._decoder.raw_decode(text.lstrip())
-                    self._buf = text.lstrip()[end:].lstrip().encode()
+                    msg, end = self._decoder.raw_decode(text)
+                    self._buf = text[end:].lstrip().encode()
                     return msg
                 except json.JSONDecodeError:
-                    chunks = [text.encode()]
+                    pass
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise ConnectionError("ovsdb-server closed the connection")
-            chunks.append(chunk)
+            self._buf += chunk
 
     def transact(self, ops: list[Obj]) -> list[Obj]:
         result = self.call(self.request("transact", ["OVN_Northbound", *ops]))

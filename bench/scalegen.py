@@ -56,7 +56,6 @@ def cluster(shape: Shape) -> list[Obj]:
                   "cidrBlock": "172.16.0.0/12,fd00:172:16::/64" if shape.dual_stack
                   else "172.16.0.0/12",
                   "gateway": "172.16.0.1,fd00:172:16::1" if shape.dual_stack else "172.16.0.1"}},
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
     ]
     for n in range(shape.nodes):
         objs.append({"apiVersion": "v1", "kind": "Node", "metadata": {

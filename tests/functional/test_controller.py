@@ -402,23 +402,6 @@ def test_nb_drift_is_repaired_at_once(fresh_ovn, kubeapi, fake_cluster, drift):
         vegd.stop()
 
 
-def test_health_endpoints(env):
-    import urllib.request
-
-    from vegd.controller.health import serve
-
-    server = serve(env.vegd.controller, "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        assert urllib.request.urlopen(f"{base}/livez").status == 200
-        assert urllib.request.urlopen(f"{base}/readyz").status == 200
-        metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
-        assert "vegd_active 1" in metrics and "vegd_caches_synced 1" in metrics
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_a_kind_not_served_deletes_nothing(fresh_ovn, tmp_path):
     """An API server that does not serve Vpcs (Kube-OVN's CRD missing, or not yet installed):
     an empty cache for that kind, not "every VPC was deleted": the VPC rows stay, and no

@@ -493,6 +493,8 @@ READ = {"list", "watch"}  # the informers; tests/functional/test_rbac.py records
 EXPECTED_CLUSTER = {
     ("kubeovn.io", "vpc-egress-gateways"): READ | {"patch"},
     ("kubeovn.io", "vpc-egress-gateways/status"): {"patch"},
+    ("vegd.io", "vpc-egress-gateways"): READ | {"patch"},
+    ("vegd.io", "vpc-egress-gateways/status"): {"patch"},
     ("kubeovn.io", "vpcs"): READ,
     ("kubeovn.io", "vpcs/status"): {"patch"},
     ("kubeovn.io", "subnets"): READ,
@@ -576,7 +578,7 @@ def test_vegd_config_is_what_vegd_reads(vegd_docs, tmp_path):
     text = vegd_docs[("ConfigMap", "vegd-config")]["data"]["vegd.conf"]
     parser = configparser.ConfigParser()
     parser.read_string(text)
-    known = set(vegd_config._SOURCES.values())
+    known = {(o.section, o.ini) for o in vegd_config.OPTIONS}
     for section in parser.sections():
         for option in parser.options(section):
             assert (section, option) in known, f"[{section}] {option} is not a vegd setting"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from vegd.controller.keys import (
     keys_for_vpc_gateways,
     vpc_key,
 )
+from vegd.controller.metrics import ControllerMetrics
 from vegd.controller.queue import WorkQueue
 from vegd.controller.reconciler import GC_KEY, Reconciler, Retry
 from vegd.kube.api import Obj
@@ -49,6 +51,7 @@ class Stats:
     reconciles: int = 0
     failures: int = 0
     resyncs: int = 0
+    resyncs_completed: int = 0  # passes whose every key (and the GC) has been worked on
     active: bool = False
     active_since: float = 0.0
     last_error: dict[str, str] = field(default_factory=dict)
@@ -56,7 +59,7 @@ class Stats:
 
 class Controller:
     def __init__(self, reconciler: Reconciler, resync_period: float = 300.0,
-                 poll_interval: float = 0.1) -> None:
+                 poll_interval: float = 0.1, metrics: ControllerMetrics | None = None) -> None:
         self.reconciler = reconciler
         self.ctx = reconciler.ctx
         self.cache: Cache = reconciler.ctx.cache
@@ -68,8 +71,18 @@ class Controller:
         self._chassis_seen: dict[str, str] = {}
         self._sb_seqno = -1
         self.heartbeat = time.monotonic()  # the main loop's, for /livez
+        self.started = time.monotonic()
         self.working_since = 0.0  # when the current reconcile started (0: idle)
         self._worker: threading.Thread | None = None
+        self._resync_pending: set[str] = set()  # keys of the current full pass not yet worked
+        self._resync_lock = threading.Lock()
+        # called on every turn of the main loop (systemd's watchdog and status, in `vegd run`)
+        self.on_tick: Callable[[Controller], None] | None = None
+        self.metrics = metrics if metrics is not None else ControllerMetrics()
+        self.metrics.watch(self)
+        # set once the first full resync after taking over has been worked off: NB and the
+        # objects' status are converged (readiness for systemd, the benchmarks)
+        self.resynced = threading.Event()
         self.cache.subscribe(self.on_change, self.on_relist)
         reconciler.on_pulled = self.queue.add
         self.ctx.nb.watch_owners(self.on_nb_owner)
@@ -121,9 +134,27 @@ class Controller:
 
     def _resync(self) -> None:
         self.stats.resyncs += 1
-        self.enqueue_all()
+        self.metrics.full_resyncs.inc()
+        keys = self.reconciler.all_keys()
+        with self._resync_lock:
+            self._resync_pending = {*keys, GC_KEY}
+        for key in keys:
+            self.queue.add(key)
         # in the worker, after the keys: never concurrent with an owner's first write
         self.queue.add(GC_KEY)
+
+    def _worked(self, key: str) -> None:
+        """Track the full pass: complete when each of its keys has been worked on once
+        (whatever the outcome: a key that keeps failing must not hold readiness back)."""
+        with self._resync_lock:
+            if key not in self._resync_pending:
+                return
+            self._resync_pending.discard(key)
+            if self._resync_pending:
+                return
+        self.stats.resyncs_completed += 1
+        self.metrics.resync_completed()
+        log.info("full resync completed", passes=self.stats.resyncs_completed)
 
     def _chassis_changes(self) -> None:
         """A chassis registering (or its hostname changing) in SB changes which nodes can carry
@@ -156,7 +187,15 @@ class Controller:
             for key in keys:
                 self._settle(key, failed.get(key))
                 self.queue.done(key)
+                # a batch is one NB transaction: each of its keys took the batch's time
+                self.metrics.observe_reconcile(key, _outcome(failed.get(key)),
+                                               time.monotonic() - start)
+                self._worked(key)
             self.stats.reconciles += len(keys)
+            if self.stats.resyncs and not self.resynced.is_set() and self.queue.idle():
+                self.resynced.set()
+                log.info("first full resync done", keys=self.stats.reconciles,
+                         seconds=round(time.monotonic() - self.started, 3))
             # the one log line of a batch: info when it changed something or failed
             summary = self.reconciler.take_summary()
             emit = log.info if summary or failed else log.debug
@@ -185,15 +224,17 @@ class Controller:
 
     def run(self) -> None:
         """Until stop(): wait for caches, then follow leadership and the timers."""
+        self.started = time.monotonic()
         self.cache.start()
         while not self.cache.wait_synced(0.5):
+            self._tick()
             if self._stop.is_set():
                 return
         log.info("caches synced")
         next_resync = 0.0
         epoch = self.ctx.nb.connection_epoch
         while not self._stop.is_set():
-            self.heartbeat = time.monotonic()
+            self._tick()
             leader = self.ctx.nb.has_lock
             if leader and not self.stats.active:
                 self._become_active()
@@ -213,6 +254,11 @@ class Controller:
                 if self._worker is None or not self._worker.is_alive():
                     self._start_worker()
             self._stop.wait(self.poll_interval)
+
+    def _tick(self) -> None:
+        self.heartbeat = time.monotonic()
+        if self.on_tick is not None:
+            self.on_tick(self)
 
     def _become_active(self) -> None:
         log.info("holding the NB lock: active")
@@ -243,6 +289,10 @@ class Controller:
             return not self._stop.is_set()
         stuck = self.working_since and now - self.working_since > STUCK_SECONDS
         return now - self.heartbeat < STUCK_SECONDS and not stuck
+
+
+def _outcome(error: Exception | None) -> str:
+    return "ok" if error is None else "retry" if isinstance(error, Retry) else "error"
 
 
 def _gateway_intent(raw: Obj) -> tuple[Any, ...]:

@@ -28,6 +28,7 @@ from vegd.model.objects import Snapshot, VpcEgressGateway
 from vegd.model.resolve import ResolvedGateway, resolve_gateway
 from vegd.nb.client import NbClient, SbClient
 from vegd.nb.errors import NbUnavailable
+from vegd.nb.foreign import ForeignRows
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 from vegd.plan.gateway import gateway_owner, plan_gateway
 from vegd.plan.rows import Desired
@@ -80,6 +81,9 @@ class Reconciler:
         self.ctx = ctx
         self.summary: dict[str, int] = {}  # what the current reconcile changed, for its log line
         self._advised: dict[str, int] = {}  # gateway key -> generation whose advice was given
+        self._foreign_rows = ForeignRows(ctx.nb.api)
+        self.foreign: dict[str, str] = {}  # gateway key -> why another controller runs it
+        self._lingering: dict[str, str] = {}  # migrated twins: the old controller's rows left
 
     def take_summary(self) -> dict[str, int]:
         summary, self.summary = self.summary, {}
@@ -174,6 +178,7 @@ class Reconciler:
         ctx = self.ctx
         raw = ctx.cache.raw(GATEWAYS, key)
         if raw is None:  # gone (a finalizer-less delete, or deleted while we were down)
+            self.foreign.pop(key, None)
             if ctx.cache.served(GATEWAYS):  # absent, not merely unlisted
                 return Pending(key, Desired(gateway_owner(key)), _raise_on_error)
             return None
@@ -204,8 +209,13 @@ class Reconciler:
         if gw is None and invalid is None:
             # the informer stored the object and the cache has not parsed it yet: a moment
             raise Retry(f"{key} is not in the cache yet")
-        if resolved is None or deployment is None or gw is None:
-            live = ctx.cache.deployment(*_deployment_ref(raw, gw))
+        live = ctx.cache.deployment(*_deployment_ref(raw, gw))
+        if gw is not None and invalid is None:
+            migrated = st.MIGRATED_FROM in (meta.get("annotations") or {})
+            held = self._foreign_controller(gw, live, migrated)
+            if held:  # report, never fight: no Deployment, NB or other controller's writes
+                invalid, live = ValidationError(gw.ref, st.FOREIGN_FIELD, held), None
+        if resolved is None or deployment is None or gw is None or invalid is not None:
             self._update_status(raw, st.gateway_status(
                 gw or st.unparsed_gateway(raw), now=ctx.clock(), previous=raw.get("status"),
                 invalid=invalid, deployment=live))
@@ -245,6 +255,38 @@ class Reconciler:
             nb_error=nb_error, bfd=bfd, observability_error=observability_error))
         if nb_error or workload_error or observability_error:
             raise Retry(nb_error or workload_error or str(observability_error))
+
+    def _foreign_controller(self, gw: VpcEgressGateway, live: Obj | None,
+                            migrated: bool = False) -> str:
+        """Why another controller already runs this gateway ('' when none does): a Deployment
+        of the name vegd would use that this object does not own, or NB rows of this gateway
+        key with another vendor (Kube-OVN's `kube-ovn`), unless the object is the twin of a
+        migrated gateway (its old rows go when the operator deletes the old object)."""
+        found = []
+        if live is not None and not wl.owned_by(live, gw.uid):
+            meta = live.get("metadata") or {}
+            owners = ", ".join(f"{r.get('kind')}.{r.get('apiVersion')} {r.get('name')}"
+                               for r in meta.get("ownerReferences") or []) or "no owner"
+            found.append(f"Deployment {gw.namespace}/{meta.get('name')} ({owners})")
+        rows = self._foreign_rows.of(self.ctx.vendor, gw.key)
+        if rows and migrated:
+            if self._lingering.get(gw.key) != rows:
+                log.info("migrated gateway: the other controller's rows are still in NB",
+                         key=gw.key, rows=rows)
+            self._lingering[gw.key] = rows
+        elif rows:
+            found.append(f"NB rows ({rows})")
+        why = ""
+        if found:
+            why = (f"another controller runs {gw.key}: {'; '.join(found)}; vegd leaves them "
+                   "alone (migrate with `vegd migrate`, or use another name)")
+        if why and self.foreign.get(gw.key) != why:
+            log.warning("another controller runs this gateway", key=gw.key, found=found)
+        if why:
+            self.foreign[gw.key] = why
+        else:
+            self.foreign.pop(gw.key, None)
+        return why
 
     def _advise(self, raw: Obj, gw: VpcEgressGateway) -> None:
         """A Warning Event, once per spec generation, for a valid spec that will work badly."""
@@ -326,6 +368,13 @@ class Reconciler:
                 return Pending(vpc_key(name), Desired(vpc_owner(name)), _raise_on_error)
             # a Vpc that exists but does not parse keeps its rows (logged by the cache)
             return None
+        held = self._foreign_rows.bfd_port(ctx.vendor, name) if vpc.bfd_port.enabled else ""
+        if held:  # another controller runs this VPC's BFD port: neither its rows nor its status
+            if self.foreign.get(vpc_key(name)) != held:
+                log.warning("another controller runs this VPC's BFD port", vpc=name, found=held)
+            self.foreign[vpc_key(name)] = held
+            return None
+        self.foreign.pop(vpc_key(name), None)
 
         def finish(nb_error: str) -> None:
             _raise_on_error(nb_error)

@@ -19,10 +19,13 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from vegd.gateway import ctevents, records
 from vegd.gateway.obs_metrics import ObservabilityMetrics
@@ -55,13 +58,27 @@ class _Recovered:
     event: ctevents.CtEvent
 
 
+class _Bridge(Collector):
+    """The observer's metrics as one collector of another registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return self.registry.collect()
+
+
 class Observer:
-    def __init__(self, registry: CollectorRegistry, identity: records.Identity,
+    def __init__(self, registry: CollectorRegistry | None, identity: records.Identity,
                  config_path: Path | None, state_dir: Path, *,
                  stream: IO[str] | None = None, reload_interval: float = 2.0,
                  summary_interval: float = SUMMARY_INTERVAL, rcvbuf: int = 8 << 20) -> None:
         self.rcvbuf = rcvbuf
-        self.metrics = ObservabilityMetrics(registry)
+        # its own registry unless given one: `collector` serves it through another registry,
+        # so the agent can register and unregister it as one collector
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = ObservabilityMetrics(self.registry)
+        self.collector = _Bridge(self.registry)
         self.identity = identity
         self.config_path = config_path
         self.state_dir = state_dir

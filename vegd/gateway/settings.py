@@ -65,6 +65,7 @@ class Settings:
     vtysh: str = "vtysh"
     keep_on_exit: bool = False
     log_level: str = "INFO"
+    log_format: str = "console"
     bandwidth_egress: int = 0  # Mbps toward the external network (tc on it); 0: unlimited
     bandwidth_ingress: int = 0  # Mbps toward the VPC (tc on the internal interface)
     observability_config: Path | None = None  # JSON the agent reloads (vegd.model.observability)
@@ -106,6 +107,8 @@ _OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("frr-bin-dir", "directory holding FRR's bfdd", "/usr/lib/frr"),
     ("vtysh", "vtysh executable", "vtysh"),
     ("log-level", "DEBUG, INFO, WARNING or ERROR", "INFO"),
+    ("log-format", "console (for people) or json (one object a line, for collectors)",
+     "console"),
     ("bandwidth-egress", "limit toward the external network, Mbps (0 = none)", "0"),
     ("bandwidth-ingress", "limit toward the VPC, Mbps (0 = none)", "0"),
     ("observability-config", "JSON file of observability settings, reloaded when it changes",
@@ -213,6 +216,10 @@ def _validate(command: str, raw: Mapping[str, str | None], keep: bool) -> Settin
     log_level = (raw["log-level"] or "").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"{_label('log-level')}: {raw['log-level']!r} is not a log level")
+    log_format = (raw["log-format"] or "").lower()
+    if log_format not in ("console", "json"):
+        raise SettingsError(f"{_label('log-format')}: {raw['log-format']!r} is not console or "
+                            "json")
 
     if command in ("setup", "run") and not families:
         raise SettingsError(
@@ -228,7 +235,7 @@ def _validate(command: str, raw: Mapping[str, str | None], keep: bool) -> Settin
         bfd_poll_interval=_seconds("bfd-poll-interval", raw["bfd-poll-interval"]),
         check_interval=_seconds("check-interval", raw["check-interval"]),
         frr_bin_dir=Path(raw["frr-bin-dir"] or "/usr/lib/frr"), vtysh=raw["vtysh"] or "vtysh",
-        keep_on_exit=keep, log_level=log_level,
+        keep_on_exit=keep, log_level=log_level, log_format=log_format,
         bandwidth_egress=_integer("bandwidth-egress", raw["bandwidth-egress"] or "0", 0,
                                   10**7),
         bandwidth_ingress=_integer("bandwidth-ingress", raw["bandwidth-ingress"] or "0", 0,

@@ -11,13 +11,13 @@ that sends nothing (not even a bookmark) for INACTIVITY_TIMEOUT is replaced at o
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
+from vegd.backoff import Backoff
 from vegd.kube.api import KubeApi, KubeError, Obj
 from vegd.kube.resources import Resource, object_key
 
@@ -26,19 +26,6 @@ log = structlog.get_logger("vegd.kube")
 # (resource, old object or None, new object or None); called from the informer's thread.
 ChangeHandler = Callable[[Resource, Obj | None, Obj | None], None]
 RelistHandler = Callable[[Resource], None]
-
-
-class Backoff:
-    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2 ** self.failures)
-        self.failures += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 # kopf's WatchingSettings.inactivity_timeout is 70 s for the same reason: the API server sends a
@@ -62,7 +49,8 @@ class Informer:
         self.served = True  # False while the API answers 404 for the kind (CRD not installed)
         self.relisting = False  # handlers may skip per-object work: a relist resyncs everything
         self.lock = threading.Lock()
-        self.relists = 0
+        self.relists = 0  # lists, the first one included
+        self.watch_restarts = 0  # watches that ended and were (or will be) started again
         self._store: dict[str, Obj] = {}
         self._rv = ""
         self._stop = threading.Event()
@@ -182,6 +170,8 @@ class Informer:
                 backoff.reset()
         finally:
             self._response = None
+            if not self._stop.is_set():
+                self.watch_restarts += 1
             with contextlib.suppress(Exception):
                 resp.release_conn()
 

@@ -40,6 +40,15 @@ DEPLOYMENTS = Resource("Deployment", "apps", "v1", "deployments", True,
 ATTACHMENTS = Resource("NetworkAttachmentDefinition", "k8s.cni.cncf.io", "v1",
                        "network-attachment-definitions", True)
 
+
+def serve_gateways_in(group: str) -> None:
+    """Watch and write VpcEgressGateways in `group` (`[kubernetes] api_group`: `kubeovn.io`, or
+    vegd's own group beside Kube-OVN's controller, docs/decisions.md). Called once at start,
+    before any informer exists; GATEWAYS keeps its identity, which other modules compare with
+    `is`."""
+    object.__setattr__(GATEWAYS, "group", group)
+
+
 IP_POOLS = Resource("IPPool", "kubeovn.io", "v1", "ippools", False)
 # the agents' observability settings, one per gateway (vegd's own, by label)
 CONFIGMAPS = Resource("ConfigMap", "", "v1", "configmaps", True,

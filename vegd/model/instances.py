@@ -11,6 +11,7 @@ from vegd.model.objects import (
     IPAddress,
     IPPool,
     Pod,
+    PodSelection,
     Snapshot,
     Subnet,
     VpcEgressGateway,
@@ -188,6 +189,19 @@ def selected_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
         if not chosen:
             continue
         for pod in pods:
+            if any(sel.matches(pod.label_map) for sel in chosen):
+                out[pod.key] = pod
+    return tuple(out[k] for k in sorted(out))
+
+
+def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
+                     selections: tuple[PodSelection, ...]) -> tuple[Pod, ...]:
+    """Pods of the gateway's VPC matched by any of `selections` (some of its selectors)."""
+    out: dict[str, Pod] = {}
+    for namespace, pods in _vpc_pods_by_namespace(snap).get(resolved.vpc.name, {}).items():
+        labels = snap.namespace_labels(namespace)
+        chosen = [s.pod_selector for s in selections if s.namespace_selector.matches(labels)]
+        for pod in pods if chosen else ():
             if any(sel.matches(pod.label_map) for sel in chosen):
                 out[pod.key] = pod
     return tuple(out[k] for k in sorted(out))

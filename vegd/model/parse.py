@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from vegd.model.destinations import parse_destinations
 from vegd.model.errors import ValidationError
 from vegd.model.limits import (
     BFD_INTERVAL_RANGE,
@@ -199,7 +200,8 @@ def parse_gateway(raw: Mapping[str, Any]) -> VpcEgressGateway:
         subnets = tuple(_str_list(p.get("subnets"), obj, f"{where}.subnets"))
         if not blocks and not subnets:
             raise ValidationError(obj, where, "needs ipBlocks or subnets")
-        policies.append(EgressPolicy(_bool(p.get("snat"), obj, f"{where}.snat"), blocks, subnets))
+        policies.append(EgressPolicy(_bool(p.get("snat"), obj, f"{where}.snat"), blocks, subnets,
+                                     parse_destinations(p, obj, where)))
 
     selectors = []
     for i, s in enumerate(_list(spec.get("selectors"), obj, "spec.selectors")):
@@ -209,6 +211,7 @@ def parse_gateway(raw: Mapping[str, Any]) -> VpcEgressGateway:
         selectors.append(PodSelection(
             parse_label_selector(s.get("namespaceSelector"), obj, f"{where}.namespaceSelector"),
             parse_label_selector(s.get("podSelector"), obj, f"{where}.podSelector"),
+            parse_destinations(s, obj, where),
         ))
     if not policies and not selectors:
         raise ValidationError(obj, "spec", "needs at least one policy or selector")

@@ -24,6 +24,7 @@ from vegd.model.objects import (
     Subnet,
     Vpc,
     VpcEgressGateway,
+    collapse,
 )
 
 
@@ -36,7 +37,7 @@ class Sources:
 
     @property
     def all(self) -> tuple[IPNetwork, ...]:
-        return _collapse(self.snat + self.forward)
+        return collapse(self.snat + self.forward)
 
 
 @dataclass(frozen=True)
@@ -51,15 +52,6 @@ class ResolvedGateway:
     @property
     def families(self) -> tuple[Family, ...]:
         return self.internal_subnet.families
-
-
-def _collapse(nets: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
-    """Sorted, without duplicates and without prefixes inside another listed prefix."""
-    out: list[IPNetwork] = []
-    for net in sorted(set(nets), key=lambda n: (n.version, n.prefixlen, n.network_address)):
-        if not any(net.version == o.version and net.subnet_of(o) for o in out):  # type: ignore[arg-type]
-            out.append(net)
-    return tuple(sorted(out, key=lambda n: (n.version, int(n.network_address), n.prefixlen)))
 
 
 def internal_subnet_name(gw: VpcEgressGateway, vpc: Vpc, snap: Snapshot) -> str:
@@ -95,7 +87,7 @@ def gateway_sources(gw: VpcEgressGateway, snap: Snapshot, strict: bool = True
         target = snat if policy.snat else fwd
         for net in nets:
             target[net.version].append(net)
-    return {f: Sources(_collapse(tuple(snat[f])), _collapse(tuple(fwd[f]))) for f in FAMILIES}
+    return {f: Sources(collapse(tuple(snat[f])), collapse(tuple(fwd[f]))) for f in FAMILIES}
 
 
 def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = True
@@ -172,6 +164,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                                   "policy mode needs Logical_Router_Policy.bfd_sessions, which "
                                   "this OVN's Northbound schema lacks; use bfdMode: route")
 
+    _check_destinations(gw)
     _check_overlap(gw, sources, snap)
     return ResolvedGateway(gw, vpc, internal, external, sources, peers)
 
@@ -261,6 +254,23 @@ def _instance_pods(snap: Snapshot) -> dict[tuple[str, str], list[Pod]]:
         if label and not pod.deleting:
             out.setdefault((pod.namespace, label), []).append(pod)
     return out
+
+
+def _check_destinations(gw: VpcEgressGateway) -> None:
+    """Destination CIDRs are written as policy matches (docs/decisions.md): src-ip routes match
+    only the source, so route mode would send every destination to the gateway."""
+    entries = [(f"spec.policies[{i}]", p.destinations) for i, p in enumerate(gw.policies)]
+    entries += [(f"spec.selectors[{i}]", s.destinations) for i, s in enumerate(gw.selectors)]
+    for where, dests in entries:
+        if not dests.restricted:
+            continue
+        if gw.bfd.enabled and gw.bfd_mode == "route":
+            raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
+                                  "bfdMode route writes src-ip static routes, which cannot match "
+                                  "a destination; use bfdMode: policy (OVN >= 24.03) or BFD off")
+        if gw.traffic_policy == "Local":
+            raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
+                                  "is not supported with trafficPolicy: Local")
 
 
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:

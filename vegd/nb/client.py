@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from ovsdbapp import api as ovsdbapp_api
 from ovsdbapp import exceptions as ovsdbapp_exceptions
 from ovsdbapp.backend import ovs_idl
 from ovsdbapp.backend.ovs_idl import connection as ovs_connection
+from ovsdbapp.backend.ovs_idl import vlog
 
 from vegd.nb.capabilities import Capabilities
 from vegd.nb.errors import (
@@ -24,7 +26,7 @@ from vegd.nb.errors import (
 )
 from vegd.nb.index import Owner, OwnerIndex
 from vegd.nb.remote import SslFiles, configure_ssl, fetch_schema, members, schema_helper
-from vegd.nb.sync import Changes, ReconcileOwners
+from vegd.nb.sync import Changes, ReconcileOwners, live_key
 from vegd.plan.rows import Desired
 
 # The tables vegd reads or writes.
@@ -33,6 +35,9 @@ NB_TABLES = ("Logical_Router", "Logical_Router_Port", "Logical_Router_Policy",
              "HA_Chassis", "Logical_Switch", "Logical_Switch_Port")
 SB_TABLES = ("Chassis",)
 _serial = itertools.count(1)
+# python-ovs' own log (reconnects, lock contention) is discarded until routed somewhere: into the
+# stdlib loggers, which vegd.logs renders like every other line.
+vlog.use_python_logger()
 
 
 class _IndexedIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
@@ -117,6 +122,7 @@ class NbClient:
                                  self._index)
         self.capabilities = Capabilities.from_schema(schema)
         self.transactions = 0  # write transactions committed (tests and metrics count them)
+        self.failures: Counter[str] = Counter()  # failed transactions by reason, for /metrics
 
     def watch_owners(self, callback: Callable[[Owner], None] | None) -> None:
         """Call back (in the connection thread) with the owner of every row of ours that
@@ -143,6 +149,9 @@ class NbClient:
             result: dict[str, Changes] = self._commit(cmd, plans)
         except _Abandoned:
             return cmd.result
+        except Exception as exc:
+            self.failures[failure_reason(exc)] += 1
+            raise
         if any(c.total for c in result.values()):
             self.transactions += 1
         return result
@@ -195,6 +204,11 @@ class NbClient:
         return not self.lock or bool(self.api.idl.has_lock)
 
     @property
+    def lock_contended(self) -> bool:
+        """True when another client holds the lock this one waits for (a standby)."""
+        return bool(self.lock) and bool(self.api.idl.is_lock_contended)
+
+    @property
     def connection_epoch(self) -> int:
         """Changes on every (re)connection: the replica was re-read from the server."""
         session = getattr(self.api.idl, "_session", None)
@@ -228,8 +242,37 @@ class NbClient:
                 counts[table] = counts.get(table, 0) + 1
         return counts
 
+    def owned_row_counts(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(owner key, owner) -> table -> rows of ours (metrics, `vegd status`)."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        with self.api.ovsdb_connection.lock:
+            for owner, table, _ in self.index().all_owned():
+                tables = out.setdefault(owner, {})
+                tables[table] = tables.get(table, 0) + 1
+        return out
+
+    def owned_keys(self, owner_key: str) -> dict[str, set[tuple[str, tuple[str, ...]]]]:
+        """owner -> (table, key) of its rows, keyed as the plan keys them (`vegd explain`)."""
+        out: dict[str, set[tuple[str, tuple[str, ...]]]] = {}
+        with self.api.ovsdb_connection.lock:
+            index = self.index()
+            for (key, owner), table, row in index.all_owned():
+                if key == owner_key:
+                    out.setdefault(owner, set()).add((table, live_key(index, table, row)))
+        return out
+
     def close(self) -> None:
         self.api.ovsdb_connection.stop(timeout=5)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The `reason` label of a failed NB transaction."""
+    for kind, reason in ((NotLockHolder, "not_lock_holder"), (NbTimeout, "timeout"),
+                         (ConnectionLost, "connection_lost"), (NbUnavailable, "unavailable"),
+                         (ConstraintViolation, "constraint"), (ReconcileError, "refused")):
+        if isinstance(exc, kind):
+            return reason
+    return "error"
 
 
 class SbClient:

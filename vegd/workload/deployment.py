@@ -31,6 +31,7 @@ from vegd.model.objects import (
     IPNetwork,
     Snapshot,
     VpcEgressGateway,
+    collapse,
     label_value,
 )
 from vegd.model.observability import observability_spec
@@ -89,6 +90,7 @@ class WorkloadOptions:
     # Kube-OVN's rate annotations; the lower of two equal limits is the same limit
     agent_bandwidth: bool = True
     drain_seconds: int = 3  # preStop delay: vegd's reconcile + ovn-controller's flow update
+    api_version: str = "kubeovn.io/v1"  # the gateways' group (the owner reference must name it)
 
 
 def deployment_name(gw: VpcEgressGateway) -> str:
@@ -120,14 +122,6 @@ def _inside_any(net: IPNetwork, others: tuple[IPNetwork, ...] | list[IPNetwork])
     return any(net.version == o.version and net.subnet_of(o) for o in others)  # type: ignore[arg-type]
 
 
-def _collapse(nets: list[IPNetwork]) -> list[IPNetwork]:
-    out: list[IPNetwork] = []
-    for net in sorted(set(nets), key=lambda n: (n.version, n.prefixlen, int(n.network_address))):
-        if not _inside_any(net, out):
-            out.append(net)
-    return sorted(out, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
-
-
 def selector_subnets(r: ResolvedGateway, snap: Snapshot) -> list[IPNetwork]:
     """CIDRs where pods chosen by selectors can live: the VPC's pod subnets (provider ovn)."""
     if not r.gateway.selectors:
@@ -143,10 +137,10 @@ def agent_sources(r: ResolvedGateway, snap: Snapshot) -> tuple[list[IPNetwork], 
     and the agent refuses a prefix listed twice.
     """
     families = agent_families(r)
-    forward = _collapse([n for f in families for n in r.sources[f].forward])
+    forward = list(collapse([n for f in families for n in r.sources[f].forward]))
     snat = [n for f in families for n in r.sources[f].snat]
     snat += [n for n in selector_subnets(r, snap) if n.version in families]
-    return [n for n in _collapse(snat) if not _inside_any(n, forward)], forward
+    return [n for n in collapse(snat) if not _inside_any(n, forward)], forward
 
 
 def agent_env(r: ResolvedGateway, snap: Snapshot, options: WorkloadOptions) -> list[dict[str, str]]:
@@ -217,7 +211,7 @@ def build_observability_configmap(r: ResolvedGateway, options: WorkloadOptions
             "name": observability_configmap_name(gw), "namespace": gw.namespace,
             "labels": {**workload_labels(gw.name), MANAGED_BY: options.vendor},
             "ownerReferences": [{
-                "apiVersion": "kubeovn.io/v1", "kind": "VpcEgressGateway", "name": gw.name,
+                "apiVersion": options.api_version, "kind": "VpcEgressGateway", "name": gw.name,
                 "uid": gw.uid, "controller": True, "blockOwnerDeletion": True}],
         },
         "data": {OBSERVABILITY_KEY: json.dumps(config, sort_keys=True, indent=1)},
@@ -395,7 +389,7 @@ def build_deployment(r: ResolvedGateway, snap: Snapshot, options: WorkloadOption
             "labels": {**labels, MANAGED_BY: options.vendor},
             "annotations": {},
             "ownerReferences": [{
-                "apiVersion": "kubeovn.io/v1", "kind": "VpcEgressGateway", "name": gw.name,
+                "apiVersion": options.api_version, "kind": "VpcEgressGateway", "name": gw.name,
                 "uid": gw.uid, "controller": True, "blockOwnerDeletion": True}],
         },
         "spec": {
@@ -452,6 +446,13 @@ def update_reason(live: Mapping[str, Any], desired: Mapping[str, Any]) -> str | 
              if managed_pod_annotation(k)
              and k not in desired["spec"]["template"]["metadata"]["annotations"]]
     return f".spec.template.metadata.annotations[{extra[0]}]" if extra else None
+
+
+def owned_by(live: Mapping[str, Any], uid: str) -> bool:
+    """Whether a Deployment belongs to the gateway with this uid (an owner reference names it).
+    Another controller's Deployment of the same name is never updated (docs/decisions.md)."""
+    refs = (live.get("metadata") or {}).get("ownerReferences") or []
+    return not uid or any(isinstance(r, Mapping) and r.get("uid") == uid for r in refs)
 
 
 def needs_update(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
