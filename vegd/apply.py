@@ -1,8 +1,8 @@
 """`vegd apply -f DIR`: one reconcile of NB from a directory of manifests.
 
 Exit codes: 0 done; 1 the input is invalid or refused by NB (nothing was written); 2 a database
-could not be reached, or went away before the transaction committed (nothing was written), or the
-arguments are wrong. Every owner is written in ONE transaction: all of it or none of it.
+could not be reached or went away (the one transaction is then either in NB whole or not at
+all; a rerun converges), or the arguments are wrong. Every owner is written in ONE transaction.
 With `--dry-run`: nothing is written; 0 nothing would change, 1 changes are pending.
 """
 
@@ -67,7 +67,8 @@ def run_apply(args: argparse.Namespace) -> int:
             snap = replace(snap, chassis_by_hostname=tuple(sorted(chassis.items())))
         return _write(args, settings, nb, snap)
     except NbUnavailable as exc:
-        return _fail(EXIT_UNAVAILABLE, f"NB: {exc}; nothing was written")
+        return _fail(EXIT_UNAVAILABLE, f"NB: {exc}; vegd writes one transaction, so NB has all "
+                     "of it or none of it: run vegd apply again to converge")
     finally:
         nb.close()
 
