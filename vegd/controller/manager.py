@@ -29,7 +29,14 @@ from vegd.controller.queue import WorkQueue
 from vegd.controller.reconciler import GC_KEY, Reconciler, Retry
 from vegd.kube.api import Obj
 from vegd.kube.cache import Cache
-from vegd.kube.resources import DEPLOYMENTS, GATEWAYS, VPCS, Resource, object_key
+from vegd.kube.resources import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    GATEWAYS,
+    VPCS,
+    Resource,
+    object_key,
+)
 from vegd.nb.errors import NotLockHolder
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 
@@ -83,7 +90,7 @@ class Controller:
                   new_raw: Obj | None) -> None:
         if not self.cache.synced or self.cache.relisting(resource):
             return  # a full resync follows the first sync and every relist
-        if resource is DEPLOYMENTS:
+        if resource is DEPLOYMENTS or resource is CONFIGMAPS:
             snap = self.cache.snapshot()
             keys = deployment_keys(old_raw, snap) | deployment_keys(new_raw, snap)
         elif resource is GATEWAYS:

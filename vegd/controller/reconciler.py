@@ -21,7 +21,7 @@ from vegd.controller.keys import gateway_key, vpc_key
 from vegd.kube.api import KubeApi, KubeError, Obj
 from vegd.kube.cache import Cache
 from vegd.kube.events import EventRecorder
-from vegd.kube.resources import GATEWAYS, VPCS
+from vegd.kube.resources import CONFIGMAPS, GATEWAYS, VPCS
 from vegd.model.errors import ValidationError
 from vegd.model.instances import workload
 from vegd.model.objects import Snapshot, VpcEgressGateway
@@ -234,6 +234,14 @@ class Reconciler:
         self._advise(raw, gw)
         live = ctx.cache.deployment(*_deployment_ref(raw, gw))
         workload_error = ""
+        observability_error: str | None = None
+        try:
+            self._ensure_configmap(wl.build_observability_configmap(resolved, ctx.workload))
+            observability_error = ""
+        except KubeError as exc:
+            if exc.transient or exc.conflict:
+                raise
+            observability_error = str(exc)  # never gates Ready: the data plane is fine
         try:
             live = self._ensure_deployment(gw.namespace, deployment, live)
         except KubeError as exc:
@@ -244,9 +252,9 @@ class Reconciler:
         self._update_status(raw, st.gateway_status(
             gw, now=ctx.clock(), previous=raw.get("status"), workload=workload(resolved, snap),
             deployment=live, workload_error=workload_error, nb_written=not nb_error,
-            nb_error=nb_error, bfd=bfd))
-        if nb_error or workload_error:
-            raise Retry(nb_error or workload_error)
+            nb_error=nb_error, bfd=bfd, observability_error=observability_error))
+        if nb_error or workload_error or observability_error:
+            raise Retry(nb_error or workload_error or str(observability_error))
 
     def _foreign_controller(self, gw: VpcEgressGateway, live: Obj | None,
                             migrated: bool = False) -> str:
@@ -295,6 +303,26 @@ class Reconciler:
         # resourceVersion makes it a compare-and-swap: a stale cache gives 409 and a retry
         return self.ctx.kube.patch_gateway(ns, name, {"metadata": {
             "finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}})
+
+    def _ensure_configmap(self, desired: Obj) -> None:
+        """The agents' observability settings: kept equal to the spec; the agents reload it."""
+        meta = desired["metadata"]
+        live = self.ctx.cache.raw(CONFIGMAPS, f"{meta['namespace']}/{meta['name']}")
+        if live is None:
+            try:
+                self.ctx.kube.create_configmap(meta["namespace"], desired)
+                self.summary["configmap_created"] = 1
+            except KubeError as exc:
+                if exc.status == 409:  # exists: our cache is behind, the watch will catch up
+                    raise Retry(str(exc)) from exc
+                raise
+        elif wl.configmap_needs_update(live, desired):
+            body = {**desired, "metadata": {
+                **(live.get("metadata") or {}), "labels": {
+                    **((live.get("metadata") or {}).get("labels") or {}), **meta["labels"]},
+                "ownerReferences": meta["ownerReferences"]}}
+            self.ctx.kube.replace_configmap(meta["namespace"], meta["name"], body)
+            self.summary["configmap_updated"] = 1
 
     def _ensure_deployment(self, namespace: str, desired: Obj, live: Obj | None) -> Obj:
         if live is None:

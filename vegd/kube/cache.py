@@ -20,6 +20,7 @@ from vegd.kube.resources import (
     ATTACHMENTS,
     DEPLOYMENTS,
     GATEWAYS,
+    IP_POOLS,
     NAMESPACES,
     NODES,
     PODS,
@@ -43,10 +44,11 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     NAMESPACES.kind: parse.parse_namespace,
     NODES.kind: parse.parse_node,
     ATTACHMENTS.kind: parse.parse_attachment,
+    IP_POOLS.kind: parse.parse_ip_pool,
 }
 SNAPSHOT_FIELDS = {GATEWAYS.kind: "gateways", VPCS.kind: "vpcs", SUBNETS.kind: "subnets",
                    PODS.kind: "pods", NAMESPACES.kind: "namespaces", NODES.kind: "nodes",
-                   ATTACHMENTS.kind: "attachments"}
+                   ATTACHMENTS.kind: "attachments", IP_POOLS.kind: "ip_pools"}
 
 # (resource, old parsed or None, new parsed or None, old raw, new raw)
 ModelHandler = Callable[[Resource, Any, Any, Obj | None, Obj | None], None]
