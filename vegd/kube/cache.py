@@ -65,6 +65,8 @@ class Cache:
         # and a broken object of any kind still exists (its NB rows are not garbage)
         self._errors: dict[str, dict[str, ValidationError]] = {r.kind: {} for r in resources}
         self._version = 0
+        self._nonpod_version = 0  # changes of anything but pods (what pod-free memos read)
+        self._snapshot_nonpod = -1
         # pods by namespace, kept as events arrive, so a snapshot regroups only what changed
         self._pods_ns: dict[str, dict[str, Any]] = {}
         self._pods_ns_tuples: dict[str, tuple[Any, ...]] = {}
@@ -145,6 +147,8 @@ class Cache:
                     self._version += 1
                     if resource is PODS:
                         self._pod_moved(key, old_model, new_model)
+                    else:
+                        self._nonpod_version += 1
         if self._on_change is not None:
             self._on_change(resource, old_model, new_model, old, new)
 
@@ -194,7 +198,11 @@ class Cache:
                       for kind, table in self._parsed.items() if kind in SNAPSHOT_FIELDS}
             snap = Snapshot(**fields, chassis_by_hostname=chassis,
                             pods_by_namespace=self._pods_by_namespace())
+            if hit is not None and hit[1] == chassis and self._snapshot_nonpod == \
+                    self._nonpod_version:
+                snap.inherit(hit[2])  # only pods changed: gateway-side indexes stay valid
             self._snapshot = (self._version, chassis, snap)
+            self._snapshot_nonpod = self._nonpod_version
             return snap
 
     def gateway_keys(self) -> list[str]:

@@ -7,7 +7,7 @@ import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from vegd.model.destinations import Destinations
 from vegd.model.observability import Observability
@@ -244,6 +244,17 @@ class Snapshot:
         default=None, compare=False, repr=False)
     # memos of this snapshot; init=False so dataclasses.replace() starts a new snapshot empty
     _index: dict[str, object] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    # memos that read no pod: a snapshot that differs from its predecessor only in pods may
+    # take them over (the informer cache does, after every pod event)
+    POD_FREE_MEMOS: ClassVar[frozenset[str]] = frozenset({
+        "gateway", "vpc", "subnet", "node", "namespace", "ip_pool", "gateway_by_label",
+        "gateways_by_vpc", "source-claims", "address-claims"})
+
+    def inherit(self, previous: Snapshot) -> None:
+        """Take over the pod-free memos of a snapshot equal to this one but for its pods."""
+        for name in self.POD_FREE_MEMOS & previous._index.keys():
+            self._index.setdefault(name, previous._index[name])
 
     def memo(self, name: str, build: Callable[[], T]) -> T:
         """A value derived from this (frozen) snapshot, computed once."""
