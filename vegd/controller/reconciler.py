@@ -8,6 +8,8 @@ the next change of the gateway or of anything it depends on brings it back.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,14 +81,24 @@ class Pending:
 class Reconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.summary: dict[str, int] = {}  # what the current reconcile changed, for its log line
+        # what the current batch changed, for its log line: per thread, because the NB writes
+        # of one batch and the Kubernetes writes of the one before run at the same time
+        self._local = threading.local()
         self._advised: dict[str, int] = {}  # gateway key -> generation whose advice was given
         self._foreign_rows = ForeignRows(ctx.nb.api)
         self.foreign: dict[str, str] = {}  # gateway key -> why another controller runs it
         self._lingering: dict[str, str] = {}  # migrated twins: the old controller's rows left
 
+    @property
+    def summary(self) -> dict[str, int]:
+        if not hasattr(self._local, "summary"):
+            self._local.summary = {}
+        summary: dict[str, int] = self._local.summary
+        return summary
+
     def take_summary(self) -> dict[str, int]:
-        summary, self.summary = self.summary, {}
+        summary = self.summary
+        self._local.summary = {}
         return summary
 
     def snapshot(self) -> Snapshot:
@@ -100,11 +112,19 @@ class Reconciler:
             raise errors[key]
 
     def reconcile_batch(self, keys: list[str]) -> dict[str, Exception]:
-        """Prepare every key, write all their NB rows in ONE transaction (refused owners left
-        out), then finish each key. Returns the keys that failed, with why."""
+        """Write the keys' NB rows, then finish them here. Returns the keys that failed."""
+        failed, finishes = self.write_batch(keys)
+        failed.update(self.finish_batch(finishes))
+        return failed
+
+    def write_batch(self, keys: list[str]
+                    ) -> tuple[dict[str, Exception], list[tuple[str, Callable[[], None]]]]:
+        """Prepare every key and write all their NB rows in ONE transaction (refused owners left
+        out). Returns the keys that failed, and for the others what remains to be done in
+        Kubernetes (Deployment, status, finalizer), which `finish_batch` does, off NB's path."""
         if not self.ctx.nb.has_lock:
             # a deposed replica must not write Kubernetes either (NB fences itself)
-            return {k: Retry("this vegd does not hold the NB lock") for k in keys}
+            return {k: Retry("this vegd does not hold the NB lock") for k in keys}, []
         failed: dict[str, Exception] = {}
         pending: list[Pending] = []
         for key in keys:
@@ -119,13 +139,21 @@ class Reconciler:
             nb_errors = self._write_batch([p for p in pending if p.desired is not None])
         except NbUnavailable as exc:  # the whole batch waits for NB (or for the lock)
             failed.update({p.key: _retry(p.key, exc) for p in pending})
-            return failed
+            return failed, []
+        finishes = []
         for item in pending:
+            owner = str(item.desired.owner) if item.desired is not None else ""
+            finishes.append((item.key, functools.partial(item.finish, nb_errors.get(owner, ""))))
+        return failed, finishes
+
+    def finish_batch(self, finishes: list[tuple[str, Callable[[], None]]]
+                     ) -> dict[str, Exception]:
+        failed: dict[str, Exception] = {}
+        for key, finish in finishes:
             try:
-                owner = str(item.desired.owner) if item.desired is not None else ""
-                item.finish(nb_errors.get(owner, ""))
+                finish()
             except Exception as exc:
-                failed[item.key] = _retry(item.key, exc)
+                failed[key] = _retry(key, exc)
         return failed
 
     def _prepare(self, key: str) -> Pending | None:
@@ -192,8 +220,7 @@ class Reconciler:
                 _raise_on_error(nb_error)
                 self._set_finalizers(key, raw, [f for f in finalizers if f != FINALIZER])
             return Pending(key, Desired(gateway_owner(key)), release)
-        if FINALIZER not in finalizers:
-            raw = self._set_finalizers(key, raw, [*finalizers, FINALIZER])
+        needs_finalizer = FINALIZER not in finalizers  # added after the NB write, in finish
 
         snap = self.snapshot()
         invalid: ValidationError | None = ctx.cache.parse_error(key)
@@ -223,7 +250,11 @@ class Reconciler:
         rows = plan_gateway(resolved, snap, ctx.plan)
 
         def finish(nb_error: str) -> None:
-            self._finish_gateway(key, raw, gw, resolved, deployment, snap, nb_error)
+            # rows first, then the finalizer: a gateway deleted in between has no finalizer to
+            # wait for and its rows go with its delete event (or the garbage collection)
+            current = self._set_finalizers(key, raw, [*finalizers, FINALIZER]) \
+                if needs_finalizer else raw
+            self._finish_gateway(key, current, gw, resolved, deployment, snap, nb_error)
         return Pending(key, rows, finish)
 
     def _finish_gateway(self, key: str, raw: Obj, gw: VpcEgressGateway,
