@@ -4,13 +4,14 @@ generated cluster before vegd starts, so neither its cost nor its GIL is in vegd
 
 Floors, in the same run: the input floor is a raw HTTP GET of every list vegd reads, from the same
 API server, plus `json.loads` of the bodies; the NB floors are those of bench/scale.py.
-Latency of churn: from the pod's event on the bench's own watch of the API server to the commit
-of the address-set change seen by the bench's own NB monitor.
+Latency of churn: from the API server's answer to the write (it sends the watch event before it
+answers) to the commit of the address-set change seen by the bench's own NB monitor.
 """
 
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -140,6 +141,7 @@ class Monitor(threading.Thread):
     def __init__(self, nb: str) -> None:
         super().__init__(daemon=True)
         self.rpc = Rpc(nb)
+        self.rpc_path = nb
         self.updates = 0
         self.added: dict[str, float] = {}
         self.removed: dict[str, float] = {}
@@ -191,43 +193,6 @@ def _addresses(row: Any) -> set[str]:
     if isinstance(value, list) and value and value[0] == "set":
         return set(value[1])
     return {value} if isinstance(value, str) else set()
-
-
-class Watch(threading.Thread):
-    """The bench's own watch of pods: when the API server sent each event, by pod IP."""
-
-    def __init__(self, port: int, rv: int) -> None:
-        super().__init__(daemon=True)
-        self.port, self.rv = port, rv
-        self.seen: dict[tuple[str, str], float] = {}  # (event type + label, ip) -> time
-        self.ready = threading.Event()
-
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
-        conn.request("GET", f"/api/v1/pods?watch=1&resourceVersion={self.rv}"
-                            "&allowWatchBookmarks=false")
-        resp = conn.getresponse()
-        self.ready.set()
-        buf = b""
-        while True:
-            try:
-                chunk = resp.read1(1 << 16)
-            except (OSError, http.client.HTTPException):
-                return  # the server stopped
-            if not chunk:
-                return
-            now = time.perf_counter()
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                if not line.strip():
-                    continue
-                ev = json.loads(line)
-                obj = ev["object"]
-                ips = [p["ip"] for p in (obj.get("status") or {}).get("podIPs") or []]
-                app = (obj["metadata"].get("labels") or {}).get("app", "")
-                for ip in ips:
-                    self.seen.setdefault((f"{ev['type']}:{app}", ip), now)
 
 
 def start_vegd(procs: Procs, work: Path, port: int, nb: str, tag: str
@@ -325,18 +290,20 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
     return out
 
 
+_POD_SERIAL = itertools.count()
+
+
 def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int,
           seconds: float = 5.0) -> dict[str, Any]:
     """Pods created, relabelled out of their gateway's selector, and deleted, at `rate` events
-    per second in all; latency from the watch event to the NB commit of the address change."""
+    per second in all; latency from the API server's answer to the write (its watch event goes
+    out before it answers) to the NB commit of the address change, seen by the bench's monitor."""
     n = int(rate * seconds)
-    rv = resource_version(port)
-    watch = Watch(port, rv)
-    watch.start()
-    watch.ready.wait(30)
     updates0 = monitor.updates
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    made: list[tuple[str, str, str]] = []  # (namespace, name, ip)
+    made: list[tuple[str, str, str]] = []  # (namespace, name, ip), selected
+    added: dict[str, float] = {}  # ip -> when the API server had the selected, running pod
+    removed: dict[str, float] = {}  # ip -> when it had it relabelled away or deleted
     start = time.perf_counter()
     sent = 0
     step = 0
@@ -347,9 +314,8 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int,
             time.sleep(due - now)
         g = step % shape.gateways
         v = g % shape.vpcs
-        kind = step % 3
-        if kind == 0 or not made:  # create a selected pod
-            i = step
+        if step % 3 == 0 or len(made) < 2:  # create a selected pod
+            i = next(_POD_SERIAL)  # pod names and addresses are never reused across runs
             ip = f"10.{v}.{200 + (i // 250) % 50}.{i % 250 + 1}"
             obj = pod(f"ns{g}", f"churn-{i}", f"node{i % shape.nodes}", [ip], f"sub{v}",
                       {"app": "sel"})
@@ -357,36 +323,37 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int,
                 k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec")}))
             _request(conn, "PUT", f"/api/v1/namespaces/ns{g}/pods/churn-{i}/status",
                      {**stored, "status": obj["status"]})
+            added[ip] = time.perf_counter()
             made.append((f"ns{g}", f"churn-{i}", ip))
             sent += 2
-        elif kind == 1:  # relabel out of the selector
-            ns, name, ip = made[len(made) // 2]
+        elif step % 3 == 1:  # relabel one from the middle out of its selector
+            ns, name, ip = made.pop(len(made) // 2)
             _request(conn, "PATCH", f"/api/v1/namespaces/{ns}/pods/{name}",
                      {"metadata": {"labels": {"app": "other"}}},
                      ctype="application/merge-patch+json")
+            removed[ip] = time.perf_counter()
             sent += 1
-        else:  # delete the oldest
+        else:  # delete the oldest selected one
             ns, name, ip = made.pop(0)
             _request(conn, "DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", None)
+            removed[ip] = time.perf_counter()
             sent += 1
         step += 1
     offered = sent / (time.perf_counter() - start)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not _settled(watch, monitor):
-        time.sleep(0.1)
+    while time.monotonic() < deadline and not (set(added) <= set(monitor.added)
+                                               and set(removed) <= set(monitor.removed)):
+        time.sleep(0.05)
     elapsed = time.perf_counter() - start
-    latencies = []
-    for (event, ip), t in watch.seen.items():
-        if event == "MODIFIED:sel" and ip in monitor.added:
-            latencies.append(monitor.added[ip] - t)
-        elif event in ("MODIFIED:other", "DELETED:sel") and ip in monitor.removed:
-            latencies.append(monitor.removed[ip] - t)
-    latencies = sorted(x for x in latencies if x >= 0)
+    latencies = [monitor.added[ip] - t for ip, t in added.items() if ip in monitor.added]
+    latencies += [monitor.removed[ip] - t for ip, t in removed.items() if ip in monitor.removed]
+    latencies.sort()
     conn.close()
+    missing, extra = _nb_differs(port, monitor.rpc_path)
     result = {"rate": rate, "offered_per_s": round(offered, 1), "events": sent,
-              "measured": len(latencies),
+              "measured": len(latencies), "changes": len(added) + len(removed),
               "nb_txn_per_s": round((monitor.updates - updates0) / elapsed, 1),
-              "rss_mb": peak_rss_mb(pid)}
+              "nb_missing": missing, "nb_extra": extra, "rss_mb": peak_rss_mb(pid)}
     if latencies:
         result["p50_ms"] = round(statistics.median(latencies) * 1000, 1)
         result["p99_ms"] = round(latencies[min(len(latencies) - 1,
@@ -394,9 +361,24 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int,
     return result
 
 
-def _settled(watch: Watch, monitor: Monitor) -> bool:
-    want_added = {ip for (e, ip) in watch.seen if e == "MODIFIED:sel"}
-    return want_added <= set(monitor.added)
+def _nb_differs(port: int, nb: str) -> tuple[int, int]:
+    """Selected pod addresses the API server has that NB's address sets lack, and the other way
+    round, once churn has settled: did vegd converge?"""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.request("GET", "/api/v1/pods?labelSelector=app%3Dsel")
+    pods = json.loads(conn.getresponse().read())["items"]
+    conn.close()
+    want = {p["ip"] for o in pods for p in (o.get("status") or {}).get("podIPs") or []
+            if (o.get("status") or {}).get("phase") == "Running"
+            and not o["metadata"].get("deletionTimestamp")}
+    rpc = Rpc(nb)
+    try:
+        rows = rpc.transact([{"op": "select", "table": "Address_Set", "where": [],
+                              "columns": ["name", "addresses"]}])[0]["rows"]
+    finally:
+        rpc.close()
+    have = {a for r in rows if r["name"].startswith("VEG.") for a in _addresses(r)}
+    return len(want - have), len(have - want)
 
 
 def _request(conn: http.client.HTTPConnection, method: str, path: str, body: Any,
@@ -424,8 +406,10 @@ def report_run(shape: Shape, r: dict[str, Any]) -> None:
           f"{r['restart_kube_writes']}  peak RSS {r['restart_rss_mb']} MB")
     for c in r.get("churn", []):
         print(f"  churn {c['rate']:>5}/s (offered {c['offered_per_s']}/s, {c['events']} events, "
-              f"{c['measured']} measured): p50 {c.get('p50_ms', '-')} ms, p99 "
-              f"{c.get('p99_ms', '-')} ms, {c['nb_txn_per_s']} NB txn/s, RSS {c['rss_mb']} MB")
+              f"{c['measured']} of {c['changes']} NB changes measured): "
+              f"p50 {c.get('p50_ms', '-')} ms, p99 "
+              f"{c.get('p99_ms', '-')} ms, {c['nb_txn_per_s']} NB txn/s, RSS {c['rss_mb']} MB; "
+              f"after: NB lacks {c['nb_missing']}, has {c['nb_extra']} extra")
 
 
 def _fmt(seconds: float) -> str:

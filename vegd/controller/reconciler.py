@@ -85,7 +85,7 @@ class Reconciler:
         # of one batch and the Kubernetes writes of the one before run at the same time
         self._local = threading.local()
         self._advised: dict[str, int] = {}  # gateway key -> generation whose advice was given
-        self._foreign_rows = ForeignRows(ctx.nb.api)
+        self._foreign_rows = ForeignRows(ctx.nb)
         self.foreign: dict[str, str] = {}  # gateway key -> why another controller runs it
         self._lingering: dict[str, str] = {}  # migrated twins: the old controller's rows left
 
@@ -158,13 +158,16 @@ class Reconciler:
 
     def _prepare(self, key: str) -> Pending | None:
         kind, _, name = key.partition(":")
+        item: Pending | None = None
         if kind == "veg":
-            return self._gateway(name)
-        if kind == "vpc":
-            return self._vpc(name)
-        if kind == "gc":
+            item = self._gateway(name)
+        elif kind == "vpc":
+            item = self._vpc(name)
+        elif kind == "gc":
             self.collect_garbage()
-        return None
+        if item is not None:
+            item.key = key  # the queue's key: a failure in finish is retried under it
+        return item
 
     def _write_batch(self, pending: list[Pending]) -> dict[str, str]:
         """owner -> why NB refused it; NB being unavailable fails the whole batch (Retry)."""

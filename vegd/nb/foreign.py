@@ -2,36 +2,23 @@
 
 Read only: vegd never writes, updates or deletes them (docs/decisions.md, coexistence). A
 gateway that another controller already runs in NB is held off and reported instead of fought
-over. The index is rebuilt only when the replica changed.
+over. The counts come from the NB client's owner index, which follows every row as it changes.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
-
-OWNER_KEY = "vpc-egress-gateway"
-# Port_Group is not replicated; Kube-OVN's VEG rows always include policies in these tables.
-TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "BFD", "Address_Set")
-
-
-def _ids(row: Any) -> dict[str, str]:
-    return dict(getattr(row, "external_ids", {}) or {})
 
 
 class ForeignRows:
-    def __init__(self, api: Any) -> None:
-        self._api = api  # an NbClient's ovsdbapp API (NbClient.api)
-        self._index: tuple[tuple[int, str], dict[str, Counter[tuple[str, str]]]] | None = None
+    def __init__(self, nb: Any) -> None:
+        self._nb = nb  # an NbClient
 
     def of(self, vendor: str, key: str) -> str:
         """'' when no other vendor has rows for gateway `key`, else what it has, e.g.
         'vendor kube-ovn: 2 Address_Set, 2 BFD, 6 Logical_Router_Policy'."""
-        with self._api.ovsdb_connection.lock:
-            stamp = (int(self._api.idl.change_seqno), vendor)
-            if self._index is None or self._index[0] != stamp:
-                self._index = (stamp, self._build(vendor))
-            found = self._index[1].get(key, Counter())
+        with self._nb.api.ovsdb_connection.lock:
+            found = dict(self._nb.index().foreign.get(key, {}))
         parts: dict[str, list[str]] = {}
         for (theirs, table), n in sorted(found.items()):
             parts.setdefault(theirs, []).append(f"{n} {table}")
@@ -42,22 +29,11 @@ class ForeignRows:
         (Kube-OVN's reconcileVpcBfdLRP), else who: e.g. 'Logical_Router_Port bfd@vpc1 (vendor
         kube-ovn)'."""
         name = f"bfd@{vpc}"
-        with self._api.ovsdb_connection.lock:
+        with self._nb.api.ovsdb_connection.lock:
+            index = self._nb.index()
             for table in ("Logical_Router_Port", "HA_Chassis_Group"):
-                for row in self._api.tables[table].rows.values():
-                    theirs = _ids(row).get("vendor", "")
-                    if row.name == name and theirs != vendor:
-                        return f"{table} {name} (vendor {theirs or '(none)'})"
+                row = index.holder(table, (name,))
+                theirs = dict(row.external_ids).get("vendor", "") if row is not None else vendor
+                if theirs != vendor:
+                    return f"{table} {name} (vendor {theirs or '(none)'})"
         return ""
-
-    def _build(self, vendor: str) -> dict[str, Counter[tuple[str, str]]]:
-        index: dict[str, Counter[tuple[str, str]]] = {}
-        for table in TABLES:
-            if table not in self._api.tables:
-                continue
-            for row in self._api.tables[table].rows.values():
-                ids = _ids(row)
-                owner, theirs = ids.get(OWNER_KEY), ids.get("vendor", "")
-                if owner and theirs != vendor:
-                    index.setdefault(owner, Counter())[(theirs or "(none)", table)] += 1
-        return index

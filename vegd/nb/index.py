@@ -24,6 +24,9 @@ ROUTER_CHILDREN = {t.table: t.ROUTER_COLUMN for t in TABLES.values() if t.ROUTER
 UNIQUE_KEYS = {t.table: t.KEY for t in TABLES.values() if t.UNIQUE}
 UNIQUE_KEYS["Logical_Switch_Port"] = ("name",)
 OWNER_KEYS = ("vpc-egress-gateway", "vpc")
+# Tables in which another controller's rows for a gateway are counted (nb/foreign.py): Kube-OVN's
+# VEG rows always include some of these.
+FOREIGN_TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "BFD", "Address_Set")
 
 Owner = tuple[str, str]  # (external_ids key, value): ("vpc-egress-gateway", "ns/name")
 
@@ -57,6 +60,9 @@ class OwnerIndex:
         self.routers: dict[str, Any] = {}
         self.parent: dict[Any, Any] = {}  # child uuid -> router row
         self._children: dict[Any, set[Any]] = {}  # router uuid -> child uuids
+        # gateway key -> (other vendor, table) -> rows: what other controllers run
+        self.foreign: dict[str, dict[tuple[str, str], int]] = {}
+        self._foreign_of: dict[Any, tuple[str, tuple[str, str]]] = {}
 
     # -- keeping it current ----------------------------------------------------------------
 
@@ -75,7 +81,7 @@ class OwnerIndex:
             if event != "delete":
                 self._add(table, row)
             return
-        if table not in UNIQUE_KEYS and table not in TABLES:
+        if table not in UNIQUE_KEYS and table not in TABLES and table not in FOREIGN_TABLES:
             return
         before = self._owner_of.get(row.uuid)
         self._drop(row.uuid)
@@ -102,6 +108,14 @@ class OwnerIndex:
             key = unique_key(table, row)
             self.holders[table][key] = row
             self._held[row.uuid] = (table, key)
+        if table in FOREIGN_TABLES:
+            ids = row.external_ids
+            gateway, theirs = ids.get("vpc-egress-gateway"), ids.get("vendor", "")
+            if gateway and theirs != self.vendor:
+                what = (theirs or "(none)", table)
+                counts = self.foreign.setdefault(gateway, {})
+                counts[what] = counts.get(what, 0) + 1
+                self._foreign_of[row.uuid] = (gateway, what)
         if table in TABLES:
             owner = owner_of(row, self.vendor)
             if owner is not None:
@@ -109,6 +123,15 @@ class OwnerIndex:
                 self._owner_of[row.uuid] = owner
 
     def _drop(self, uuid: Any) -> None:
+        foreign = self._foreign_of.pop(uuid, None)
+        if foreign is not None:
+            gateway, what = foreign
+            counts = self.foreign.get(gateway, {})
+            counts[what] = counts.get(what, 1) - 1
+            if counts[what] <= 0:
+                counts.pop(what, None)
+            if not counts:
+                self.foreign.pop(gateway, None)
         held = self._held.pop(uuid, None)
         if held is not None:
             table, key = held
