@@ -116,6 +116,7 @@ class NbClient:
         self.remote = remote
         self.lock = lock
         self.vendor = vendor
+        self.timeout = timeout
         self._index = OwnerIndex(vendor)
         self._index.on_owner_change = on_owner_change
         self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES, timeout, ssl, lock,
@@ -169,7 +170,8 @@ class NbClient:
             with self.api.transaction(check_error=True, log_errors=False) as txn:
                 txn.add(cmd)
         except ovsdbapp_exceptions.TimeoutException as exc:
-            raise NbTimeout(f"NB did not answer within {exc.timeout} s") from exc
+            # (its text lists every command of the batch: not for a log line)
+            raise NbTimeout(f"NB did not answer within {self.timeout} s") from exc
         except RuntimeError as exc:
             raise self._classify(cmd, exc) from exc
         finally:
