@@ -29,8 +29,9 @@ def test_seed_outputs(seed, capsys):
         assert (row["min_rx"], row["min_tx"], row["detect_mult"]) == ("1000", "1000", "3")
         assert row["external_ids"] == "af=4 vendor=vegd vpc-egress-gateway=default/gateway2"
     show = ovn.nbctl("show", "vpc1")
-    assert re.search(r'port bfd@vpc1\n\s+mac: "0a:[0-9a-f:]+"\n\s+networks: \["10.255.255.255"\]',
-                     show)
+    # ovn-nbctl 24.03+ also prints the port's link-local address (ipv6-lla) between the two
+    assert re.search(r'port bfd@vpc1\n\s+mac: "0a:[0-9a-f:]+"\n(\s+ipv6-lla: "fe80::[0-9a-f:]+"\n)?'
+                     r'\s+networks: \["10.255.255.255"\]', show)
     # the port is pinned to the three chassis of the example nodes, 100, 99, 98
     chassis = ovn.nb_rows("HA_Chassis")
     assert sorted(int(c["priority"]) for c in chassis) == [98, 99, 100]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 from ovnstack import wait_for
-from scenario import ROOT, Scenario, add_base_topology, pod
+from scenario import ROOT, Scenario, add_base_topology, pod, require_policy_bfd_sessions
 
 VARIANT = ROOT / "examples" / "variants" / "default-vpc-bfd" / "all.yaml"
 EXTERNAL = "203.0.113.10"
@@ -85,9 +85,9 @@ def ovn_router(ovn, port: str) -> str:
     return port.removeprefix("bfd@")
 
 
-def test_custom_vpc_fails_closed(seed, capsys):
-    """vpc1 (gateway2, BFD, source 192.168.0.0/24) with a covering default route
-    (Vpc staticRoutes-like 0.0.0.0/0 via 192.168.0.254) and a second subnet."""
+def _vpc1_with_default_route(seed) -> None:
+    """vpc1 with a covering default route (Vpc staticRoutes-like 0.0.0.0/0 via 192.168.0.254)
+    and a second subnet; LSPs for a pod, the default route's next hop and both instances."""
     ovn = seed.ovn
     seed.objects.append({"apiVersion": "kubeovn.io/v1", "kind": "Subnet",
                          "metadata": {"name": "subnet2"},
@@ -106,6 +106,12 @@ def test_custom_vpc_fails_closed(seed, capsys):
     add_lsp(ovn, "subnet2", "pod2", "0a:58:c0:a8:01:0a", "192.168.1.10")
     seed.objects.append(pod("pod2", "192.168.1.10", switch="subnet2"))
 
+
+def test_custom_vpc_fails_closed(seed, capsys):
+    """vpc1 (gateway2, BFD, source 192.168.0.0/24) with a covering default route
+    (Vpc staticRoutes-like 0.0.0.0/0 via 192.168.0.254) and a second subnet."""
+    ovn = seed.ovn
+    _vpc1_with_default_route(seed)
     code, report = seed.apply(capsys=capsys)
     assert code == 0, report
     assert seed.apply(capsys=capsys)[1]["transactions"] == 0
@@ -134,6 +140,38 @@ def test_custom_vpc_fails_closed(seed, capsys):
     assert code == 0 and report["transactions"] == 1
     ovn.sync()
     assert src.outputs(EXTERNAL) == []
+
+
+def test_policy_mode_fails_closed(seed, capsys):
+    """bfdMode: policy on vpc1: one 29100 reroute whose bfd_sessions are both instances'
+    sessions; northd leaves out a next hop whose session is down, and with all down the 29090
+    drop catches the source's traffic before the default route. Needs bfd_sessions (25.03)."""
+    ovn = seed.ovn
+    require_policy_bfd_sessions(ovn)
+    _vpc1_with_default_route(seed)
+    seed.find("VpcEgressGateway", "gateway2")["spec"]["bfdMode"] = "policy"
+    code, report = seed.apply(capsys=capsys)
+    assert code == 0, report
+    assert seed.apply(capsys=capsys)[1]["transactions"] == 0
+    pols = ovn.nbctl("lr-policy-list", "vpc1")
+    assert re.search(r"29100\s+ip4.src == 192.168.0.0/24\s+reroute\s+192.168.0.2, 192.168.0.3",
+                     pols), pols
+    # policy mode's drop is on the plain source (docs/fail-closed.md): policies, not routing,
+    # pick the instances, so nothing routed elsewhere needs an exception
+    assert re.search(r"29090\s+ip4.src == 192.168.0.0/24\s+drop", pols), pols
+    assert "src-ip" not in ovn.nbctl("lr-route-list", "vpc1")   # no route-mode rows
+    sessions = ovn.nbctl("--bare", "--columns=bfd_sessions", "find", "Logical_Router_Policy",
+                         "priority=29100", "external_ids:vpc-egress-gateway=default/gateway2")
+    bfd = {r["_uuid"] for r in ovn.nb_rows("BFD", 'logical_port="bfd@vpc1"')}
+    assert set(sessions.split()) == bfd and len(bfd) == 2
+
+    src = Tracer(ovn, "subnet1", "pod1", "0a:58:c0:a8:00:0a", "192.168.0.10",
+                 "0a:58:c0:a8:00:01")
+    _check_up_partial_down(ovn, "bfd@vpc1", src, {"192.168.0.2": "gw2", "192.168.0.3": "gw3"},
+                           {})
+    other = Tracer(ovn, "subnet2", "pod2", "0a:58:c0:a8:01:0a", "192.168.1.10",
+                   "0a:58:c0:a8:01:01")
+    assert other.outputs(EXTERNAL) == ["vnat"]
 
 
 def test_default_vpc_fails_closed(fresh_ovn, tmp_path, capsys):

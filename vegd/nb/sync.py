@@ -174,6 +174,8 @@ class ReconcileOwner(BaseCommand):  # type: ignore[misc]
         table, key = want.table, want.key
         row = self.live.get((table, key))
         created = row is None
+        if isinstance(want, Bfd):
+            self._check_port(want)
         if created:
             self._check_free(want)
             row = self.txn.insert(self.api.tables[table])
@@ -219,6 +221,18 @@ class ReconcileOwner(BaseCommand):  # type: ignore[misc]
             for port, _ in want.router_ports:
                 if self.replica.holder("Logical_Switch_Port", (port,)) is not None:
                     raise ReconcileError(f"Logical_Switch_Port {port} already exists")
+
+    def _check_port(self, want: Bfd) -> None:
+        """A BFD row must name a router port that exists (or that this owner writes now):
+        ovn-northd 25.03.0 dies (SIGSEGV) on a BFD row for a missing port; 23.03 ignores it."""
+        port = want.logical_port
+        if self.replica.holder("Logical_Router_Port", (port,)) is not None:
+            return
+        if any(p.name == port for p in self.desired.of(RouterPort)):
+            return
+        raise ReconcileError(f"{describe(want.table, want.key)}: logical router port {port} "
+                             "does not exist in the Northbound database; a BFD row for a "
+                             "missing port stops ovn-northd 25.03, so vegd writes none")
 
     def _bfd(self, ref: BfdRef) -> Any:
         row = self.rows.get(("BFD", (ref.logical_port, ref.dst_ip)))

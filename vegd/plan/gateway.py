@@ -61,15 +61,10 @@ def _ips(items: list[IPAddress]) -> tuple[str, ...]:
 
 def _internal_prefixes(r: ResolvedGateway, snap: Snapshot, family: Family) -> tuple[str, ...]:
     """The VPC's own (OVN-provider) subnets of the family: destinations sources may always reach."""
-    nets = {c for s in snap.subnets_of(r.vpc.name) if _on_router(s.provider)
+    nets = {c for s in snap.subnets_of(r.vpc.name) if s.on_router
             for c in s.cidrs if c.version == family}
     kept = [n for n in nets if not any(n != o and n.subnet_of(o) for o in nets)]  # type: ignore[arg-type]
     return tuple(str(n) for n in sorted(kept, key=lambda n: (int(n.network_address), n.prefixlen)))
-
-
-def _on_router(provider: str) -> bool:
-    """Kube-OVN subnets on the VPC's logical router: provider `ovn` or `<nad>.<ns>.ovn`."""
-    return provider == "ovn" or provider.endswith(".ovn")
 
 
 def _family_rows(r: ResolvedGateway, family: Family, settings: PlanSettings,
