@@ -8,6 +8,7 @@ tests report are read from the binaries, never assumed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -48,6 +49,24 @@ def versions() -> dict[str, str]:
         if match:
             out[name] = match.group(1)
     return out
+
+
+def require_policy_bfd_sessions(nb_remote: str) -> None:
+    """Skip the calling test where the NB schema has no Logical_Router_Policy.bfd_sessions
+    (OVN 23.03: no policy mode). Where ovn-northd is 24.03 or newer it must have the column:
+    fail rather than skip there, so policy mode is really exercised on 25.03."""
+    import pytest
+
+    proc = subprocess.run(["ovsdb-client", "get-schema", nb_remote, "OVN_Northbound"],
+                          capture_output=True, text=True, timeout=30, check=True)
+    schema = json.loads(proc.stdout)
+    if "bfd_sessions" in schema["tables"]["Logical_Router_Policy"]["columns"]:
+        return
+    if ovn_version() >= (24, 3):
+        pytest.fail(f"ovn-northd {versions()['ovn-northd']} with NB schema {schema['version']} "
+                    "lacks Logical_Router_Policy.bfd_sessions")
+    pytest.skip(f"NB schema {schema['version']} has no Logical_Router_Policy.bfd_sessions "
+                "(policy mode needs OVN 24.03+)")
 
 
 def ovn_version() -> tuple[int, int]:

@@ -65,7 +65,8 @@ def run_apply(args: argparse.Namespace) -> int:
             snap = replace(snap, chassis_by_hostname=tuple(sorted(chassis.items())), _index={})
         plan_settings = PlanSettings(settings.vendor, settings.bfd_port_mode,  # type: ignore[arg-type]
                                      nb.capabilities.policy_bfd_sessions)
-        checked = engine.validate(snap, nb.capabilities.policy_bfd_sessions)
+        checked = engine.validate(snap, nb.capabilities.policy_bfd_sessions,
+                                  settings.bfd_port_mode)
         if checked.errors:
             return _fail(EXIT_INVALID, "\n".join(str(e) for e in checked.errors))
         for key in sorted(checked.resolved):

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import ovnbuild
-import pytest
 import yaml
 
 from vegd.cli import main as vegd_main
@@ -91,17 +90,7 @@ def gateway_pod(gateway: str, index: int, ips: str, external: str, node: str,
 
 
 def require_policy_bfd_sessions(ovn) -> None:
-    """Skip where the NB schema has no Logical_Router_Policy.bfd_sessions (OVN 23.03). Where
-    ovn-northd is 24.03 or newer it must have it: fail rather than skip policy mode there."""
-    schema = json.loads(ovn._run("ovsdb-client", "get-schema", ovn.nb_unix, "OVN_Northbound"))
-    columns = schema["tables"]["Logical_Router_Policy"]["columns"]
-    if "bfd_sessions" in columns:
-        return
-    if ovnbuild.ovn_version() >= (24, 3):
-        pytest.fail(f"ovn-northd {ovnbuild.versions()['ovn-northd']} with NB schema "
-                    f"{schema['version']} lacks Logical_Router_Policy.bfd_sessions")
-    pytest.skip(f"NB schema {schema['version']} has no Logical_Router_Policy.bfd_sessions "
-                "(policy mode needs OVN 24.03+)")
+    ovnbuild.require_policy_bfd_sessions(ovn.nb_unix)
 
 
 def nb_dump(ovn) -> str:

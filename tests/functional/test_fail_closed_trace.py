@@ -61,11 +61,12 @@ class Tracer:
                               self.run(dst, "--detailed")))
 
 
-def _check_up_partial_down(ovn, port, tracer, gws: dict[str, str], internal: dict[str, str]):
+def _check_up_partial_down(ovn, port, tracer, gws: dict[str, str], internal: dict[str, str],
+                           router: str = ""):
     """gws: instance IP -> its LSP; internal: destination -> LSP that must receive it."""
     (ip_a, lsp_a), (ip_b, lsp_b) = sorted(gws.items())
     set_sessions(ovn, port, {ip_a: "up", ip_b: "up"})
-    flows = ovn.lflows(ovn_router(ovn, port))
+    flows = ovn.lflows(router or ovn_router(ovn, port))
     assert "select(1, 2)" in flows
     assert {tracer.outputs(EXTERNAL, select=i)[0] for i in (1, 2)} == {lsp_a, lsp_b}
     for dst, lsp in internal.items():
@@ -162,13 +163,17 @@ def test_policy_mode_fails_closed(seed, capsys):
     assert "src-ip" not in ovn.nbctl("lr-route-list", "vpc1")   # no route-mode rows
     sessions = ovn.nbctl("--bare", "--columns=bfd_sessions", "find", "Logical_Router_Policy",
                          "priority=29100", "external_ids:vpc-egress-gateway=default/gateway2")
-    bfd = {r["_uuid"] for r in ovn.nb_rows("BFD", 'logical_port="bfd@vpc1"')}
+    # stock OVN: the sessions are on the port that routes to the next hops (vpc1-subnet1):
+    # northd runs a policy's session only there, and keeps one on bfd@vpc1 admin_down
+    bfd = {r["_uuid"] for r in ovn.nb_rows("BFD", 'logical_port="vpc1-subnet1"',
+                                           "external_ids:vpc-egress-gateway=default/gateway2")}
     assert set(sessions.split()) == bfd and len(bfd) == 2
+    assert not ovn.nb_rows("BFD", 'logical_port="bfd@vpc1"')
 
     src = Tracer(ovn, "subnet1", "pod1", "0a:58:c0:a8:00:0a", "192.168.0.10",
                  "0a:58:c0:a8:00:01")
-    _check_up_partial_down(ovn, "bfd@vpc1", src, {"192.168.0.2": "gw2", "192.168.0.3": "gw3"},
-                           {})
+    _check_up_partial_down(ovn, "vpc1-subnet1", src, {"192.168.0.2": "gw2", "192.168.0.3": "gw3"},
+                           {}, router="vpc1")
     other = Tracer(ovn, "subnet2", "pod2", "0a:58:c0:a8:01:0a", "192.168.1.10",
                    "0a:58:c0:a8:01:01")
     assert other.outputs(EXTERNAL) == ["vnat"]

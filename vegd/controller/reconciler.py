@@ -121,7 +121,8 @@ class Reconciler:
         desired: Obj | None = None
         if gw is not None:
             try:
-                resolved = resolve_gateway(gw, snap, ctx.plan.policy_bfd_sessions)
+                resolved = resolve_gateway(gw, snap, ctx.plan.policy_bfd_sessions,
+                                           ctx.plan.bfd_port_mode)
                 desired = wl.build_deployment(resolved, snap, ctx.workload)
             except ValidationError as exc:
                 invalid = exc

@@ -43,7 +43,10 @@ class ResolvedGateway:
     internal_subnet: Subnet
     external_subnet: Subnet
     sources: dict[Family, Sources]
-    bfd_peers: dict[Family, IPAddress]  # the VPC BFD port's address per family (BFD on only)
+    bfd_peers: dict[Family, IPAddress]  # where OVN's sessions come from, per family (BFD on)
+    # stock OVN in policy mode: sessions on the internal subnet's router port, not bfd@<vpc>
+    # (northd only runs a policy's session on the port that routes to its next hop)
+    sessions_on_subnet_port: bool = False
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -95,11 +98,13 @@ def gateway_sources(gw: VpcEgressGateway, snap: Snapshot, strict: bool = True
     return {f: Sources(_collapse(tuple(snat[f])), _collapse(tuple(fwd[f]))) for f in FAMILIES}
 
 
-def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = True
-                    ) -> ResolvedGateway:
+def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = True,
+                    bfd_port_mode: str = "stock") -> ResolvedGateway:
     """Validate gw against snap.
 
     policy_bfd: whether the NB schema has Logical_Router_Policy.bfd_sessions.
+    bfd_port_mode: "stock" or "kube-ovn" (docs/bfd-port.md): on stock OVN a policy-mode
+    gateway's sessions run on its internal subnet's router port, peered with its gateway IPs.
     """
     vpc = snap.vpc(gw.vpc)
     if vpc is None:
@@ -145,6 +150,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                                   f"but internal subnet {internal.name} has no IPv{family} CIDR")
 
     peers: dict[Family, IPAddress] = {}
+    on_subnet_port = gw.bfd.enabled and gw.bfd_mode == "policy" and bfd_port_mode == "stock"
     if gw.bfd.enabled:
         port = vpc.bfd_port
         if not port.enabled or not port.ips:
@@ -161,9 +167,12 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
             raise ValidationError(gw.ref, "spec.bfdMode",
                                   "policy mode needs Logical_Router_Policy.bfd_sessions, which "
                                   "this OVN's Northbound schema lacks; use bfdMode: route")
+        if on_subnet_port:
+            peers = {f: ip for f in internal.families
+                     if (ip := internal.gateway(f)) is not None}
 
     _check_overlap(gw, sources, snap)
-    return ResolvedGateway(gw, vpc, internal, external, sources, peers)
+    return ResolvedGateway(gw, vpc, internal, external, sources, peers, on_subnet_port)
 
 
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:
