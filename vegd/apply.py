@@ -43,7 +43,7 @@ def run_apply(args: argparse.Namespace) -> int:
     except InvalidObjects as exc:
         return _fail(EXIT_INVALID, str(exc))
     # Spec checks first: a wrong manifest is reported even when NB is down.
-    checked = engine.validate(snap)
+    checked = engine.validate(snap, bfd_port_mode=settings.bfd_port_mode)
     if checked.errors:
         return _fail(EXIT_INVALID, "\n".join(str(e) for e in checked.errors))
 

@@ -143,40 +143,48 @@ def test_custom_vpc_fails_closed(seed, capsys):
     assert src.outputs(EXTERNAL) == []
 
 
-def test_policy_mode_fails_closed(seed, capsys):
-    """bfdMode: policy on vpc1: one 29100 reroute whose bfd_sessions are both instances'
-    sessions; northd leaves out a next hop whose session is down, and with all down the 29090
-    drop catches the source's traffic before the default route. Needs bfd_sessions (25.03)."""
+def test_policy_mode_sessions_stay_inactive_on_stock_northd(seed, capsys):
+    """Why vegd refuses bfdMode: policy with BFD on stock OVN, shown on a northd whose NB has
+    Logical_Router_Policy.bfd_sessions (25.03): with the rows as the seed has them
+    (--bfd-port-mode kube-ovn: one 29100 reroute whose bfd_sessions are the instances' rows on
+    bfd@vpc1, and the 29090 drop), northd holds those sessions admin_down whatever
+    ovn-controller reports (it runs a policy's session only on the port that routes to the next
+    hop, vpc1-subnet1), and keeps rerouting to a dead instance: no failover."""
     ovn = seed.ovn
     require_policy_bfd_sessions(ovn)
     _vpc1_with_default_route(seed)
     seed.find("VpcEgressGateway", "gateway2")["spec"]["bfdMode"] = "policy"
-    code, report = seed.apply(capsys=capsys)
+    code, report = seed.apply("--bfd-port-mode", "kube-ovn", capsys=capsys)
     assert code == 0, report
-    assert seed.apply(capsys=capsys)[1]["transactions"] == 0
+    assert seed.apply("--bfd-port-mode", "kube-ovn", capsys=capsys)[1]["transactions"] == 0
     pols = ovn.nbctl("lr-policy-list", "vpc1")
     assert re.search(r"29100\s+ip4.src == 192.168.0.0/24\s+reroute\s+192.168.0.2, 192.168.0.3",
                      pols), pols
-    # policy mode's drop is on the plain source (docs/fail-closed.md): policies, not routing,
-    # pick the instances, so nothing routed elsewhere needs an exception
     assert re.search(r"29090\s+ip4.src == 192.168.0.0/24\s+drop", pols), pols
-    assert "src-ip" not in ovn.nbctl("lr-route-list", "vpc1")   # no route-mode rows
     sessions = ovn.nbctl("--bare", "--columns=bfd_sessions", "find", "Logical_Router_Policy",
                          "priority=29100", "external_ids:vpc-egress-gateway=default/gateway2")
-    # stock OVN: the sessions are on the port that routes to the next hops (vpc1-subnet1):
-    # northd runs a policy's session only there, and keeps one on bfd@vpc1 admin_down
-    bfd = {r["_uuid"] for r in ovn.nb_rows("BFD", 'logical_port="vpc1-subnet1"',
-                                           "external_ids:vpc-egress-gateway=default/gateway2")}
+    bfd = {r["_uuid"] for r in ovn.nb_rows("BFD", 'logical_port="bfd@vpc1"')}
     assert set(sessions.split()) == bfd and len(bfd) == 2
-    assert not ovn.nb_rows("BFD", 'logical_port="bfd@vpc1"')
 
+    # ovn-controller reports gw2's session down and gw3's up ...
+    sb = {dst: ovn.sbctl("--bare", "--columns=_uuid", "find", "BFD", 'logical_port="bfd@vpc1"',
+                         f'dst_ip="{dst}"').strip() for dst in ("192.168.0.2", "192.168.0.3")}
+    assert all(sb.values()), sb
+    for dst, status in (("192.168.0.2", "down"), ("192.168.0.3", "up")):
+        ovn.sbctl("set", "BFD", sb[dst], f"status={status}")
+    ovn.sync()
+
+    def sb_status() -> set[str]:
+        return {ovn.sbctl("--bare", "--columns=status", "list", "BFD", u).strip()
+                for u in sb.values()}
+
+    # ... northd puts both back to admin_down (not sessions it runs) ...
+    wait_for(lambda: sb_status() == {"admin_down"}, 10, what="SB BFD back to admin_down")
+    ovn.sync()
+    # ... and the policy still spreads over both instances, the dead gw2 included
     src = Tracer(ovn, "subnet1", "pod1", "0a:58:c0:a8:00:0a", "192.168.0.10",
                  "0a:58:c0:a8:00:01")
-    _check_up_partial_down(ovn, "vpc1-subnet1", src, {"192.168.0.2": "gw2", "192.168.0.3": "gw3"},
-                           {}, router="vpc1")
-    other = Tracer(ovn, "subnet2", "pod2", "0a:58:c0:a8:01:0a", "192.168.1.10",
-                   "0a:58:c0:a8:01:01")
-    assert other.outputs(EXTERNAL) == ["vnat"]
+    assert {src.outputs(EXTERNAL, select=i)[0] for i in (1, 2)} == {"gw2", "gw3"}
 
 
 def test_default_vpc_fails_closed(fresh_ovn, tmp_path, capsys):

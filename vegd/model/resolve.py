@@ -43,10 +43,7 @@ class ResolvedGateway:
     internal_subnet: Subnet
     external_subnet: Subnet
     sources: dict[Family, Sources]
-    bfd_peers: dict[Family, IPAddress]  # where OVN's sessions come from, per family (BFD on)
-    # stock OVN in policy mode: sessions on the internal subnet's router port, not bfd@<vpc>
-    # (northd only runs a policy's session on the port that routes to its next hop)
-    sessions_on_subnet_port: bool = False
+    bfd_peers: dict[Family, IPAddress]  # the VPC BFD port's address per family (BFD on only)
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -103,8 +100,8 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
     """Validate gw against snap.
 
     policy_bfd: whether the NB schema has Logical_Router_Policy.bfd_sessions.
-    bfd_port_mode: "stock" or "kube-ovn" (docs/bfd-port.md): on stock OVN a policy-mode
-    gateway's sessions run on its internal subnet's router port, peered with its gateway IPs.
+    bfd_port_mode: "stock" or "kube-ovn" (docs/bfd-port.md). Stock OVN cannot run a policy's
+    BFD sessions on bfd@<vpc>, so policy mode with BFD is refused there.
     """
     vpc = snap.vpc(gw.vpc)
     if vpc is None:
@@ -150,7 +147,6 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                                   f"but internal subnet {internal.name} has no IPv{family} CIDR")
 
     peers: dict[Family, IPAddress] = {}
-    on_subnet_port = gw.bfd.enabled and gw.bfd_mode == "policy" and bfd_port_mode == "stock"
     if gw.bfd.enabled:
         port = vpc.bfd_port
         if not port.enabled or not port.ips:
@@ -167,12 +163,15 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
             raise ValidationError(gw.ref, "spec.bfdMode",
                                   "policy mode needs Logical_Router_Policy.bfd_sessions, which "
                                   "this OVN's Northbound schema lacks; use bfdMode: route")
-        if on_subnet_port:
-            peers = {f: ip for f in internal.families
-                     if (ip := internal.gateway(f)) is not None}
+        if gw.bfd_mode == "policy" and bfd_port_mode == "stock":
+            raise ValidationError(gw.ref, "spec.bfdMode",
+                                  "policy mode with BFD needs Kube-OVN's OVN (--bfd-port-mode "
+                                  "kube-ovn): stock ovn-northd keeps a policy's sessions on "
+                                  f"{'bfd@' + vpc.name} admin_down, so they never fail over "
+                                  "(docs/bfd-port.md); use bfdMode: route")
 
     _check_overlap(gw, sources, snap)
-    return ResolvedGateway(gw, vpc, internal, external, sources, peers, on_subnet_port)
+    return ResolvedGateway(gw, vpc, internal, external, sources, peers)
 
 
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:

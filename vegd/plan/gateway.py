@@ -78,8 +78,7 @@ def _family_rows(r: ResolvedGateway, family: Family, settings: PlanSettings,
     chosen = _ips([ip for p in selected if (ip := p.ip(family)) is not None])
     bfd_on = gw.bfd.enabled
     route_mode = bfd_on and gw.bfd_mode == "route"
-    port = (names.subnet_router_port(router, r.internal_subnet.name)
-            if r.sessions_on_subnet_port else names.bfd_port(r.vpc.name))
+    port = names.bfd_port(r.vpc.name)
 
     rows: list[Row] = []
     bfd_refs: dict[str, BfdRef] = {}
