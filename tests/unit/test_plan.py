@@ -109,6 +109,19 @@ def test_vpc_stock_mode_adds_peer_switch_and_ttl_helper():
     assert sorted(type(r).__name__ for r in patched.rows) == ["HaChassisGroup", "RouterPort"]
 
 
+def test_ttl_helpers_only_on_subnets_on_the_router():
+    """A BFD row naming a router port that does not exist kills ovn-northd 25.03.0: subnets
+    that are not on the router (macvlan, `<nad>.<ns>` providers) get none."""
+    objs = objects() + [
+        {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": "mv"},
+         "spec": {"vpc": "v", "cidrBlock": "172.18.0.0/16", "provider": "eth1.default"}},
+        {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": "att"},
+         "spec": {"vpc": "v", "cidrBlock": "192.168.9.0/24", "provider": "net2.default.ovn"}}]
+    snap = snapshot_from_objects(objs)
+    bfds = plan_vpc(snap.vpc("v"), snap, PlanSettings()).of(Bfd)
+    assert sorted(b.logical_port for b in bfds) == ["v-att", "v-in"]
+
+
 def test_names_are_deterministic():
     assert names.owner_hash("default/gateway1") == names.owner_hash("default/gateway1")
     assert names.selector_set("default/g", 6).endswith("_ip6")
