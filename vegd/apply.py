@@ -1,8 +1,9 @@
 """`vegd apply -f DIR`: one reconcile of NB from a directory of manifests.
 
-Exit codes: 0 done; 1 the input is invalid (nothing was written); 2 a database could not be
-reached or the arguments are wrong. Every check that can refuse the input runs before the
-first write.
+Exit codes: 0 done; 1 the input is invalid or refused by NB (nothing was written); 2 a database
+could not be reached or went away (the one transaction is then either in NB whole or not at
+all; a rerun converges), or the arguments are wrong. Every owner is written in ONE transaction.
+With `--dry-run`: nothing is written; 0 nothing would change, 1 changes are pending.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from dataclasses import replace
 from typing import Any
 
 from vegd import engine, logs
-from vegd.cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from vegd.config import ConfigError, load_settings
+from vegd.exits import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from vegd.model.errors import InvalidObjects
 from vegd.nb.client import NbClient, SbClient
-from vegd.nb.errors import NbUnavailable
+from vegd.nb.errors import BatchRefused, NbUnavailable, ReconcileError
 from vegd.nb.remote import SslFiles
+from vegd.nb.sync import GARBAGE, Changes
 from vegd.plan.settings import PlanSettings
 from vegd.source.yamldir import SourceError, load_snapshot
 from vegd.workload.advice import bfd_timer_advice
@@ -49,7 +51,7 @@ def run_apply(args: argparse.Namespace) -> int:
 
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     try:
-        nb = NbClient(settings.nb_connection, settings.timeout, ssl)
+        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor)
     except (NbUnavailable, ValueError) as exc:
         return _fail(EXIT_UNAVAILABLE, f"NB: {exc}")
     try:
@@ -62,31 +64,42 @@ def run_apply(args: argparse.Namespace) -> int:
                 chassis = sb.chassis_by_hostname()
             finally:
                 sb.close()
-            snap = replace(snap, chassis_by_hostname=tuple(sorted(chassis.items())), _index={})
-        plan_settings = PlanSettings(settings.vendor, settings.bfd_port_mode,  # type: ignore[arg-type]
-                                     nb.capabilities.policy_bfd_sessions)
-        checked = engine.validate(snap, nb.capabilities.policy_bfd_sessions,
-                                  settings.bfd_port_mode)
-        if checked.errors:
-            return _fail(EXIT_INVALID, "\n".join(str(e) for e in checked.errors))
-        for key in sorted(checked.resolved):
-            advice = bfd_timer_advice(checked.resolved[key].gateway,
-                                      settings.bfd_port_mode == "stock")
-            if advice:
-                print(f"vegd apply: warning: VpcEgressGateway {key}: {advice}", file=sys.stderr)
-        plans = engine.plan_all(snap, checked.resolved, plan_settings)
-        missing = engine.missing_routers(nb, plans)
-        if missing:
-            return _fail(EXIT_INVALID, "\n".join(missing))
-        results = engine.write(nb, plans, settings.vendor)
-        if args.prune:
-            garbage = engine.OwnerResult("garbage")
-            garbage.changes = nb.collect_garbage(settings.vendor, engine.owners_to_keep(snap))
-            results.append(garbage)
-        _report(results, nb.transactions, args.output)
-        return EXIT_INVALID if any(r.error for r in results) else EXIT_OK
+            snap = replace(snap, chassis_by_hostname=tuple(sorted(chassis.items())))
+        return _write(args, settings, nb, snap)
+    except NbUnavailable as exc:
+        return _fail(EXIT_UNAVAILABLE, f"NB: {exc}; vegd writes one transaction, so NB has all "
+                     "of it or none of it: run vegd apply again to converge")
     finally:
         nb.close()
+
+
+def _write(args: argparse.Namespace, settings: Any, nb: NbClient, snap: Any) -> int:
+    plan_settings = PlanSettings(settings.vendor, settings.bfd_port_mode,
+                                 nb.capabilities.policy_bfd_sessions)
+    checked = engine.validate(snap, nb.capabilities.policy_bfd_sessions, settings.bfd_port_mode)
+    if checked.errors:
+        return _fail(EXIT_INVALID, "\n".join(str(e) for e in checked.errors))
+    for key in sorted(checked.resolved):
+        advice = bfd_timer_advice(checked.resolved[key].gateway,
+                                  settings.bfd_port_mode == "stock")
+        if advice:
+            print(f"vegd apply: warning: VpcEgressGateway {key}: {advice}", file=sys.stderr)
+    plans = engine.plan_all(snap, checked.resolved, plan_settings)
+    missing = engine.missing_routers(nb, plans)
+    if missing:
+        return _fail(EXIT_INVALID, "\n".join(missing))
+    keep = engine.owners_to_keep(snap) if args.prune else None
+    try:
+        changes = nb.write(plans, keep, dry_run=args.dry_run)
+    except BatchRefused as exc:
+        return _fail(EXIT_INVALID, "\n".join(f"{o}: {why}" for o, why in exc.refused.items())
+                     + "\nnothing was written")
+    except ReconcileError as exc:
+        return _fail(EXIT_INVALID, f"{exc}; nothing was written")
+    _report(changes, nb.transactions, args.output, args.dry_run)
+    if args.dry_run:
+        return EXIT_INVALID if any(c.total for c in changes.values()) else EXIT_OK
+    return EXIT_OK
 
 
 def _fail(code: int, message: str) -> int:
@@ -94,20 +107,21 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def _report(results: list[engine.OwnerResult], transactions: int, output: str) -> None:
+def _report(changes: dict[str, Changes], transactions: int, output: str, dry_run: bool) -> None:
     if output == "json":
-        doc: dict[str, Any] = {"transactions": transactions, "owners": [
-            {"owner": r.owner, **r.changes.as_dict(), "error": r.error,
-             "seconds": round(r.seconds, 4)} for r in results]}
+        doc: dict[str, Any] = {"transactions": transactions, "dry_run": dry_run, "owners": [
+            {"owner": owner, **c.as_dict(), "error": ""} for owner, c in changes.items()]}
         print(json.dumps(doc, indent=2))
         return
-    for r in results:
-        c = r.changes
-        if r.owner == "garbage" and not c.total:
+    for owner, c in changes.items():
+        if owner == GARBAGE and not c.total:
             continue
-        print(f"{r.owner}: created {len(c.created)}, updated {len(c.updated)}, "
-              f"deleted {len(c.deleted)}" + (f" - ERROR: {r.error}" if r.error else ""))
+        print(f"{owner}: created {len(c.created)}, "
+              f"updated {len(c.updated)}, deleted {len(c.deleted)}")
         for sign, items in (("+", c.created), ("~", c.updated), ("-", c.deleted)):
             for item in items:
                 print(f"  {sign} {item}")
-    print(f"{transactions} transaction(s)")
+    if dry_run:
+        print("dry run: nothing was written")
+    else:
+        print(f"{transactions} transaction(s)")

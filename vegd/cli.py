@@ -1,4 +1,5 @@
-"""Command line entry point: `vegd apply | run | gateway | version`."""
+"""Command line entry point: `vegd apply | run | migrate | explain | status | config | gateway |
+version`."""
 
 from __future__ import annotations
 
@@ -6,11 +7,8 @@ import argparse
 import sys
 
 from vegd import __version__
-
-# Exit codes shared by every subcommand.
-EXIT_OK = 0
-EXIT_INVALID = 1  # the input is wrong: nothing was written
-EXIT_UNAVAILABLE = 2  # a database could not be reached, or the arguments are wrong
+from vegd.config import OPTIONS
+from vegd.exits import EXIT_OK, EXIT_UNAVAILABLE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,12 +30,40 @@ def main(argv: list[str] | None = None) -> int:
         from vegd.apply import run_apply
 
         return run_apply(args)
+    if args.command == "migrate":
+        from vegd.migrate import run_migrate
+
+        return run_migrate(args)
+    if args.command in ("explain", "status"):
+        from vegd.explain import run_explain
+
+        return run_explain(args)
+    if args.command == "config":
+        return _config(args.action, args.config)
     if args.command == "run":
         from vegd.run import run_controller
 
         return run_controller(args)
     parser.print_help()
     return EXIT_UNAVAILABLE
+
+
+def _config(action: str, path: str | None) -> int:
+    from vegd import config
+
+    if action == "sample":
+        sys.stdout.write(config.render_sample())
+    elif action == "reference":
+        sys.stdout.write(config.render_reference())
+    else:
+        try:
+            settings = config.load_settings(path)
+        except config.ConfigError as exc:
+            print(f"vegd config: {exc}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        for option in config.OPTIONS:
+            print(f"{option.name} = {getattr(settings, option.name)}")
+    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,16 +86,45 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--no-prune", dest="prune", action="store_false",
                        help="keep rows of owners that are not in the manifests")
     apply.add_argument("--output", choices=("text", "json"), default="text")
+    apply.add_argument("--dry-run", action="store_true",
+                       help="validate and print what would change, write nothing (exit 0: "
+                            "nothing to change, 1: changes pending or invalid input)")
     apply.add_argument("--timeout", type=float, default=None,
                        help="seconds to wait for the databases (default 10)")
-    run = sub.add_parser("run", help="run the controller against a Kubernetes cluster")
+    run = sub.add_parser("run", help="run the controller against a Kubernetes cluster",
+                         epilog="Every option of the configuration file is a flag too; "
+                                "docs/configuration.md lists them.")
     run.add_argument("--config", default=None, help="ini configuration file")
-    run.add_argument("--kubeconfig", default=None,
-                     help="kubeconfig file (default: $KUBECONFIG, else in-cluster credentials)")
-    run.add_argument("--nb-connection", default=None, help="OVN NB connection")
-    run.add_argument("--sb-connection", default=None, help="OVN SB connection")
-    run.add_argument("--health-port", type=int, default=None,
-                     help="port of /livez /readyz /metrics (0: none; default 10667)")
+    for option in OPTIONS:  # strings here: vegd.config converts and checks, naming the flag
+        run.add_argument(option.flag, dest=option.name, default=None, metavar="VALUE",
+                         help=f"{option.help} [{option.env_var}]")
+    explain = sub.add_parser(
+        "explain", help="which gateway a pod (or an address) egresses through, and why",
+        description="vegd explain pod NAMESPACE/NAME | vegd explain --ip ADDRESS: the "
+                    "gateway(s), the NB rows that select the source, the nexthops with their "
+                    "BFD state, SNAT or forward and the egress addresses, or why not.")
+    explain.add_argument("target", nargs="*", metavar="pod NAMESPACE/NAME")
+    explain.add_argument("--ip", default=None, help="explain a source address instead of a pod")
+    status = sub.add_parser("status", help="every gateway: instances, nexthops, BFD states, "
+                                           "NB rows owned")
+    for p in (explain, status):
+        p.add_argument("-f", "--filename", dest="directory", default=None,
+                       help="read the objects from this manifest directory, not the cluster")
+        p.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG, "
+                                                           "else in-cluster credentials)")
+        p.add_argument("--nb-connection", default=None, help="OVN NB connection")
+        p.add_argument("--config", default=None, help="ini configuration file")
+        p.add_argument("--output", choices=("text", "json"), default="text")
+    config = sub.add_parser("config", help="the configuration: sample file, reference, check")
+    config.add_argument("action", choices=("sample", "reference", "check"),
+                        help="sample: print etc/vegd.conf; reference: print "
+                             "docs/configuration.md; check: validate --config and the "
+                             "environment, print the result")
+    config.add_argument("--config", default=None, help="ini configuration file (check)")
+    from vegd.migrate import add_arguments as migrate_arguments
+
+    migrate_arguments(sub.add_parser(
+        "migrate", help="move gateways from another controller's NB rows to vegd's (dry run)"))
     sub.add_parser("gateway", help="the in-pod gateway agent (see `vegd gateway --help`)",
                    add_help=False)
     return parser

@@ -1,31 +1,152 @@
-"""Settings: `etc/vegd.conf` (ini) < environment (VEGD_*) < command-line flags."""
+"""vegd's settings, declared once: every option with its type, range or choices, default and help.
 
-from __future__ import annotations
+Sources, later wins: the ini file (`--config`, e.g. /etc/vegd/vegd.conf) < environment
+(`VEGD_<OPTION>`, and OVN's own `OVN_NB_DB`/`OVN_SB_DB` just below them) < command-line flags.
+Every value is checked; an error names the option and where the value came from, and the
+commands exit 2. Unknown sections and options in the file are refused (a typo must not silently
+fall back to a default). `etc/vegd.conf` and `docs/configuration.md` are generated from OPTIONS
+(`vegd config sample`, `vegd config reference`); a test checks they agree.
+"""
 
 import configparser
+import ipaddress
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-# setting -> (ini section, ini option); the environment variable is VEGD_<SETTING upper-cased>
-_SOURCES = {
-    "nb_connection": ("ovn", "nb_connection"),
-    "sb_connection": ("ovn", "sb_connection"),
-    "ssl_private_key": ("ovn", "ssl_private_key"),
-    "ssl_certificate": ("ovn", "ssl_certificate"),
-    "ssl_ca_cert": ("ovn", "ssl_ca_cert"),
-    "timeout": ("ovn", "timeout"),
-    "bfd_port_mode": ("ovn", "bfd_port_mode"),
-    "vendor": ("vegd", "vendor"),
-    "log_format": ("vegd", "log_format"),
-    "log_level": ("vegd", "log_level"),
-    "kubeconfig": ("kubernetes", "kubeconfig"),
-    "resync_period": ("kubernetes", "resync_period"),
-    "gateway_image": ("kubernetes", "gateway_image"),
-    "leader_election": ("leader_election", "enabled"),
-    "health_port": ("vegd", "health_port"),
-}
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the Settings field, VEGD_<NAME> and --<name-with-dashes>
+    section: str
+    ini: str  # the option's name in the ini file
+    kind: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    address: bool = False  # an IP address, or empty
+    required: bool = False  # may not be empty
+    env: tuple[str, ...] = ()  # further environment variables, below VEGD_<NAME>
+    example: str | None = None  # the value written in the sample, when not the default
+    pattern: str = ""  # a regular expression the whole value must match
+
+    @property
+    def env_var(self) -> str:
+        return f"VEGD_{self.name.upper()}"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def convert(self, value: Any, source: str) -> Any:
+        def bad(problem: str) -> ConfigError:
+            return ConfigError(f"{self.name}: {value!r} from {source}: {problem}")
+
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "yes", "1", "on"):
+                return True
+            if text in ("false", "no", "0", "off"):
+                return False
+            raise bad("is not a boolean (true or false)")
+        if self.kind in (int, float):
+            try:
+                number = self.kind(value)
+            except (TypeError, ValueError):
+                raise bad(f"is not {'an integer' if self.kind is int else 'a number'}") from None
+            if (self.minimum is not None and number < self.minimum) or \
+                    (self.maximum is not None and number > self.maximum):
+                raise bad(f"is outside {_number(self.minimum)}..{_number(self.maximum)}")
+            return number
+        text = str(value).strip()
+        if self.choices:
+            text = text.lower()
+            if text not in self.choices:
+                raise bad(f"is not one of {', '.join(self.choices)}")
+        if self.required and not text:
+            raise bad("may not be empty")
+        if self.pattern and not re.fullmatch(self.pattern, text):
+            raise bad(f"does not match {self.pattern}")
+        if self.address and text:
+            try:
+                ipaddress.ip_address(text.strip("[]"))
+            except ValueError:
+                raise bad("is not an IP address") from None
+            text = text.strip("[]")
+        return text
+
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = rf"{_LABEL}(\.{_LABEL})+"  # an API group: at least two DNS labels
+
+OPTIONS: tuple[Option, ...] = (
+    Option("nb_connection", "ovn", "nb_connection", str, "",
+           "OVN Northbound database, as OVN writes it: unix:PATH, tcp:IP:PORT or ssl:IP:PORT; "
+           "comma-separated members of a clustered database (vegd talks to the leader).",
+           env=("OVN_NB_DB",), example="unix:/var/run/ovn/ovnnb_db.sock"),
+    Option("sb_connection", "ovn", "sb_connection", str, "",
+           "OVN Southbound database (read only: chassis by hostname, for the BFD port). "
+           "Empty: none.", env=("OVN_SB_DB",), example="unix:/var/run/ovn/ovnsb_db.sock"),
+    Option("ssl_private_key", "ovn", "ssl_private_key", str, "",
+           "Private key for ssl: remotes."),
+    Option("ssl_certificate", "ovn", "ssl_certificate", str, "",
+           "Certificate for ssl: remotes."),
+    Option("ssl_ca_cert", "ovn", "ssl_ca_cert", str, "",
+           "CA certificate for ssl: remotes."),
+    Option("timeout", "ovn", "timeout", float, 10.0,
+           "Seconds to wait for a database to answer.", minimum=0.1, maximum=3600),
+    Option("bfd_port_mode", "ovn", "bfd_port_mode", str, "stock",
+           "stock: make the bfd@<vpc> port work on stock OVN (peer switch and TTL helper, "
+           "docs/bfd-port.md); kube-ovn: Kube-OVN's patched OVN runs BFD on the peer-less "
+           "port itself.", choices=("stock", "kube-ovn")),
+    Option("vendor", "vegd", "vendor", str, "vegd",
+           "external_ids:vendor of every row vegd owns; also names the NB lock "
+           "vegd_<vendor>.", required=True),
+    Option("log_format", "vegd", "log_format", str, "console",
+           "console: for people; json: one JSON object a line, for log collectors. Covers "
+           "vegd's own lines and those of ovsdbapp, python-ovs, the kubernetes client and "
+           "urllib3.", choices=("console", "json")),
+    Option("log_level", "vegd", "log_level", str, "info",
+           "Lowest level logged.", choices=("debug", "info", "warning", "error")),
+    Option("health_port", "vegd", "health_port", int, 10667,
+           "Port of /livez, /readyz and /metrics; 0: no HTTP server.", minimum=0,
+           maximum=65535),
+    Option("health_address", "vegd", "health_address", str, "",
+           "Address /livez, /readyz and /metrics listen on. Empty: every address of both "
+           "families (under hostNetwork that is every node address; the Deployment sets the "
+           "pod IP).", address=True),
+    Option("kubeconfig", "kubernetes", "kubeconfig", str, "",
+           "kubeconfig file. Empty: $KUBECONFIG, else the in-cluster service account."),
+    Option("resync_period", "kubernetes", "resync_period", float, 300.0,
+           "Seconds between full resyncs (every owner reconciled again, then garbage "
+           "collection): repairs NB rows changed behind vegd's back.", minimum=1,
+           maximum=86400),
+    Option("gateway_image", "kubernetes", "gateway_image", str, "",
+           "Image of the gateway pods (the Containerfile's: vegd gateway agent, FRR bfdd, "
+           "nftables, iproute2); a VpcEgressGateway's spec.image wins. Empty: a gateway "
+           "without spec.image is reported invalid."),
+    Option("api_group", "kubernetes", "api_group", str, "kubeovn.io",
+           "API group of the VpcEgressGateways vegd serves: kubeovn.io where no other controller "
+           "reconciles them (Kube-OVN before v1.14, or without its VEG controller); vegd.io "
+           "beside Kube-OVN's own controller (deploy/vegd-group/, docs/decisions.md).",
+           required=True, pattern=_DNS_SUBDOMAIN),
+    Option("leader_election", "leader_election", "enabled", bool, True,
+           "One active vegd per vendor tag: the holder of the NB lock vegd_<vendor> "
+           "(docs/decisions.md). false: no lock, run a single replica only."),
+)
+BY_NAME = {o.name: o for o in OPTIONS}
+SECTIONS = tuple(dict.fromkeys(o.section for o in OPTIONS))
 
 
 @dataclass
@@ -36,70 +157,145 @@ class Settings:
     ssl_certificate: str = ""
     ssl_ca_cert: str = ""
     timeout: float = 10.0
-    bfd_port_mode: str = "stock"
+    bfd_port_mode: Literal["stock", "kube-ovn"] = "stock"
     vendor: str = "vegd"
     log_format: str = "console"
     log_level: str = "info"
+    health_port: int = 10667
+    health_address: str = ""
     kubeconfig: str = ""
     resync_period: float = 300.0
     gateway_image: str = ""
+    api_group: str = "kubeovn.io"
     leader_election: bool = True
-    health_port: int = 10667
 
 
-class ConfigError(ValueError):
-    pass
-
-
-def load_settings(config: str | None = None, environ: dict[str, str] | None = None,
+def load_settings(config: str | None = None, environ: Mapping[str, str] | None = None,
                   **flags: Any) -> Settings:
+    """Settings from the file, the environment and flags (keyed by option name; None: unset)."""
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
+    found: dict[str, tuple[Any, str]] = {}  # name -> (value, where it came from)
     if config:
-        parser = configparser.ConfigParser()
-        if not parser.read(config):
-            raise ConfigError(f"{config}: cannot read the configuration file")
-        for name, (section, option) in _SOURCES.items():
-            if parser.has_option(section, option) and parser.get(section, option).strip():
-                values[name] = parser.get(section, option).strip()
-    # ovn-nbctl's own variables, then ours
-    for name, var in (("nb_connection", "OVN_NB_DB"), ("sb_connection", "OVN_SB_DB")):
-        if env.get(var):
-            values[name] = env[var]
-    for name in _SOURCES:
-        if env.get(f"VEGD_{name.upper()}"):
-            values[name] = env[f"VEGD_{name.upper()}"]
-    values.update({k: v for k, v in flags.items() if v is not None})
-
+        found.update(_read_file(config))
+    for option in OPTIONS:
+        for var in (*reversed(option.env), option.env_var):
+            if env.get(var):
+                found[option.name] = (env[var], f"environment {var}")
+    for name, value in flags.items():
+        if value is not None:
+            found[name] = (value, f"flag {BY_NAME[name].flag}")
     settings = Settings()
-    types = {f.name: f.type for f in fields(Settings)}
-    for name, value in values.items():
-        if name not in types:
-            continue
-        try:
-            setattr(settings, name, _convert(str(types[name]), value))
-        except ValueError:
-            raise ConfigError(f"{name}: {value!r} is not a valid {types[name]}") from None
-    if settings.bfd_port_mode not in ("stock", "kube-ovn"):
-        raise ConfigError(f"bfd_port_mode: {settings.bfd_port_mode!r} is not stock or kube-ovn")
+    for name, (value, source) in found.items():
+        setattr(settings, name, BY_NAME[name].convert(value, source))
+    for option in OPTIONS:  # the defaults obey the rules too (required ones)
+        if option.name not in found:
+            option.convert(getattr(settings, option.name), "the default")
     return settings
 
 
-def _convert(kind: str, value: Any) -> Any:
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).lower()
-        if text not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-            raise ValueError(value)
-        return text in ("true", "yes", "1", "on")
-    if kind == "float":
-        return float(value)
-    if kind == "int":
-        return int(value)
-    return str(value)
+def _read_file(path: str) -> dict[str, tuple[Any, str]]:
+    parser = configparser.ConfigParser(interpolation=None, default_section="\x00none")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: not an ini file: {exc.message}") from None
+    by_ini = {(o.section, o.ini): o for o in OPTIONS}
+    found: dict[str, tuple[Any, str]] = {}
+    for section in parser.sections():
+        if section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section [{section}] (known: "
+                              f"{', '.join(SECTIONS)})")
+        for ini, value in parser.items(section):
+            option = by_ini.get((section, ini))
+            if option is None:
+                known = ", ".join(o.ini for o in OPTIONS if o.section == section)
+                raise ConfigError(f"{path}: [{section}] {ini}: unknown option (known in "
+                                  f"[{section}]: {known})")
+            if value.strip() or option.kind is str:  # an empty number means "the default"
+                found[option.name] = (value, f"{path} [{section}] {ini}")
+    return found
 
 
 def default_config_path() -> str | None:
     path = Path("/etc/vegd/vegd.conf")
     return str(path) if path.exists() else None
+
+
+# -- generated files -----------------------------------------------------------------------------
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _ini_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _wrap(text: str, prefix: str, width: int = 99) -> list[str]:
+    lines, line = [], prefix
+    for word in text.split():
+        if len(line) + len(word) + 1 > width and line != prefix:
+            lines.append(line)
+            line = prefix
+        line = f"{line} {word}" if line != prefix else f"{prefix}{word}"
+    return [*lines, line]
+
+
+def _constraint(option: Option) -> str:
+    if option.choices:
+        return "one of " + ", ".join(option.choices)
+    if option.minimum is not None or option.maximum is not None:
+        return f"{option.kind.__name__} {_number(option.minimum)}..{_number(option.maximum)}"
+    if option.address:
+        return "IP address or empty"
+    return {bool: "true or false", str: "text"}.get(option.kind, option.kind.__name__)
+
+
+def render_sample() -> str:
+    """The text of etc/vegd.conf."""
+    out = ["# vegd configuration, generated by `vegd config sample` from vegd/config.py.",
+           "# Precedence: this file < environment (VEGD_<OPTION>; OVN_NB_DB, OVN_SB_DB) < flags.",
+           "# Unknown sections and options are refused; docs/configuration.md explains each."]
+    for section in SECTIONS:
+        out += ["", f"[{section}]"]
+        for option in (o for o in OPTIONS if o.section == section):
+            out += _wrap(f"{option.help} ({_constraint(option)}; default "
+                         f"{_ini_value(option.default) or 'empty'})", "# ")
+            value = option.example if option.example is not None else _ini_value(option.default)
+            out.append(f"{option.ini} = {value}".rstrip())
+    return "\n".join(out) + "\n"
+
+
+def render_reference() -> str:
+    """The text of docs/configuration.md."""
+    out = ["# Configuration reference", "",
+           "Generated by `vegd config reference` from `vegd/config.py`; do not edit by hand.", "",
+           "vegd reads an ini file (`--config`, `/etc/vegd/vegd.conf` in the packages and the "
+           "ConfigMap `vegd-config` in the cluster), then the environment, then flags; later "
+           "wins. A wrong value or an unknown section or option stops `vegd run` and "
+           "`vegd apply` with exit code 2 and a message naming the option and where the value "
+           "came from, for example:", "",
+           "```", "vegd run: configuration: resync_period: '-1' from environment "
+           "VEGD_RESYNC_PERIOD: is outside 1..86400", "```", "",
+           "`vegd config check --config FILE` validates a file (and the environment) without "
+           "starting anything.", ""]
+    for section in SECTIONS:
+        out += [f"## [{section}]", "", "| option | environment | flag of `vegd run` | type | "
+                "default | meaning |", "| --- | --- | --- | --- | --- | --- |"]
+        for o in (o for o in OPTIONS if o.section == section):
+            env = ", ".join(f"`{v}`" for v in (o.env_var, *o.env))
+            default = f"`{_ini_value(o.default)}`" if _ini_value(o.default) else "empty"
+            out.append(f"| `{o.ini}` | {env} | `{o.flag}` | {_constraint(o)} | {default} | "
+                       f"{o.help} |")
+        out.append("")
+    return "\n".join(out)
+
+
+assert {f.name for f in fields(Settings)} == set(BY_NAME), "Settings and OPTIONS disagree"

@@ -1,15 +1,24 @@
-"""Validate, plan and write: the reconcile core shared by `vegd apply` and `vegd run`."""
+"""Validate, plan and write: the reconcile core shared by `vegd apply` and the controller.
+
+Writing is one transaction for a batch of owners. `vegd apply` writes every owner in one
+transaction (all or nothing); the controller writes what its worker took from the queue in one
+transaction and, when some owners are refused, writes the others without them (`write_split`).
+An owner that needs a unique row another owner of ours still holds (an instance address that
+moved between gateways) is written together with that owner, which gives it up in the same
+transaction.
+"""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vegd.model.errors import ValidationError
 from vegd.model.objects import Snapshot
 from vegd.model.resolve import ResolvedGateway, resolve_gateway
 from vegd.nb.client import NbClient
-from vegd.nb.errors import ReconcileError
+from vegd.nb.errors import BatchRefused, ReconcileError
+from vegd.nb.index import Owner
 from vegd.nb.sync import Changes
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_KEY
 from vegd.plan.gateway import plan_gateway
@@ -18,19 +27,22 @@ from vegd.plan.settings import PlanSettings
 from vegd.plan.vpc import OWNER_KEY as VPC_KEY
 from vegd.plan.vpc import plan_vpc
 
-
-@dataclass
-class OwnerResult:
-    owner: str
-    changes: Changes = field(default_factory=Changes)
-    error: str = ""
-    seconds: float = 0.0
+MAX_MOVE_ROUNDS = 4  # owners pulled into a batch for moved rows, transitively
 
 
 @dataclass
 class Validation:
     resolved: dict[str, ResolvedGateway] = field(default_factory=dict)
     errors: list[ValidationError] = field(default_factory=list)
+
+
+@dataclass
+class Written:
+    """What one batch did: changes per owner (str(owner)), and the owners refused, with why."""
+
+    changes: dict[str, Changes] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    transactions: int = 0
 
 
 def validate(snap: Snapshot, policy_bfd_sessions: bool = True,
@@ -62,25 +74,58 @@ def missing_routers(nb: NbClient, plans: list[Desired]) -> list[str]:
             for p in plans if p.rows for r in p.owner.routers if r not in routers]
 
 
-def write(nb: NbClient, plans: list[Desired], vendor: str) -> list[OwnerResult]:
-    results = []
-    for desired in plans:
-        start = time.monotonic()
-        result = OwnerResult(str(desired.owner))
-        try:
-            result.changes = nb.reconcile(desired, vendor)
-        except ReconcileError as exc:
-            result.error = str(exc)
-        result.seconds = time.monotonic() - start
-        results.append(result)
-    return results
-
-
-def owners_to_keep(snap: Snapshot) -> set[tuple[str, str]]:
+def owners_to_keep(snap: Snapshot) -> set[Owner]:
     keep = {(GATEWAY_KEY, g.key) for g in snap.gateways}
     keep |= {(VPC_KEY, v.name) for v in snap.all_vpcs()}
     return keep
 
 
-__all__ = ["OwnerResult", "Validation", "missing_routers", "owners_to_keep", "plan_all",
-           "validate", "write"]
+def write_split(nb: NbClient, plans: list[Desired],
+                plan_owner: Callable[[Owner], Desired | None],
+                keep: set[Owner] | None = None) -> Written:
+    """Write `plans` in one transaction; owners refused are left out and the rest written
+    (one more diff, still one transaction); an owner refused for a row another owner of ours
+    holds is retried with that owner's own plan in the same transaction."""
+    out = Written()
+    batch = {str(p.owner): p for p in plans}
+    for _ in range(len(plans) + MAX_MOVE_ROUNDS + 1):
+        if not batch and keep is None:
+            return out
+        try:
+            before = nb.transactions
+            out.changes.update(nb.write(list(batch.values()), keep))
+            out.transactions += nb.transactions - before
+            return out
+        except BatchRefused as exc:
+            pulled = False
+            for owner, why in exc.refused.items():
+                holder = exc.moves.get(owner)
+                if holder is not None and f"{holder[0]}={holder[1]}" not in batch:
+                    extra = plan_owner(holder)
+                    if extra is not None:
+                        batch[str(extra.owner)] = extra
+                        pulled = True
+                        continue
+                out.refused[owner] = why
+                batch.pop(owner, None)
+            if not pulled and not exc.refused:
+                raise
+        except ReconcileError as exc:  # refused by the server as a whole: find who, by halves
+            if len(batch) <= 1:
+                out.refused.update({owner: str(exc) for owner in batch})
+                return out
+            items = list(batch.values())
+            for half in (items[:len(items) // 2], items[len(items) // 2:]):
+                part = write_split(nb, half, plan_owner)
+                out.changes.update(part.changes)
+                out.refused.update(part.refused)
+                out.transactions += part.transactions
+            if keep is not None:
+                part = write_split(nb, [], plan_owner, keep)
+                out.changes.update(part.changes)
+            return out
+    return out
+
+
+__all__ = ["Validation", "Written", "missing_routers", "owners_to_keep", "plan_all", "validate",
+           "write_split"]

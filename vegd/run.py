@@ -12,21 +12,23 @@ import sys
 from types import FrameType
 
 import structlog
+from prometheus_client import REGISTRY
 
-from vegd import logs
-from vegd.cli import EXIT_OK, EXIT_UNAVAILABLE
-from vegd.config import ConfigError, Settings, load_settings
-from vegd.controller.health import serve
+from vegd import logs, probes
+from vegd.config import OPTIONS, ConfigError, Settings, load_settings
 from vegd.controller.manager import Controller
+from vegd.controller.metrics import ControllerMetrics
 from vegd.controller.reconciler import Context, Reconciler
+from vegd.exits import EXIT_OK, EXIT_UNAVAILABLE
 from vegd.kube.api import KubeApi, KubeError, load_configuration
 from vegd.kube.cache import Cache
 from vegd.kube.events import EventRecorder
-from vegd.kube.resources import WATCHED, Resource
+from vegd.kube.resources import GATEWAYS, WATCHED, Resource, serve_gateways_in
 from vegd.nb.client import NbClient, SbClient, lock_name
 from vegd.nb.errors import NbUnavailable
 from vegd.nb.remote import SslFiles
 from vegd.plan.settings import PlanSettings
+from vegd.service import ServiceNotifier
 from vegd.workload.deployment import WorkloadOptions
 
 log = structlog.get_logger("vegd")
@@ -34,9 +36,7 @@ log = structlog.get_logger("vegd")
 
 def run_controller(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(args.config, kubeconfig=args.kubeconfig,
-                                 nb_connection=args.nb_connection,
-                                 sb_connection=args.sb_connection, health_port=args.health_port)
+        settings = load_settings(args.config, **{o.name: getattr(args, o.name) for o in OPTIONS})
     except ConfigError as exc:
         return _fail(f"configuration: {exc}")
     logs.configure(settings.log_format, settings.log_level)
@@ -49,27 +49,36 @@ def run_controller(args: argparse.Namespace) -> int:
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     lock = lock_name(settings.vendor) if settings.leader_election else ""
     try:
-        nb = NbClient(settings.nb_connection, settings.timeout, ssl, lock=lock)
+        nb = NbClient(settings.nb_connection, settings.timeout, ssl, lock=lock,
+                      vendor=settings.vendor)
         sb = SbClient(settings.sb_connection, settings.timeout, ssl) \
             if settings.sb_connection else None
     except (NbUnavailable, ValueError) as exc:
         return _fail(f"OVN databases: {exc}")
-    controller = build_controller(settings, kube, nb, sb)
+    controller = build_controller(settings, kube, nb, sb, metrics=ControllerMetrics(REGISTRY))
+    notifier = ServiceNotifier()
+    controller.on_tick = notifier.tick
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         controller.request_stop()  # no joins in a signal handler: run() returns, then stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = serve(controller, "", settings.health_port) if settings.health_port else None
+    try:
+        server = probes.serve(settings.health_address, settings.health_port, REGISTRY,
+                              *_checks(controller)) if settings.health_port else None
+    except OSError as exc:
+        controller.stop()
+        return _fail(f"health_port {settings.health_port}: {exc}")
     log.info("vegd controller starting", nb=settings.nb_connection, lock=lock or "(none)",
-             vendor=settings.vendor, bfd_port_mode=settings.bfd_port_mode)
+             vendor=settings.vendor, bfd_port_mode=settings.bfd_port_mode,
+             api_group=settings.api_group)
     try:
         controller.run()
         log.info("stopping")
     finally:
+        notifier.stopping()
         controller.stop()
-        if server is not None:
-            server.shutdown()
+        probes.stop(server)
         nb.close()
         if sb is not None:
             sb.close()
@@ -78,15 +87,30 @@ def run_controller(args: argparse.Namespace) -> int:
 
 
 def build_controller(settings: Settings, kube: KubeApi, nb: NbClient, sb: SbClient | None,
-                     resources: tuple[Resource, ...] = WATCHED) -> Controller:
+                     resources: tuple[Resource, ...] = WATCHED,
+                     metrics: ControllerMetrics | None = None) -> Controller:
+    serve_gateways_in(settings.api_group)
     cache = Cache(kube, resources)
-    plan = PlanSettings(settings.vendor, settings.bfd_port_mode,  # type: ignore[arg-type]
+    plan = PlanSettings(settings.vendor, settings.bfd_port_mode,
                         nb.capabilities.policy_bfd_sessions)
     ctx = Context(cache=cache, kube=kube, nb=nb, sb=sb, events=EventRecorder(kube),
                   vendor=settings.vendor, plan=plan,
                   workload=WorkloadOptions(image=settings.gateway_image,
-                                           vendor=settings.vendor))
-    return Controller(Reconciler(ctx), resync_period=settings.resync_period)
+                                           vendor=settings.vendor,
+                                           api_version=GATEWAYS.api_version))
+    return Controller(Reconciler(ctx), resync_period=settings.resync_period, metrics=metrics)
+
+
+def _checks(controller: Controller) -> tuple[probes.Check, probes.Check]:
+    """Alive: the main loop turns and no reconcile is stuck. Ready: the caches are synced (a
+    standby is ready too: it must be able to take over; `vegd_leader` tells which is active)."""
+    def live() -> tuple[bool, str]:
+        return controller.healthy, "main loop stalled or a reconcile stuck"
+
+    def ready() -> tuple[bool, str]:
+        return controller.cache.synced, "caches not synced"
+
+    return live, ready
 
 
 def _fail(message: str) -> int:

@@ -135,3 +135,26 @@ def test_a_kind_the_server_does_not_serve_counts_as_synced_and_empty(kubeapi):
     finally:
         inf.stop()
         api.close()
+
+
+def test_a_silent_watch_is_replaced_after_the_inactivity_timeout(kubeapi):
+    """A half-open watch (the server says nothing, not even bookmarks) is given up after the
+    informer's inactivity timeout and watched again from the last resourceVersion, so an event
+    sent while it was silent still arrives, long before the server-side timeout (30 s)."""
+    api = KubeApi(kubeapi.configuration())
+    rec = Recorder()
+    inf = Informer(api, PODS, rec, rec.relisted, watch_timeout=30, inactivity_timeout=1.5)
+    try:
+        start(kubeapi, inf)
+        kubeapi.silence_watches()
+        kubeapi.drop_watches()  # the informer's next watch is a silent one
+        wait_for(lambda: kubeapi.silenced_watches >= 1, 5, what="a silent watch")
+        kubeapi.create(pod("while-silent"))
+        kubeapi.silence_watches(False)
+        wait_for(lambda: rec.seen("added", "while-silent"), 10,
+                 what="the event, after the silent watch was replaced")
+        assert inf.rewatches >= 1
+        assert inf.relists == 1  # resumed from the resourceVersion, not relisted
+    finally:
+        inf.stop()
+        api.close()

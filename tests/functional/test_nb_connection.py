@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 
 import pytest
-from ovnstack import NB_SCHEMA, stop_pid, wait_for
-from scenario import BASE_TOPOLOGY, Scenario
+from ovnstack import NB_SCHEMA, alive, stop_pid, wait_for
+from scenario import BASE_TOPOLOGY, ROOT, Scenario
 
 
 def test_apply_over_tcp(fresh_ovn, tmp_path, capsys):
@@ -81,3 +82,124 @@ def _apply(scenario, capsys, *extra):
                  "--output", "json", *extra])
     out = capsys.readouterr()
     return code, out.out if code == 0 else out.err
+
+
+def _leader(directory) -> int:
+    for i in range(3):
+        out = subprocess.run(["ovs-appctl", "-t", f"{directory}/nb{i}.ctl", "cluster/status",
+                              "OVN_Northbound"], capture_output=True, text=True).stdout
+        if "Role: leader" in out:
+            return i
+    return -1
+
+
+def _restart_member(directory, i: int) -> int:
+    subprocess.run(["ovsdb-server", f"{directory}/nb{i}.db", "--detach", "--no-chdir",
+                    "-vconsole:off", f"--pidfile={directory}/nb{i}.pid",
+                    f"--log-file={directory}/nb{i}.log", f"--unixctl={directory}/nb{i}.ctl",
+                    f"--remote=punix:{directory}/nb{i}.sock"], check=True, capture_output=True)
+    return int((directory / f"nb{i}.pid").read_text())
+
+
+def test_raft_leader_killed_during_apply(raft_nb, tmp_path):
+    """SIGKILL of the RAFT leader while `vegd apply` writes 100 gateways, five times: each run
+    finishes (exit 0) or exits 2 with a message, never a traceback; NB converges exactly."""
+    import json
+    import os
+    import random
+    import signal
+    import sys
+    import time
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from scale import write_manifest
+    from scalegen import Shape, base_topology
+
+    remote, pids, directory = raft_nb
+    shape = Shape(gateways=100, pods=1000, vpcs=4)
+    manifest = tmp_path / "cluster.yaml"
+    write_manifest(shape, manifest)
+    ops = json.dumps(["OVN_Northbound", *base_topology(shape)])
+    wait_for(lambda: _leader(directory) >= 0, 10, what="a leader")
+    subprocess.run(["ovsdb-client", "transact", f"unix:{directory}/nb{_leader(directory)}.sock",
+                    ops], check=True, capture_output=True)
+    cmd = [sys.executable, "-m", "vegd", "apply", "-f", str(manifest), "--nb-connection", remote,
+           "--output", "json", "--timeout", "30"]
+    rng = random.Random(9)
+    outcomes = []
+    for _ in range(5):
+        # start from no rows of vegd's each time: the interrupted write is a first write
+        empty = tmp_path / "empty.yaml"
+        empty.write_text("")
+        subprocess.run([sys.executable, "-m", "vegd", "apply", "-f", str(empty),
+                        "--nb-connection", remote, "--timeout", "30"], check=True,
+                       capture_output=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.3, 1.2))  # the fault's moment, not a synchronisation
+        victim = _leader(directory)
+        os.kill(pids[victim], signal.SIGKILL)
+        err = proc.communicate(timeout=90)[1]
+        assert "Traceback" not in err, err
+        assert proc.returncode in (0, 2), (proc.returncode, err)
+        if proc.returncode == 2:
+            assert "NB" in err
+        outcomes.append(proc.returncode)
+        pids[victim] = _restart_member(directory, victim)
+        wait_for(lambda: _leader(directory) >= 0, 15, what="a leader again")
+        # a rerun converges, and a third run finds nothing to do: NB is exact
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        assert again.returncode == 0, again.stderr
+        final = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        assert final.returncode == 0 and json.loads(final.stdout)["transactions"] == 0
+    print("outcomes of the interrupted runs:", outcomes)
+
+
+@pytest.mark.parametrize("fault", ["fresh database", "gone for good"])
+def test_nb_server_restarted_or_gone_during_apply(fresh_ovn, tmp_path, fault):
+    """Never exit 0 with an incomplete NB: a server restarted on a fresh database has no routers
+    (exit 1, nothing written there), a server gone for good ends in exit 2 within the timeout."""
+    import os
+    import signal
+    import sys
+    import time
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from scale import new_nb, write_manifest
+    from scalegen import Shape
+
+    shape = Shape(gateways=100, pods=1000, vpcs=4)
+    manifest = tmp_path / "cluster.yaml"
+    write_manifest(shape, manifest)
+    stack = new_nb(tmp_path / "nb", shape)
+    try:
+        cmd = [sys.executable, "-m", "vegd", "apply", "-f", str(manifest), "--nb-connection",
+               stack.nb_unix, "--output", "json", "--timeout", "5"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.6)  # the fault's moment, not a synchronisation
+        pid = stack.pid("nb")
+        os.kill(pid, signal.SIGKILL)
+        if fault == "fresh database":
+            wait_for(lambda: not alive(pid), 5, what="the killed NB server to be gone")
+            (stack.dir / "nb.db").unlink()
+            stack._run("ovsdb-tool", "create", str(stack.dir / "nb.db"), stack.nb_schema)
+            stack._run("ovsdb-server", str(stack.dir / "nb.db"), "--detach", "--no-chdir",
+                       "-vconsole:off", f"--pidfile={stack.dir}/nb.pid",
+                       f"--log-file={stack.dir}/nb.log", f"--unixctl={stack.dir}/nb.ctl",
+                       f"--remote=punix:{stack.dir}/nb.sock")
+        start = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, err
+        if fault == "gone for good":
+            assert proc.returncode == 2 and "NB" in err, err
+            assert time.monotonic() - start < 30
+        else:
+            rows = stack.nbctl("--bare", "--columns=name", "list", "Logical_Router")
+            if proc.returncode == 0:  # it wrote to the fresh database: then all of it
+                assert rows.strip(), "exit 0 but the fresh NB has no routers"
+                assert json.loads(out)["transactions"] == 1
+            else:
+                assert proc.returncode in (1, 2), err
+                assert not stack.nbctl("--bare", "--columns=_uuid", "find",
+                                       "Logical_Router_Policy", "external_ids:vendor=vegd")
+    finally:
+        stack.stop()

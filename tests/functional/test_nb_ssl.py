@@ -54,3 +54,51 @@ def test_apply_over_ssl(tmp_path):
         assert "needs a private key" in bad.stderr
     finally:
         stop_pid(pid)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    if not shutil.which("ovs-pki"):
+        pytest.skip("ovs-pki is not installed")
+    work = tmp_path_factory.mktemp("pki")
+    for args in (("init",), ("req+sign", "server", "switch"), ("req+sign", "client", "switch")):
+        subprocess.run(["ovs-pki", f"--dir={work / 'pki'}", "--force", *args], check=True,
+                       capture_output=True, cwd=work)
+    return work
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+SSL_MISTAKES = {
+    "key of another certificate": ("server-privkey.pem", "client-cert.pem",
+                                   "the private key does not match the certificate"),
+    "certificate given as key": ("client-cert.pem", "client-cert.pem",
+                                 "cannot load them as a PEM certificate and its private key"),
+    "key given as certificate": ("client-privkey.pem", "client-privkey.pem",
+                                 "cannot load them as a PEM certificate and its private key"),
+}
+
+
+@pytest.mark.parametrize("command", ["apply", "run"])
+@pytest.mark.parametrize("mistake", sorted(SSL_MISTAKES))
+def test_bad_key_material_exits_2_with_a_message(pki, tmp_path, command, mistake):
+    key, cert, message = SSL_MISTAKES[mistake]
+    env = dict(os.environ, VEGD_SSL_PRIVATE_KEY=str(pki / key),
+               VEGD_SSL_CERTIFICATE=str(pki / cert),
+               VEGD_SSL_CA_CERT=str(pki / "pki" / "switchca" / "cacert.pem"))
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    args = (["apply", "-f", str(ROOT / "examples/seed")] if command == "apply"
+            else ["run", "--kubeconfig", str(tmp_path / "kubeconfig"), "--health-port", "0"])
+    proc = subprocess.run([sys.executable, "-m", "vegd", *args,
+                           "--nb-connection", "ssl:127.0.0.1:1"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert str(pki / key) in proc.stderr
+    assert "Traceback" not in proc.stderr

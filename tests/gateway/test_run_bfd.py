@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import signal
 import socket
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 from nslab import Lab, Topology, dump, in_netns
 from ovnstack import alive, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = [pytest.mark.netns, pytest.mark.frr, pytest.mark.slow]
 
@@ -28,7 +28,8 @@ BFDD = Path("/usr/lib/frr/bfdd")
 TX_MS, MULT = 200, 3
 PEER, LOCAL = "10.255.255.255", "192.168.0.2"
 LISTEN = "127.0.0.1:10669"
-SESSION = f'vegd_gateway_bfd_session_up{{peer="{PEER}",local="{LOCAL}"}}'
+SESSION_UP = "vegd_gateway_bfd_session_up"
+SESSION = {"peer": PEER, "local": LOCAL}
 
 
 def http_get(ns: str, path: str) -> tuple[int, str]:
@@ -42,12 +43,20 @@ def http_get(ns: str, path: str) -> tuple[int, str]:
             return 0, ""
 
 
-def metric(ns: str, name: str) -> float | None:
+def samples(ns: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     code, body = http_get(ns, "/metrics")
     if code != 200:
-        return None
-    match = re.search(rf"^{re.escape(name)} (\S+)$", body, re.MULTILINE)
-    return float(match.group(1)) if match else None
+        return {}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body) for s in family.samples}
+
+
+def metric(ns: str, name: str, **labels: str) -> float | None:
+    return samples(ns).get((name, tuple(sorted(labels.items()))))
+
+
+def up(ns: str) -> float | None:
+    return metric(ns, SESSION_UP, **SESSION)
 
 
 def start_peer(lab: Lab, topo: Topology, directory: Path) -> int:
@@ -81,27 +90,26 @@ def test_run_supervises_bfdd_and_reports(lab: Lab, topo: Topology) -> None:
     wait_for(lambda: http_get(topo.gw, "/readyz")[0] == 200, 15, what="agent ready")
     assert http_get(topo.gw, "/livez")[0] == 200
     # Ready with the BFD session down: BFD is reported, it does not gate readiness.
-    assert metric(topo.gw, SESSION) == 0
+    assert up(topo.gw) == 0
 
     start_peer(lab, topo, peer_dir)
-    wait_for(lambda: metric(topo.gw, SESSION) == 1, 15, what="BFD session up")
+    wait_for(lambda: up(topo.gw) == 1, 15, what="BFD session up")
     peer_pid = int((peer_dir / "bfdd.pid").read_text())
 
     os.kill(peer_pid, signal.SIGKILL)
     t0 = time.monotonic()
-    wait_for(lambda: metric(topo.gw, SESSION) == 0, 10, interval=0.01, what="BFD session down")
+    wait_for(lambda: up(topo.gw) == 0, 10, interval=0.01, what="BFD session down")
     detected = time.monotonic() - t0
     print(f"BFD down on /metrics {detected * 1000:.0f} ms after the peer was killed "
           f"(detection time {TX_MS * MULT} ms)")
     assert detected < TX_MS * MULT / 1000 + 1.0
-    _, body = http_get(topo.gw, "/metrics")
-    assert f'vegd_gateway_bfd_session_state{{peer="{PEER}",local="{LOCAL}",state="down"}} 1' \
-        in body
+    assert metric(topo.gw, "vegd_gateway_bfd_session_state", **SESSION, state="down") == 1
+    assert metric(topo.gw, "vegd_gateway_bfd_session_transitions_total", **SESSION) >= 2
     assert http_get(topo.gw, "/readyz")[0] == 200
 
     wait_for(lambda: not alive(peer_pid), 5, what="peer bfdd gone")
     start_peer(lab, topo, peer_dir)
-    wait_for(lambda: metric(topo.gw, SESSION) == 1, 15, what="BFD session up again")
+    wait_for(lambda: up(topo.gw) == 1, 15, what="BFD session up again")
 
     # Kill the agent's own bfdd: it is restarted and the session comes back.
     gw_pidfile = topo.state_dir / "frr" / "bfdd.pid"
@@ -119,7 +127,7 @@ def test_run_supervises_bfdd_and_reports(lab: Lab, topo: Topology) -> None:
 
     new_pid = wait_for(replaced, 10, what="the new bfdd's pidfile")
     assert new_pid != gw_bfdd and alive(new_pid)
-    wait_for(lambda: metric(topo.gw, SESSION) == 1, 15, what="BFD up after bfdd restart")
+    wait_for(lambda: up(topo.gw) == 1, 15, what="BFD up after bfdd restart")
     print(f"agent's bfdd killed -> restarted and session up in {time.monotonic() - t0:.2f} s")
 
     # Delete the peer behind the agent's back: the configuration is re-applied.
@@ -129,7 +137,7 @@ def test_run_supervises_bfdd_and_reports(lab: Lab, topo: Topology) -> None:
     assert deleted.returncode == 0, deleted.stdout
     wait_for(lambda: (metric(topo.gw, "vegd_gateway_bfd_config_applies_total") or 0) >= 1, 10,
              what="peer re-applied")
-    wait_for(lambda: metric(topo.gw, SESSION) == 1, 15, what="BFD up after re-apply")
+    wait_for(lambda: up(topo.gw) == 1, 15, what="BFD up after re-apply")
 
     # Someone removes the SNAT table: the periodic check notices and puts it back.
     assert lab.run(topo.gw, "nft", "delete", "table", "inet", "vegd").returncode == 0
@@ -138,8 +146,8 @@ def test_run_supervises_bfdd_and_reports(lab: Lab, topo: Topology) -> None:
     assert lab.run(topo.gw, "nft", "list", "table", "inet", "vegd").returncode == 0
 
     # SNAT counters are exported (the rules exist even if no packet matched yet).
-    _, body = http_get(topo.gw, "/metrics")
-    assert 'vegd_gateway_snat_rule_packets_total{kind="masquerade",cidr="10.0.1.0/24"}' in body
+    assert metric(topo.gw, "vegd_gateway_snat_rule_packets_total", kind="masquerade",
+                  cidr="10.0.1.0/24") is not None
 
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(15) == 0

@@ -115,7 +115,7 @@ def sessions_up(ns: str) -> int:
                 body = resp.read().decode()
         except OSError:
             return 0
-    return len(re.findall(r"^vegd_gateway_bfd_session_up\{[^}]*\} 1$", body, re.MULTILINE))
+    return len(re.findall(r"^vegd_gateway_bfd_session_up\{[^}]*\} 1(?:\.0)?$", body, re.MULTILINE))
 
 
 def start_peer(lab: Lab, topo: Topology) -> None:

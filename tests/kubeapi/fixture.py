@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from .resources import Registry, default_registry
+from .resources import VEG_CRD, Registry, default_registry
 from .server import KubeApiServer
 from .store import GarbageCollector, Store
 
@@ -24,9 +24,16 @@ class KubeApi:
     """An in-process Kubernetes API server on http://127.0.0.1:<port>, with test hooks."""
 
     def __init__(self, registry: Registry | None = None, *, history_limit: int = 10_000,
-                 bookmark_interval: float = 1.0, watch_timeout: float = 1800.0) -> None:
+                 bookmark_interval: float = 1.0, watch_timeout: float = 1800.0,
+                 crds: Iterable[Path] = (VEG_CRD,), port: int = 0) -> None:
+        """``crds``: CRD files created before serving, as on a cluster where they are
+        installed (the VpcEgressGateway CRD by default; ``()`` for a bare server)."""
         self.store = Store(registry or default_registry(), history_limit=history_limit)
-        self.server = KubeApiServer(self.store, bookmark_interval=bookmark_interval,
+        for path in crds:
+            for doc in yaml.safe_load_all(path.read_text()):
+                if doc:
+                    self.store.create(self._type_of(doc), None, doc)
+        self.server = KubeApiServer(self.store, port=port, bookmark_interval=bookmark_interval,
                                     watch_timeout=watch_timeout)
         self._gc = GarbageCollector(self.store).start()
         self._clients: list[client.ApiClient] = []
@@ -71,6 +78,19 @@ class KubeApi:
         """End every open watch: cut the connection, or (graceful) end the stream cleanly
         as the real server does at a watch timeout. Returns how many watches were open."""
         return self.store.drop_watches("close" if graceful else "abort")
+
+    def silence_watches(self, on: bool = True) -> None:
+        """While on, newly opened watches stay open and send nothing (no bookmarks either)."""
+        self.server.silence_watches = on
+
+    @property
+    def silenced_watches(self) -> int:
+        return self.server.silenced
+
+    def requests(self) -> list[tuple[str, str, dict[str, str], str]]:
+        """Every request served so far: (method, path, query, Authorization header)."""
+        with self.server.log_lock:
+            return list(self.server.request_log)
 
     def open_watches(self) -> int:
         with self.store.lock:

@@ -1,26 +1,23 @@
 """Resource types the test API server serves, and their discovery documents.
 
-Built-in types are declared here by hand; custom resources can also be registered from a real
-``CustomResourceDefinition`` document (``ResourceType.from_crd``), which brings the CRD's
-openAPIV3Schema (defaulting, pruning and validation, see ``schema.py``), its subresources and its
-short names. ``default_registry()`` registers the VpcEgressGateway CRD from ``deploy/crds/`` when
-that file exists.
+Built-in types are declared here by hand (Kube-OVN's Vpc/Subnet and Multus's NAD too: vegd does
+not ship their CRDs). Custom resources are registered from a real ``CustomResourceDefinition``:
+creating one (``apiextensions.k8s.io/v1``, through the API or ``Registry.add_crd``) builds the
+``ResourceType`` from it (``ResourceType.from_crd``): its openAPIV3Schema (pruning, defaulting,
+validation, see ``schema.py``; CEL rules, see ``cel.py``), subresources, short names,
+categories and printer columns. The test fixture installs ``deploy/crds/`` at start, the way a
+cluster has the CRD installed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[2]
 VEG_CRD = REPO / "deploy" / "crds" / "vpc-egress-gateway.yaml"
-
-# A rule gets (new, old-or-None) and returns a list of (field path, message) violations.
-Rule = Callable[[dict[str, Any], dict[str, Any] | None], list[tuple[str, str]]]
 
 _META_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
 
@@ -47,8 +44,9 @@ class ResourceType:
     custom: bool = False  # a custom resource (no strategic merge patch, items carry kind)
     return_deleted_object: bool = False  # DELETE answers with the object instead of a Status
     fields: frozenset[str] = _META_FIELDS  # supported field selector paths
-    schema: dict[str, Any] | None = None  # openAPIV3Schema of a CRD
-    rules: list[Rule] = field(default_factory=list)  # stand-ins for CEL x-kubernetes-validations
+    schema: dict[str, Any] | None = None  # openAPIV3Schema of a CRD (with its CEL rules)
+    printer_columns: list[dict[str, Any]] | None = None  # a CRD's additionalPrinterColumns
+    categories: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -68,10 +66,10 @@ class ResourceType:
         return self.kind + "List"
 
     @classmethod
-    def from_crd(cls, crd: dict[str, Any], rules: Iterable[Rule] = ()) -> ResourceType:
+    def from_crd(cls, crd: dict[str, Any], version: dict[str, Any]) -> ResourceType:
+        """The resource one served version of a CustomResourceDefinition defines."""
         spec = crd["spec"]
         names = spec["names"]
-        version = next((v for v in spec["versions"] if v.get("storage")), spec["versions"][0])
         subs = version.get("subresources") or {}
         scale = None
         if "scale" in subs:
@@ -81,11 +79,17 @@ class ResourceType:
         return cls(
             group=spec["group"], version=version["name"], plural=names["plural"],
             kind=names["kind"], namespaced=spec["scope"] == "Namespaced",
-            singular=names.get("singular", names["kind"].lower()),
+            singular=names.get("singular") or names["kind"].lower(),
             short_names=tuple(names.get("shortNames") or ()), status="status" in subs,
             scale=scale, generation=True, custom=True,
-            schema=(version.get("schema") or {}).get("openAPIV3Schema"), rules=list(rules),
+            schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+            printer_columns=list(version.get("additionalPrinterColumns") or []) or None,
+            categories=tuple(names.get("categories") or ()),
         )
+
+
+CRD_GROUP = "apiextensions.k8s.io"
+CRD_KEY = (CRD_GROUP, "customresourcedefinitions")
 
 
 def _pod_fields() -> frozenset[str]:
@@ -129,16 +133,10 @@ def builtin_types() -> list[ResourceType]:
                      generation=True, custom=True),
         ResourceType("kubeovn.io", "v1", "subnets", "Subnet", False, "subnet", ("subnet",),
                      status=True, generation=True, custom=True),
+        ResourceType(CRD_GROUP, "v1", "customresourcedefinitions", "CustomResourceDefinition",
+                     False, "customresourcedefinition", ("crd", "crds"), status=True,
+                     generation=True),
     ]
-
-
-def veg_fallback() -> ResourceType:
-    """The VpcEgressGateway type without a schema, for when the CRD file is absent."""
-    return ResourceType("kubeovn.io", "v1", "vpc-egress-gateways", "VpcEgressGateway", True,
-                        "vpc-egress-gateway", ("vpc-egress-gw", "veg"), status=True,
-                        scale=ScaleSpec(".spec.replicas", ".status.replicas",
-                                        ".status.labelSelector"),
-                        generation=True, custom=True)
 
 
 class Registry:
@@ -150,10 +148,22 @@ class Registry:
     def add(self, rt: ResourceType) -> None:
         self._types[(rt.group, rt.version, rt.plural)] = rt
 
-    def add_crd(self, crd: dict[str, Any], rules: Iterable[Rule] = ()) -> ResourceType:
-        rt = ResourceType.from_crd(crd, rules)
-        self.add(rt)
-        return rt
+    def add_crd(self, crd: dict[str, Any]) -> list[ResourceType]:
+        """Serve the resources a CRD defines (one per served version), replacing earlier ones
+        of the same CRD; the stored objects stay (they are kept per group and plural)."""
+        self.remove_crd(crd)
+        out = [ResourceType.from_crd(crd, v) for v in crd["spec"]["versions"] if v.get("served")]
+        for rt in out:
+            self.add(rt)
+        return out
+
+    def remove_crd(self, crd: dict[str, Any]) -> list[ResourceType]:
+        key = (crd["spec"]["group"], crd["spec"]["names"]["plural"])
+        gone = [k for k, t in self._types.items() if t.custom and t.key == key]
+        return [self._types.pop(k) for k in gone]
+
+    def by_resource(self, group: str, plural: str) -> list[ResourceType]:
+        return [t for t in self._types.values() if t.key == (group, plural)]
 
     def get(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._types.get((group, version, plural))
@@ -205,7 +215,8 @@ class Registry:
         for t in types:
             resources.append({"name": t.plural, "singularName": t.singular, "namespaced":
                               t.namespaced, "kind": t.kind, "verbs": verbs,
-                              **({"shortNames": list(t.short_names)} if t.short_names else {})})
+                              **({"shortNames": list(t.short_names)} if t.short_names else {}),
+                              **({"categories": list(t.categories)} if t.categories else {})})
             if t.status:
                 resources.append({"name": f"{t.plural}/status", "singularName": "",
                                   "namespaced": t.namespaced, "kind": t.kind,
@@ -220,12 +231,6 @@ class Registry:
                 "resources": resources}
 
 
-def default_registry(veg_crd: Path | None = VEG_CRD) -> Registry:
-    from .veg_rules import VEG_RULES
-
-    reg = Registry(builtin_types())
-    if veg_crd is not None and veg_crd.exists():
-        reg.add_crd(yaml.safe_load(veg_crd.read_text()), VEG_RULES)
-    else:
-        reg.add(veg_fallback())
-    return reg
+def default_registry() -> Registry:
+    """The built-in types; custom resources come from CRDs created in the server."""
+    return Registry(builtin_types())

@@ -4,8 +4,8 @@ What the real API server does with a CRD's openAPIV3Schema, in the order it does
 pruning of unknown fields (unless ``x-kubernetes-preserve-unknown-fields``), defaulting
 (``default`` of a missing property whose parent object is present), then OpenAPI validation.
 Validation here uses ``jsonschema`` (Draft 7 keywords; ``nullable`` honoured by dropping nulls
-where it is not set, ``x-kubernetes-*`` ignored). CEL ``x-kubernetes-validations`` are not
-evaluated: a resource type may carry Python stand-ins (``ResourceType.rules``) instead.
+where it is not set, ``x-kubernetes-*`` ignored). CEL ``x-kubernetes-validations`` are evaluated
+separately, by ``cel.py``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import jsonschema
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
 
 
-def prune(obj: Any, schema: dict[str, Any] | None, root: bool = False) -> Any:
-    """Drop fields the structural schema does not specify (and nulls where not nullable)."""
+def prune(obj: Any, schema: dict[str, Any] | None, root: bool = False,
+          dropped: list[str] | None = None, path: str = "") -> Any:
+    """Drop fields the structural schema does not specify (and nulls where not nullable);
+    the paths of unknown fields dropped are appended to ``dropped``."""
     if schema is None:
         return obj
     if isinstance(obj, dict):
@@ -29,19 +31,23 @@ def prune(obj: Any, schema: dict[str, Any] | None, root: bool = False) -> Any:
         opaque = "type" not in schema and props is None and addl is None
         out = {}
         for k, v in obj.items():
+            child = f"{path}.{k}" if path else k
             if v is None and not _nullable(props, k, addl):
                 continue
             if root and k in _ROOT_KEEP:
                 out[k] = v
             elif props is not None and k in props:
-                out[k] = prune(v, props[k])
+                out[k] = prune(v, props[k], dropped=dropped, path=child)
             elif isinstance(addl, dict):
-                out[k] = prune(v, addl)
+                out[k] = prune(v, addl, dropped=dropped, path=child)
             elif preserve or opaque or addl is True:
                 out[k] = v
+            elif dropped is not None:
+                dropped.append(child)
         return out
     if isinstance(obj, list) and isinstance(schema.get("items"), dict):
-        return [prune(x, schema["items"]) for x in obj]
+        return [prune(x, schema["items"], dropped=dropped, path=f"{path}[{i}]")
+                for i, x in enumerate(obj)]
     return obj
 
 
@@ -101,11 +107,12 @@ def validate(obj: dict[str, Any], schema: dict[str, Any]) -> list[tuple[str, str
     return errors
 
 
-def process_custom(obj: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+def process_custom(obj: dict[str, Any], schema: dict[str, Any] | None,
+                   dropped: list[str] | None = None) -> dict[str, Any]:
     """Prune then default a custom resource (validation is a separate step)."""
     if schema is None:
         return obj
-    out = prune(obj, schema, root=True)
+    out = prune(obj, schema, root=True, dropped=dropped)
     return apply_defaults(out, schema)
 
 

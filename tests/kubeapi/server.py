@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import openapi, printing
 from .resources import ResourceType
 from .selectors import SelectorError, make_filter
 from .store import ApiError, Event, Store, Watcher, bad_request
@@ -77,13 +78,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ plumbing
 
-    def _send_json(self, code: int, body: Any) -> None:
+    def _send_json(self, code: int, body: Any, content_type: str = "application/json") -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        for w in getattr(self.server.api.store.request, "warnings", None) or []:
+            self.send_header("Warning", '299 - "' + w.replace('"', '\\"') + '"')
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_maybe_table(self, rt: ResourceType, body: Any, q: dict[str, str]) -> None:
+        """An object or a list, or the Table of it when the client asks for one."""
+        table_version = printing.wants_table(self.headers.get("Accept", ""))
+        if table_version is None:
+            return self._send_json(200, body)
+        if body.get("kind") == rt.list_kind:
+            objs, meta = body["items"], body["metadata"]
+        else:
+            objs, meta = [body], {"resourceVersion": body["metadata"]["resourceVersion"]}
+        tab = printing.table(rt, objs, meta, api_version=table_version,
+                             include_object=q.get("includeObject") or "Metadata")
+        g, _, v = table_version.partition("/")
+        return self._send_json(200, tab, f"application/json;as=Table;v={v};g={g}")
 
     def _read_body(self) -> Any:
         n = int(self.headers.get("Content-Length") or 0)
@@ -116,10 +133,16 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             url = urlsplit(self.path)
             q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+            with api.log_lock:
+                api.request_log.append((method, url.path, q,
+                                        self.headers.get("Authorization") or ""))
             body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
             if (api.fail_next and method != "GET") or api.fail_next_all:
                 api.fail_next = api.fail_next_all = False
                 raise ApiError(500, "InternalError", "injected failure")
+            store = api.store
+            store.request.field_validation = q.get("fieldValidation")
+            store.request.warnings = []
             self._route(method, url.path, q, body)
         except ApiError as e:
             self._send_json(e.code, e.status())
@@ -148,6 +171,18 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if path == "/version":
                 return self._send_json(200, VERSION)
+            if parts[:2] == ["openapi", "v3"]:
+                if len(parts) == 2:
+                    return self._send_json(200, openapi.index(reg))
+                gv = parts[2:]
+                doc = None
+                if gv[:1] == ["api"] and len(gv) == 2:
+                    doc = openapi.group_version_doc(reg, "", gv[1])
+                elif gv[:1] == ["apis"] and len(gv) == 3:
+                    doc = openapi.group_version_doc(reg, gv[1], gv[2])
+                if doc is None:
+                    raise _not_found_path()
+                return self._send_json(200, doc)
             if parts == ["api"]:
                 return self._send_json(200, reg.api_versions())
             if parts == ["apis"]:
@@ -202,9 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
             if q.get("watch") in ("true", "1"):
                 return self._watch(rt, ns, pred, q)
             limit = int(q["limit"]) if q.get("limit") else None
-            return self._send_json(200, store.list(rt, ns, pred, q.get("resourceVersion"),
-                                                   q.get("resourceVersionMatch"), limit,
-                                                   q.get("continue")))
+            return self._send_maybe_table(rt, store.list(rt, ns, pred, q.get("resourceVersion"),
+                                                         q.get("resourceVersionMatch"), limit,
+                                                         q.get("continue")), q)
         if method == "POST":
             if ns is None and rt.namespaced:
                 raise _not_found_path()
@@ -241,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(200, store.patch_scale(rt, ns, name, ct, body, dry))
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on scale")
         if method == "GET":
-            return self._send_json(200, store.get(rt, ns, name))
+            return self._send_maybe_table(rt, store.get(rt, ns, name), q)
         if method == "PUT":
             if not isinstance(body, dict):
                 raise bad_request("the request body must be an object")
@@ -302,6 +337,10 @@ class _Handler(BaseHTTPRequestHandler):
         def send(etype: str, obj: dict[str, Any]) -> None:
             self._chunk(json.dumps({"type": etype, "object": obj}).encode() + b"\n")
 
+        if api.silence_watches:  # a half-open connection: nothing ever arrives, not even bookmarks
+            api.silenced += 1
+            self._hold_silently(watcher, timeout)
+            return
         for etype, obj in initial:
             send(etype, obj)
         deadline = time.monotonic() + timeout
@@ -335,7 +374,23 @@ class _Handler(BaseHTTPRequestHandler):
             seen = watcher.translate(item)
             if seen:
                 send(seen[0], seen[1])
+        store.close_watch(watcher)  # unregistered before the client can see the end
         self._chunk(b"")  # the terminating chunk: a clean end of the stream
+
+
+    def _hold_silently(self, watcher: Watcher, timeout: float) -> None:
+        """Keep the connection open and say nothing; only "abort" (stop()) ends it early."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                item = watcher.queue.get(timeout=deadline - time.monotonic())
+            except queue.Empty:
+                break
+            if item in ("abort", "close"):
+                break
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 class KubeApiServer:
@@ -350,6 +405,14 @@ class KubeApiServer:
         self.requests = 0
         self.fail_next = False  # test hook: the next write answers 500
         self.fail_next_all = False  # test hook: the next request of any kind answers 500
+        # test hook: watches opened while set send nothing at all (no events, no bookmarks) until
+        # the server's timeout or stop(), like a connection a load balancer left half-open
+        self.silence_watches = False
+        self.silenced = 0  # watches held silently so far
+        # every request as (method, path, query, Authorization header), for tests that check
+        # what a client asked (tests/kubeapi/rbac.py turns them into RBAC verbs)
+        self.request_log: list[tuple[str, str, dict[str, str], str]] = []
+        self.log_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 

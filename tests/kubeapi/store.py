@@ -26,9 +26,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from . import cel, crds
 from . import schema as schema_mod
 from .patch import PatchError, apply_patch
-from .resources import Registry, ResourceType
+from .resources import CRD_KEY, Registry, ResourceType
 from .selectors import selector_from_label_selector
 
 Obj = dict[str, Any]
@@ -171,6 +172,7 @@ class Store:
         self.objects: dict[tuple[str, str], dict[Key, Obj]] = {}
         self.uids: dict[str, tuple[ResourceType, Key]] = {}
         self.watchers: set[Watcher] = set()
+        self.request = threading.local()  # per-request options the HTTP front end sets
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self._bootstrap_namespace(name)
 
@@ -194,6 +196,8 @@ class Store:
         return self.rv
 
     def _record(self, rt: ResourceType, etype: str, obj: Obj, old: Obj | None) -> None:
+        if rt.key == CRD_KEY:
+            self._crd_stored(etype, obj)
         ev = Event(int(obj["metadata"]["resourceVersion"]), rt.key, etype, obj, old)
         self.log.append(ev)
         while len(self.log) > self.history_limit:
@@ -229,26 +233,55 @@ class Store:
         return obj
 
     def _normalise(self, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
-        """Defaulting, pruning and validation, as admission/registry strategies do."""
+        """Pruning, defaulting and validation (OpenAPI schema, then CEL rules), as the
+        registry strategies do; unknown fields answer 400 under ``fieldValidation=Strict``."""
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         if rt.custom:
             meta = obj.pop("metadata")
-            obj = schema_mod.process_custom(obj, rt.schema)
+            dropped: list[str] = []
+            obj = schema_mod.process_custom(obj, rt.schema, dropped)
             obj["metadata"] = meta
+            self._unknown_fields(rt, dropped)
         else:
             schema_mod.default_builtin(rt.kind, obj)
         name = obj["metadata"].get("name", "")
         causes: list[tuple[str, str]] = []
         if rt.schema is not None:
             causes += schema_mod.validate(obj, rt.schema)
-        for rule in rt.rules:
-            causes += rule(obj, old)
+            causes += cel.validate(obj, rt.schema, old)
         if rt.kind == "Deployment":
             causes += _validate_deployment(obj, old)
+        if rt.key == CRD_KEY:
+            causes += crds.validate_crd(obj)
+            if not causes:
+                obj["status"] = crds.established_status(obj, now_rfc3339())
         if causes:
             raise invalid(rt, name, causes)
         return obj
+
+    def _unknown_fields(self, rt: ResourceType, dropped: list[str]) -> None:
+        if not dropped:
+            return
+        mode = getattr(self.request, "field_validation", None) or "Ignore"
+        found = ", ".join(f'unknown field "{p}"' for p in dropped)
+        if mode == "Strict":
+            raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                              f"{rt.kind}: strict decoding error: {found}")
+        if mode == "Warn":
+            warnings = getattr(self.request, "warnings", None)
+            if warnings is not None:
+                warnings.extend(f'unknown field "{p}"' for p in dropped)
+
+    def _crd_stored(self, etype: str, crd: Obj) -> None:
+        """Serve what a stored CRD defines; on its deletion delete its objects first."""
+        if etype != "DELETED":
+            self.registry.add_crd(crd)
+            return
+        for rt in self.registry.remove_crd(crd)[:1]:
+            for obj in list(self._bucket(rt).values()):
+                self._remove(rt, obj)
+            self.objects.pop(rt.key, None)
 
     # ------------------------------------------------------------ reads
 

@@ -60,7 +60,7 @@ def test_workload_pod_concerns_the_gateways_of_its_vpc_that_select_it_or_are_loc
 def test_pod_leaving_a_selector_is_seen_from_its_old_state():
     g4 = VpcEgressGateway("default", "g4", "macvlan1", selectors=(PodSelection(
         pod_selector=LabelSelector(match_labels=(("app", "web"),))),))
-    snap = dataclasses.replace(SNAP, gateways=(*SNAP.gateways, g4), _index={})
+    snap = dataclasses.replace(SNAP, gateways=(*SNAP.gateways, g4))
     old = Pod("shop", "web", labels=(("app", "web"),), ips=(ip("10.16.0.5"),))
     new = Pod("shop", "web", ips=(ip("10.16.0.5"),))
     assert keys_for(old, new, snap) == {"veg:default/g4"}
@@ -110,7 +110,7 @@ def test_deployment_maps_to_its_gateway_by_owner_or_label():
 def test_long_gateway_names_are_found_from_their_shortened_pod_label():
     name = "g" * 70
     long_gw = VpcEgressGateway("default", name, "macvlan1", vpc="vpc1")
-    snap = dataclasses.replace(SNAP, gateways=(*SNAP.gateways, long_gw), _index={})
+    snap = dataclasses.replace(SNAP, gateways=(*SNAP.gateways, long_gw))
     label = long_gw.pod_label
     assert len(label) <= 63 and label != name
     pod = Pod("default", "p", labels=((GATEWAY_LABEL, label),), ips=(ip("192.168.0.7"),))

@@ -112,7 +112,8 @@ def test_vpc_stock_mode_adds_peer_switch_and_ttl_helper():
 def test_ttl_helpers_only_on_subnets_on_the_router():
     """A BFD row naming a router port that does not exist kills ovn-northd 25.03.0: subnets
     that are not on the router (macvlan, `<nad>.<ns>` providers) get none."""
-    objs = objects() + [
+    objs = [
+        *objects(),
         {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": "mv"},
          "spec": {"vpc": "v", "cidrBlock": "172.18.0.0/16", "provider": "eth1.default"}},
         {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": "att"},

@@ -53,3 +53,22 @@ def test_shut_down_wakes_a_blocked_worker():
     q.shut_down()
     t.join(timeout=2)
     assert not t.is_alive() and got == [None]
+
+
+
+def test_oldest_age_is_the_head_of_the_queue(monkeypatch):
+    from vegd.controller import queue as queue_module
+
+    now = [100.0]
+    monkeypatch.setattr(queue_module.time, "monotonic", lambda: now[0])
+    q = WorkQueue()
+    assert q.oldest_age() == 0.0
+    q.add("a")
+    now[0] += 5
+    q.add("b")
+    now[0] += 1
+    assert q.oldest_age() == 6.0
+    assert q.get_batch(1) == ["a"]
+    assert q.oldest_age() == 1.0
+    assert q.get_batch(2) == ["b"]
+    assert q.oldest_age() == 0.0 and not q._ready_since

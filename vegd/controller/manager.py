@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from vegd.controller.keys import (
     keys_for_vpc_gateways,
     vpc_key,
 )
+from vegd.controller.metrics import ControllerMetrics
 from vegd.controller.queue import WorkQueue
 from vegd.controller.reconciler import GC_KEY, Reconciler, Retry
 from vegd.kube.api import Obj
@@ -34,6 +36,7 @@ from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 log = structlog.get_logger("vegd.controller")
 
 STUCK_SECONDS = 120.0
+BATCH_KEYS = 256  # keys written in one NB transaction at most
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Stats:
     reconciles: int = 0
     failures: int = 0
     resyncs: int = 0
+    resyncs_completed: int = 0  # passes whose every key (and the GC) has been worked on
     active: bool = False
     active_since: float = 0.0
     last_error: dict[str, str] = field(default_factory=dict)
@@ -48,7 +52,7 @@ class Stats:
 
 class Controller:
     def __init__(self, reconciler: Reconciler, resync_period: float = 300.0,
-                 poll_interval: float = 0.1) -> None:
+                 poll_interval: float = 0.1, metrics: ControllerMetrics | None = None) -> None:
         self.reconciler = reconciler
         self.ctx = reconciler.ctx
         self.cache: Cache = reconciler.ctx.cache
@@ -57,13 +61,24 @@ class Controller:
         self.poll_interval = poll_interval
         self.stats = Stats()
         self._stop = threading.Event()
-        self._bfd_seen: dict[str, dict[str, str]] = {}
         self._chassis_seen: dict[str, str] = {}
         self._sb_seqno = -1
         self.heartbeat = time.monotonic()  # the main loop's, for /livez
+        self.started = time.monotonic()
         self.working_since = 0.0  # when the current reconcile started (0: idle)
         self._worker: threading.Thread | None = None
+        self._resync_pending: set[str] = set()  # keys of the current full pass not yet worked
+        self._resync_lock = threading.Lock()
+        # called on every turn of the main loop (systemd's watchdog and status, in `vegd run`)
+        self.on_tick: Callable[[Controller], None] | None = None
+        self.metrics = metrics if metrics is not None else ControllerMetrics()
+        self.metrics.watch(self)
+        # set once the first full resync after taking over has been worked off: NB and the
+        # objects' status are converged (readiness for systemd, the benchmarks)
+        self.resynced = threading.Event()
         self.cache.subscribe(self.on_change, self.on_relist)
+        reconciler.on_pulled = self.queue.add
+        self.ctx.nb.watch_owners(self.on_nb_owner)
 
     # -- event handlers (informer threads: enqueue only) ---------------------------------------
 
@@ -91,6 +106,15 @@ class Controller:
         for key in keys:
             self.queue.add(key)
 
+    def on_nb_owner(self, owner: tuple[str, str]) -> None:
+        """A row of ours changed in NB and not by our own write (drift, a deleted row, an
+        orphan), or ovn-northd reported a BFD session's state: reconcile its owner. Called in
+        the NB connection thread: enqueue only."""
+        if not self.stats.active or not self.cache.synced:
+            return  # the takeover's full resync covers it
+        key, value = owner
+        self.queue.add(gateway_key(value) if key == GATEWAY_OWNER_KEY else vpc_key(value))
+
     def on_relist(self, resource: Resource) -> None:
         log.info("relisted, resyncing", resource=resource.plural)
         self.enqueue_all()
@@ -103,9 +127,27 @@ class Controller:
 
     def _resync(self) -> None:
         self.stats.resyncs += 1
-        self.enqueue_all()
+        self.metrics.full_resyncs.inc()
+        keys = self.reconciler.all_keys()
+        with self._resync_lock:
+            self._resync_pending = {*keys, GC_KEY}
+        for key in keys:
+            self.queue.add(key)
         # in the worker, after the keys: never concurrent with an owner's first write
         self.queue.add(GC_KEY)
+
+    def _worked(self, key: str) -> None:
+        """Track the full pass: complete when each of its keys has been worked on once
+        (whatever the outcome: a key that keeps failing must not hold readiness back)."""
+        with self._resync_lock:
+            if key not in self._resync_pending:
+                return
+            self._resync_pending.discard(key)
+            if self._resync_pending:
+                return
+        self.stats.resyncs_completed += 1
+        self.metrics.resync_completed()
+        log.info("full resync completed", passes=self.stats.resyncs_completed)
 
     def _chassis_changes(self) -> None:
         """A chassis registering (or its hostname changing) in SB changes which nodes can carry
@@ -120,66 +162,72 @@ class Controller:
             for vpc in self.reconciler.snapshot().all_vpcs():
                 self.queue.add(vpc_key(vpc.name))
 
-    def _bfd_changes(self) -> None:
-        """BFD.status is written by northd; turn its changes into status updates."""
-        current = self.ctx.nb.bfd_status_by_owner(self.ctx.vendor, GATEWAY_OWNER_KEY)
-        for owner in set(current) | set(self._bfd_seen):
-            if current.get(owner) != self._bfd_seen.get(owner):
-                self.queue.add(gateway_key(owner))
-        self._bfd_seen = current
-
     # -- the worker ----------------------------------------------------------------------------
 
     def _work(self) -> None:
         while not self._stop.is_set() and self.stats.active:
-            key = self.queue.get(timeout=self.poll_interval)
-            if key is None:
+            keys = self.queue.get_batch(BATCH_KEYS, timeout=self.poll_interval)
+            if not keys:
                 continue
             start = self.working_since = time.monotonic()
-            outcome = "ok"
             try:
-                self.reconciler.reconcile(key)
-                self.queue.forget(key)
-                self.stats.last_error.pop(key, None)
-            except Retry as exc:
-                outcome = "retry"
-                self.stats.failures += 1
-                self.stats.last_error[key] = str(exc)
-                delay = self.queue.add_rate_limited(key)
-                if isinstance(exc.__cause__, NotLockHolder):
-                    self.stats.active = False
-                log.warning("reconcile will be retried", key=key, error=str(exc),
-                            retry_in=round(delay, 3))
-            except Exception as exc:  # a bug: keep serving the other keys, retry this one
-                outcome = "error"
-                self.stats.failures += 1
-                self.stats.last_error[key] = repr(exc)
-                self.queue.add_rate_limited(key)
-                log.exception("reconcile crashed", key=key)
+                failed = self.reconciler.reconcile_batch(keys)
+            except Exception as exc:  # a bug outside any one key: retry them all
+                log.exception("reconcile crashed", keys=len(keys))
+                failed = {k: exc for k in keys}
             finally:
                 self.working_since = 0.0
+            for key in keys:
+                self._settle(key, failed.get(key))
                 self.queue.done(key)
-                self.stats.reconciles += 1
-            # the one log line of a reconcile: info when it changed something or failed
+                # a batch is one NB transaction: each of its keys took the batch's time
+                self.metrics.observe_reconcile(key, _outcome(failed.get(key)),
+                                               time.monotonic() - start)
+                self._worked(key)
+            self.stats.reconciles += len(keys)
+            if self.stats.resyncs and not self.resynced.is_set() and self.queue.idle():
+                self.resynced.set()
+                log.info("first full resync done", keys=self.stats.reconciles,
+                         seconds=round(time.monotonic() - self.started, 3))
+            # the one log line of a batch: info when it changed something or failed
             summary = self.reconciler.take_summary()
-            emit = log.info if summary or outcome != "ok" else log.debug
-            emit("reconciled", key=key, outcome=outcome,
-                 seconds=round(time.monotonic() - start, 4), **summary)
+            emit = log.info if summary or failed else log.debug
+            emit("reconciled", keys=keys[0] if len(keys) == 1 else len(keys),
+                 failed=len(failed), seconds=round(time.monotonic() - start, 4), **summary)
+
+    def _settle(self, key: str, error: Exception | None) -> None:
+        if error is None:
+            self.queue.forget(key)
+            self.stats.last_error.pop(key, None)
+            return
+        self.stats.failures += 1
+        delay = self.queue.add_rate_limited(key)
+        if isinstance(error, Retry):
+            self.stats.last_error[key] = str(error)
+            if isinstance(error.__cause__, NotLockHolder):
+                self.stats.active = False
+            log.warning("reconcile will be retried", key=key, error=str(error),
+                        retry_in=round(delay, 3))
+        else:  # a bug: keep serving the other keys, retry this one
+            self.stats.last_error[key] = repr(error)
+            log.error("reconcile crashed", key=key, error=repr(error),
+                      exc_info=(type(error), error, error.__traceback__))
 
     # -- the main loop -------------------------------------------------------------------------
 
     def run(self) -> None:
         """Until stop(): wait for caches, then follow leadership and the timers."""
+        self.started = time.monotonic()
         self.cache.start()
         while not self.cache.wait_synced(0.5):
+            self._tick()
             if self._stop.is_set():
                 return
         log.info("caches synced")
         next_resync = 0.0
         epoch = self.ctx.nb.connection_epoch
-        seqno = -1
         while not self._stop.is_set():
-            self.heartbeat = time.monotonic()
+            self._tick()
             leader = self.ctx.nb.has_lock
             if leader and not self.stats.active:
                 self._become_active()
@@ -195,13 +243,15 @@ class Controller:
                 if now >= next_resync:
                     self._resync()
                     next_resync = now + self.resync_period
-                if self.ctx.nb.change_seqno != seqno:
-                    seqno = self.ctx.nb.change_seqno
-                    self._bfd_changes()
                 self._chassis_changes()
                 if self._worker is None or not self._worker.is_alive():
                     self._start_worker()
             self._stop.wait(self.poll_interval)
+
+    def _tick(self) -> None:
+        self.heartbeat = time.monotonic()
+        if self.on_tick is not None:
+            self.on_tick(self)
 
     def _become_active(self) -> None:
         log.info("holding the NB lock: active")
@@ -232,6 +282,10 @@ class Controller:
             return not self._stop.is_set()
         stuck = self.working_since and now - self.working_since > STUCK_SECONDS
         return now - self.heartbeat < STUCK_SECONDS and not stuck
+
+
+def _outcome(error: Exception | None) -> str:
+    return "ok" if error is None else "retry" if isinstance(error, Retry) else "error"
 
 
 def _gateway_intent(raw: Obj) -> tuple[Any, ...]:

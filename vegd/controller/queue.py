@@ -14,6 +14,8 @@ import threading
 import time
 from collections import deque
 
+from vegd.backoff import exponential
+
 
 class WorkQueue:
     def __init__(self, base_delay: float = 0.05, max_delay: float = 30.0) -> None:
@@ -22,6 +24,7 @@ class WorkQueue:
         self._cond = threading.Condition()
         self._queue: deque[str] = deque()
         self._waiting: set[str] = set()
+        self._ready_since: dict[str, float] = {}  # waiting key -> when it became ready
         self._processing: set[str] = set()
         self._dirty: set[str] = set()
         self._delayed: list[tuple[float, int, str]] = []
@@ -41,6 +44,7 @@ class WorkQueue:
             return
         if key not in self._waiting:
             self._waiting.add(key)
+            self._ready_since[key] = time.monotonic()
             self._queue.append(key)
             self._cond.notify()
 
@@ -54,7 +58,7 @@ class WorkQueue:
         with self._cond:
             n = self._failures.get(key, 0)
             self._failures[key] = n + 1
-        delay = min(self.max_delay, self.base_delay * 2 ** n)
+        delay = exponential(self.base_delay, self.max_delay, n)
         self.add_after(key, delay)
         return delay
 
@@ -75,6 +79,7 @@ class WorkQueue:
                 if self._queue:
                     key = self._queue.popleft()
                     self._waiting.discard(key)
+                    self._ready_since.pop(key, None)
                     self._processing.add(key)
                     return key
                 if self._shutdown:
@@ -90,6 +95,23 @@ class WorkQueue:
                     continue
                 self._cond.wait(wait)
 
+    def get_batch(self, limit: int, timeout: float | None = None) -> list[str]:
+        """The next key (waiting up to timeout) and up to limit-1 more that are ready now:
+        work that arrived together is written together."""
+        first = self.get(timeout)
+        if first is None:
+            return []
+        keys = [first]
+        with self._cond:
+            self._promote_due()
+            while self._queue and len(keys) < limit:
+                key = self._queue.popleft()
+                self._waiting.discard(key)
+                self._ready_since.pop(key, None)
+                self._processing.add(key)
+                keys.append(key)
+        return keys
+
     def done(self, key: str) -> None:
         with self._cond:
             self._processing.discard(key)
@@ -102,6 +124,19 @@ class WorkQueue:
         while self._delayed and self._delayed[0][0] <= now:
             _, _, key = heapq.heappop(self._delayed)
             self._add_locked(key)
+
+    def oldest_age(self) -> float:
+        """Seconds the head of the queue (the key ready longest) has waited; 0 when empty."""
+        with self._cond:
+            if not self._queue:
+                return 0.0
+            return time.monotonic() - self._ready_since.get(self._queue[0], time.monotonic())
+
+    def idle(self) -> bool:
+        """Nothing waiting or being worked on (keys backing off after a failure aside)."""
+        with self._cond:
+            self._promote_due()
+            return not self._queue and not self._processing
 
     def __len__(self) -> int:
         with self._cond:

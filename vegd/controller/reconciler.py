@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from vegd import engine
 from vegd.controller.keys import gateway_key, vpc_key
 from vegd.kube.api import KubeApi, KubeError, Obj
 from vegd.kube.cache import Cache
@@ -26,7 +27,8 @@ from vegd.model.instances import workload
 from vegd.model.objects import Snapshot, VpcEgressGateway
 from vegd.model.resolve import ResolvedGateway, resolve_gateway
 from vegd.nb.client import NbClient, SbClient
-from vegd.nb.errors import NbUnavailable, ReconcileError
+from vegd.nb.errors import NbUnavailable
+from vegd.nb.foreign import ForeignRows
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 from vegd.plan.gateway import gateway_owner, plan_gateway
 from vegd.plan.rows import Desired
@@ -64,11 +66,24 @@ class Context:
     clock: Callable[[], str] = now_rfc3339
 
 
+@dataclass
+class Pending:
+    """A key prepared for the NB write of its batch: the rows to write, then what to do with
+    the outcome (Kubernetes writes: Deployment, status, finalizer), given the NB error or ""."""
+
+    key: str
+    desired: Desired | None
+    finish: Callable[[str], None]
+
+
 class Reconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.summary: dict[str, int] = {}  # what the current reconcile changed, for its log line
         self._advised: dict[str, int] = {}  # gateway key -> generation whose advice was given
+        self._foreign_rows = ForeignRows(ctx.nb.api)
+        self.foreign: dict[str, str] = {}  # gateway key -> why another controller runs it
+        self._lingering: dict[str, str] = {}  # migrated twins: the old controller's rows left
 
     def take_summary(self) -> dict[str, int]:
         summary, self.summary = self.summary, {}
@@ -79,38 +94,105 @@ class Reconciler:
         return self.ctx.cache.snapshot(chassis)
 
     def reconcile(self, key: str) -> None:
-        kind, _, name = key.partition(":")
+        """One key alone: its batch of one."""
+        errors = self.reconcile_batch([key])
+        if key in errors:
+            raise errors[key]
+
+    def reconcile_batch(self, keys: list[str]) -> dict[str, Exception]:
+        """Prepare every key, write all their NB rows in ONE transaction (refused owners left
+        out), then finish each key. Returns the keys that failed, with why."""
         if not self.ctx.nb.has_lock:
             # a deposed replica must not write Kubernetes either (NB fences itself)
-            raise Retry("this vegd does not hold the NB lock")
+            return {k: Retry("this vegd does not hold the NB lock") for k in keys}
+        failed: dict[str, Exception] = {}
+        pending: list[Pending] = []
+        for key in keys:
+            try:
+                item = self._prepare(key)
+            except Exception as exc:
+                failed[key] = _retry(key, exc)
+                continue
+            if item is not None:
+                pending.append(item)
         try:
-            if kind == "veg":
-                self._gateway(name)
-            elif kind == "vpc":
-                self._vpc(name)
-            elif kind == "gc":
-                self.collect_garbage()
-        except (NbUnavailable, KubeError) as exc:
-            if isinstance(exc, KubeError) and not (exc.transient or exc.conflict):
-                log.warning("kubernetes refused a write", key=key, error=str(exc))
-            raise Retry(str(exc)) from exc
+            nb_errors = self._write_batch([p for p in pending if p.desired is not None])
+        except NbUnavailable as exc:  # the whole batch waits for NB (or for the lock)
+            failed.update({p.key: _retry(p.key, exc) for p in pending})
+            return failed
+        for item in pending:
+            try:
+                owner = str(item.desired.owner) if item.desired is not None else ""
+                item.finish(nb_errors.get(owner, ""))
+            except Exception as exc:
+                failed[item.key] = _retry(item.key, exc)
+        return failed
+
+    def _prepare(self, key: str) -> Pending | None:
+        kind, _, name = key.partition(":")
+        if kind == "veg":
+            return self._gateway(name)
+        if kind == "vpc":
+            return self._vpc(name)
+        if kind == "gc":
+            self.collect_garbage()
+        return None
+
+    def _write_batch(self, pending: list[Pending]) -> dict[str, str]:
+        """owner -> why NB refused it; NB being unavailable fails the whole batch (Retry)."""
+        if not pending:
+            return {}
+        plans = [p.desired for p in pending if p.desired is not None]
+        written = engine.write_split(self.ctx.nb, plans, self._plan_owner)
+        for changes in written.changes.values():
+            for kind, items in (("created", changes.created), ("updated", changes.updated),
+                                ("deleted", changes.deleted)):
+                if items:
+                    self.summary[f"nb_{kind}"] = self.summary.get(f"nb_{kind}", 0) + len(items)
+        return written.refused
+
+    def _plan_owner(self, owner: tuple[str, str]) -> Desired | None:
+        """Another owner's plan, for a row that moves to an owner of this batch; that owner's
+        own key is reconciled again afterwards for its status."""
+        key, value = owner
+        snap = self.snapshot()
+        if key == VPC_OWNER_KEY:
+            vpc = snap.vpc(value)
+            return plan_vpc(vpc, snap, self.ctx.plan) if vpc is not None else None
+        gw = snap.gateway(value)
+        if gw is None:
+            return None
+        try:
+            resolved = resolve_gateway(gw, snap, self.ctx.plan.policy_bfd_sessions,
+                                       self.ctx.plan.bfd_port_mode)
+        except ValidationError:
+            return None
+        if self.on_pulled is not None:
+            self.on_pulled(gateway_key(value))
+        return plan_gateway(resolved, snap, self.ctx.plan)
+
+    on_pulled: Callable[[str], None] | None = None
 
     # -- gateways ------------------------------------------------------------------------------
 
-    def _gateway(self, key: str) -> None:
+    def _gateway(self, key: str) -> Pending | None:
         ctx = self.ctx
         raw = ctx.cache.raw(GATEWAYS, key)
         if raw is None:  # gone (a finalizer-less delete, or deleted while we were down)
+            self.foreign.pop(key, None)
             if ctx.cache.served(GATEWAYS):  # absent, not merely unlisted
-                self._delete_rows(Desired(gateway_owner(key)))
-            return
+                return Pending(key, Desired(gateway_owner(key)), _raise_on_error)
+            return None
         meta = raw.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
         if meta.get("deletionTimestamp"):
-            if FINALIZER in finalizers:
-                self._delete_rows(Desired(gateway_owner(key)))  # rows first, then the finalizer
+            if FINALIZER not in finalizers:
+                return None
+
+            def release(nb_error: str) -> None:  # rows first, then the finalizer
+                _raise_on_error(nb_error)
                 self._set_finalizers(key, raw, [f for f in finalizers if f != FINALIZER])
-            return
+            return Pending(key, Desired(gateway_owner(key)), release)
         if FINALIZER not in finalizers:
             raw = self._set_finalizers(key, raw, [*finalizers, FINALIZER])
 
@@ -118,44 +200,87 @@ class Reconciler:
         invalid: ValidationError | None = ctx.cache.parse_error(key)
         gw = snap.gateway(key) if invalid is None else None
         resolved: ResolvedGateway | None = None
-        desired: Obj | None = None
+        deployment: Obj | None = None
         if gw is not None:
             try:
                 resolved = resolve_gateway(gw, snap, ctx.plan.policy_bfd_sessions,
                                            ctx.plan.bfd_port_mode)
-                desired = wl.build_deployment(resolved, snap, ctx.workload)
+                deployment = wl.build_deployment(resolved, snap, ctx.workload)
             except ValidationError as exc:
                 invalid = exc
         if gw is None and invalid is None:
             # the informer stored the object and the cache has not parsed it yet: a moment
             raise Retry(f"{key} is not in the cache yet")
         live = ctx.cache.deployment(*_deployment_ref(raw, gw))
-        if resolved is None or desired is None or gw is None:
+        if gw is not None and invalid is None:
+            migrated = st.MIGRATED_FROM in (meta.get("annotations") or {})
+            held = self._foreign_controller(gw, live, migrated)
+            if held:  # report, never fight: no Deployment, NB or other controller's writes
+                invalid, live = ValidationError(gw.ref, st.FOREIGN_FIELD, held), None
+        if resolved is None or deployment is None or gw is None or invalid is not None:
             self._update_status(raw, st.gateway_status(
                 gw or st.unparsed_gateway(raw), now=ctx.clock(), previous=raw.get("status"),
                 invalid=invalid, deployment=live))
-            return
+            return None
+        rows = plan_gateway(resolved, snap, ctx.plan)
 
+        def finish(nb_error: str) -> None:
+            self._finish_gateway(key, raw, gw, resolved, deployment, snap, nb_error)
+        return Pending(key, rows, finish)
+
+    def _finish_gateway(self, key: str, raw: Obj, gw: VpcEgressGateway,
+                        resolved: ResolvedGateway, deployment: Obj, snap: Snapshot,
+                        nb_error: str) -> None:
+        """After the NB write: the workload, then the status (off the NB critical path)."""
+        ctx = self.ctx
         self._advise(raw, gw)
+        live = ctx.cache.deployment(*_deployment_ref(raw, gw))
         workload_error = ""
         try:
-            live = self._ensure_deployment(gw.namespace, desired, live)
+            live = self._ensure_deployment(gw.namespace, deployment, live)
         except KubeError as exc:
             if exc.transient or exc.conflict:
                 raise
             workload_error = str(exc)  # e.g. refused by admission: say so in the status
-        nb_error = ""
-        try:
-            self._write_nb(plan_gateway(resolved, snap, ctx.plan))
-        except ReconcileError as exc:
-            nb_error = str(exc)
-        bfd = ctx.nb.bfd_status(ctx.vendor, GATEWAY_OWNER_KEY, key) if gw.bfd.enabled else {}
+        bfd = ctx.nb.bfd_status(GATEWAY_OWNER_KEY, key) if gw.bfd.enabled else {}
         self._update_status(raw, st.gateway_status(
             gw, now=ctx.clock(), previous=raw.get("status"), workload=workload(resolved, snap),
             deployment=live, workload_error=workload_error, nb_written=not nb_error,
             nb_error=nb_error, bfd=bfd))
         if nb_error or workload_error:
             raise Retry(nb_error or workload_error)
+
+    def _foreign_controller(self, gw: VpcEgressGateway, live: Obj | None,
+                            migrated: bool = False) -> str:
+        """Why another controller already runs this gateway ('' when none does): a Deployment
+        of the name vegd would use that this object does not own, or NB rows of this gateway
+        key with another vendor (Kube-OVN's `kube-ovn`), unless the object is the twin of a
+        migrated gateway (its old rows go when the operator deletes the old object)."""
+        found = []
+        if live is not None and not wl.owned_by(live, gw.uid):
+            meta = live.get("metadata") or {}
+            owners = ", ".join(f"{r.get('kind')}.{r.get('apiVersion')} {r.get('name')}"
+                               for r in meta.get("ownerReferences") or []) or "no owner"
+            found.append(f"Deployment {gw.namespace}/{meta.get('name')} ({owners})")
+        rows = self._foreign_rows.of(self.ctx.vendor, gw.key)
+        if rows and migrated:
+            if self._lingering.get(gw.key) != rows:
+                log.info("migrated gateway: the other controller's rows are still in NB",
+                         key=gw.key, rows=rows)
+            self._lingering[gw.key] = rows
+        elif rows:
+            found.append(f"NB rows ({rows})")
+        why = ""
+        if found:
+            why = (f"another controller runs {gw.key}: {'; '.join(found)}; vegd leaves them "
+                   "alone (migrate with `vegd migrate`, or use another name)")
+        if why and self.foreign.get(gw.key) != why:
+            log.warning("another controller runs this gateway", key=gw.key, found=found)
+        if why:
+            self.foreign[gw.key] = why
+        else:
+            self.foreign.pop(gw.key, None)
+        return why
 
     def _advise(self, raw: Obj, gw: VpcEgressGateway) -> None:
         """A Warning Event, once per spec generation, for a valid spec that will work badly."""
@@ -191,19 +316,6 @@ class Reconciler:
                                                     wl.merge_for_update(live, desired))
         return live
 
-    def _delete_rows(self, desired: Desired) -> None:
-        try:
-            self._write_nb(desired)
-        except ReconcileError as exc:
-            raise Retry(str(exc)) from exc
-
-    def _write_nb(self, desired: Desired) -> None:
-        changes = self.ctx.nb.reconcile(desired, self.ctx.vendor)
-        for kind, items in (("created", changes.created), ("updated", changes.updated),
-                            ("deleted", changes.deleted)):
-            if items:
-                self.summary[f"nb_{kind}"] = self.summary.get(f"nb_{kind}", 0) + len(items)
-
     def _update_status(self, raw: Obj, new: Obj) -> None:
         old = raw.get("status") or {}
         if not st.status_differs(old, new):
@@ -221,27 +333,33 @@ class Reconciler:
 
     # -- VPCs ----------------------------------------------------------------------------------
 
-    def _vpc(self, name: str) -> None:
+    def _vpc(self, name: str) -> Pending | None:
         ctx = self.ctx
         snap = self.snapshot()
         vpc = snap.vpc(name)
         if vpc is None:
             if ctx.cache.served(VPCS) and name not in ctx.cache.unparsed(VPCS):
-                self._delete_rows(Desired(vpc_owner(name)))
+                return Pending(vpc_key(name), Desired(vpc_owner(name)), _raise_on_error)
             # a Vpc that exists but does not parse keeps its rows (logged by the cache)
-            return
-        desired = plan_vpc(vpc, snap, ctx.plan)
-        try:
-            self._write_nb(desired)
-        except ReconcileError as exc:
-            raise Retry(str(exc)) from exc
-        raw = ctx.cache.raw(VPCS, name)
-        if raw is None:
-            return
-        old = (raw.get("status") or {}).get("bfdPort")
-        new = st.vpc_bfd_port_status(vpc, snap) if vpc.bfd_port.enabled else None
-        if (old or None) != (new or None):
-            ctx.kube.patch_vpc_status(name, {"bfdPort": new})
+            return None
+        held = self._foreign_rows.bfd_port(ctx.vendor, name) if vpc.bfd_port.enabled else ""
+        if held:  # another controller runs this VPC's BFD port: neither its rows nor its status
+            if self.foreign.get(vpc_key(name)) != held:
+                log.warning("another controller runs this VPC's BFD port", vpc=name, found=held)
+            self.foreign[vpc_key(name)] = held
+            return None
+        self.foreign.pop(vpc_key(name), None)
+
+        def finish(nb_error: str) -> None:
+            _raise_on_error(nb_error)
+            raw = ctx.cache.raw(VPCS, name)
+            if raw is None:
+                return
+            old = (raw.get("status") or {}).get("bfdPort")
+            new = st.vpc_bfd_port_status(vpc, snap) if vpc.bfd_port.enabled else None
+            if (old or None) != (new or None):
+                ctx.kube.patch_vpc_status(name, {"bfdPort": new})
+        return Pending(vpc_key(name), plan_vpc(vpc, snap, ctx.plan), finish)
 
     # -- whole-state passes --------------------------------------------------------------------
 
@@ -261,12 +379,28 @@ class Reconciler:
         keep |= {(VPC_OWNER_KEY, v.name) for v in snap.all_vpcs()}
         keep |= {(VPC_OWNER_KEY, name) for name in self.ctx.cache.unparsed(VPCS)}
         start = time.monotonic()
-        changes = self.ctx.nb.collect_garbage(self.ctx.vendor, keep)
+        changes = self.ctx.nb.collect_garbage(keep)
         if changes.total:
             log.info("garbage collected", deleted=len(changes.deleted),
                      seconds=round(time.monotonic() - start, 4))
         return changes.total
 
+
+
+def _raise_on_error(nb_error: str) -> None:
+    if nb_error:
+        raise Retry(nb_error)
+
+
+def _retry(key: str, exc: Exception) -> Exception:
+    """Transient failures become Retry; anything else is reported as it is (a bug)."""
+    if isinstance(exc, (NbUnavailable, KubeError)):
+        if isinstance(exc, KubeError) and not (exc.transient or exc.conflict):
+            log.warning("kubernetes refused a write", key=key, error=str(exc))
+        retry = Retry(str(exc))
+        retry.__cause__ = exc
+        return retry
+    return exc
 
 
 def _deployment_ref(raw: Obj, gw: VpcEgressGateway | None) -> tuple[str, str]:

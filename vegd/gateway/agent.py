@@ -8,11 +8,13 @@ import threading
 import time
 from types import FrameType
 
+from prometheus_client import REGISTRY, CollectorRegistry
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
+from vegd import probes
 from vegd.gateway import netsetup
 from vegd.gateway.bfdd import Bfdd, BfddError, Peer, Timers
-from vegd.gateway.http import Status, serve
+from vegd.gateway.metrics import GatewayCollector, Status
 from vegd.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,10 @@ def bfd_peers(plan: netsetup.Plan) -> list[Peer]:
     return peers
 
 
-def run(settings: Settings, plan: netsetup.Plan) -> int:
-    """Main loop; the network setup has already been applied by the caller."""
+def run(settings: Settings, plan: netsetup.Plan,
+        registry: CollectorRegistry = REGISTRY) -> int:
+    """Main loop; the network setup has already been applied by the caller. The agent's
+    metrics go on the process's registry, next to the process and Python collectors."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -42,8 +46,12 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
     tick = min(settings.bfd_poll_interval, settings.check_interval, 1.0)
     peers = bfd_peers(plan)
     status = Status(nft_table=settings.nft_table, liveness_timeout=max(10.0, 10 * tick),
+                    interfaces={"internal": settings.internal_interface,
+                                "external": settings.external_interface},
                     expected_peers=[(str(p.peer), str(p.local)) for p in peers],
                     ready=True, ready_reason="", setup_applies=1)
+    collector = GatewayCollector(status)
+    registry.register(collector)
     bfdd = None
     if peers:
         bfdd = Bfdd(settings.state_dir / "frr", peers,
@@ -54,7 +62,8 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
     code = 0
     server = None
     try:
-        server = serve(status, *settings.listen)
+        server = probes.serve(*settings.listen, registry, status.live, status.readiness,
+                              name="http")
         if bfdd is not None:
             bfdd.start()
         with netsetup.iproute() as ipr:
@@ -70,7 +79,7 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
                     if sessions is not None:
                         bfdd.ensure_config(sessions)
                     with status.lock:
-                        status.sessions = sessions
+                        status.update_sessions(sessions)
                         status.bfdd_pid = bfdd.pid
                         status.bfdd_restarts = bfdd.restarts
                         status.bfd_config_applies = bfdd.config_applies
@@ -85,9 +94,8 @@ def run(settings: Settings, plan: netsetup.Plan) -> int:
             status.ready, status.ready_reason = False, "stopping"
         if bfdd is not None:
             bfdd.stop()
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        probes.stop(server)
+        registry.unregister(collector)
         if not settings.keep_on_exit:
             with netsetup.iproute() as ipr:
                 netsetup.teardown(settings, ipr)

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vegd.backoff import Backoff
 from vegd.gateway.settings import IPAddress
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class Bfdd:
         self.started_at = 0.0
         self.restarts = 0
         self.config_applies = 0
-        self._backoff = BACKOFF_INITIAL
+        self._backoff = Backoff(BACKOFF_INITIAL, BACKOFF_MAX, jitter=0)
         self._next_start = 0.0
         self._last_raw: list[dict[str, object]] = []
 
@@ -146,14 +147,14 @@ class Bfdd:
         code = self.proc.poll()
         if code is None:
             if time.monotonic() - self.started_at > STABLE_AFTER:
-                self._backoff = BACKOFF_INITIAL
+                self._backoff.reset()
             return
         now = time.monotonic()
         if self._next_start == 0.0:
-            self._next_start = now + self._backoff
+            delay = self._backoff.next()
+            self._next_start = now + delay
             log.warning("bfdd (pid %d) exited with %s; restarting in %.1fs",
-                        self.proc.pid, code, self._backoff)
-            self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+                        self.proc.pid, code, delay)
             return
         if now >= self._next_start:
             self._next_start = 0.0

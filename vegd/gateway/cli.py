@@ -8,6 +8,7 @@ import sys
 
 from pyroute2 import NetlinkError  # type: ignore[import-untyped]
 
+from vegd import logs
 from vegd.gateway import netsetup, settings, snat
 from vegd.gateway.bfdd import Bfdd, Peer, Timers
 
@@ -26,8 +27,7 @@ def main(argv: list[str]) -> int:
     except settings.SettingsError as exc:
         print(f"vegd gateway: invalid settings: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    logging.basicConfig(level=s.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(s.log_format, s.log_level.lower())
     if not snat.available():
         print("vegd gateway: the nft command (Debian package nftables) is missing",
               file=sys.stderr)

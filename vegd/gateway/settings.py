@@ -14,15 +14,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vegd.model.limits import BFD_INTERVAL_RANGE, BFD_MULTIPLIER_RANGE
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "VEGD_GATEWAY_"
 COMMANDS = ("setup", "run", "teardown")
 
-# FRR 8.4 bfdd accepts these ranges (`receive-interval (10-60000)`, `detect-multiplier (2-255)`).
-INTERVAL_RANGE = (10, 60000)
-MULTIPLIER_RANGE = (2, 255)
+# FRR 8.4 bfdd's ranges, decided once for the controller and the agent (vegd/model/limits.py).
+INTERVAL_RANGE = BFD_INTERVAL_RANGE
+MULTIPLIER_RANGE = BFD_MULTIPLIER_RANGE
 # Kernel reserved tables: 0 unspec, 253 default, 254 main, 255 local.
 RESERVED_TABLES = frozenset({0, 253, 254, 255})
 RULES_PER_FAMILY = 4
@@ -63,6 +65,7 @@ class Settings:
     vtysh: str = "vtysh"
     keep_on_exit: bool = False
     log_level: str = "INFO"
+    log_format: str = "console"
 
     def family(self, version: int) -> FamilyGateways | None:
         return next((f for f in self.families if f.version == version), None)
@@ -97,6 +100,8 @@ _OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("frr-bin-dir", "directory holding FRR's bfdd", "/usr/lib/frr"),
     ("vtysh", "vtysh executable", "vtysh"),
     ("log-level", "DEBUG, INFO, WARNING or ERROR", "INFO"),
+    ("log-format", "console (for people) or json (one object a line, for collectors)",
+     "console"),
 )
 
 
@@ -196,6 +201,10 @@ def _validate(command: str, raw: Mapping[str, str | None], keep: bool) -> Settin
     log_level = (raw["log-level"] or "").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"{_label('log-level')}: {raw['log-level']!r} is not a log level")
+    log_format = (raw["log-format"] or "").lower()
+    if log_format not in ("console", "json"):
+        raise SettingsError(f"{_label('log-format')}: {raw['log-format']!r} is not console or "
+                            "json")
 
     if command in ("setup", "run") and not families:
         raise SettingsError(
@@ -211,7 +220,7 @@ def _validate(command: str, raw: Mapping[str, str | None], keep: bool) -> Settin
         bfd_poll_interval=_seconds("bfd-poll-interval", raw["bfd-poll-interval"]),
         check_interval=_seconds("check-interval", raw["check-interval"]),
         frr_bin_dir=Path(raw["frr-bin-dir"] or "/usr/lib/frr"), vtysh=raw["vtysh"] or "vtysh",
-        keep_on_exit=keep, log_level=log_level,
+        keep_on_exit=keep, log_level=log_level, log_format=log_format,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
+from urllib3.exceptions import ReadTimeoutError
 
 from vegd.kube.resources import GATEWAYS, Resource
 
@@ -22,6 +23,9 @@ Obj = dict[str, Any]
 
 # Errors worth retrying with backoff; anything else from the API is a permanent answer.
 TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
+
+
+INACTIVE = "WatchInactive"
 
 
 class KubeError(RuntimeError):
@@ -47,6 +51,11 @@ class KubeError(RuntimeError):
     @property
     def gone(self) -> bool:
         return self.status == 410
+
+    @property
+    def inactive(self) -> bool:
+        """A watch that sent nothing, not even a bookmark, for its inactivity timeout."""
+        return self.reason == INACTIVE
 
 
 def load_configuration(kubeconfig: str = "") -> client.Configuration:
@@ -118,9 +127,15 @@ class KubeApi:
         except Exception as exc:
             raise _error(exc, f"list {res.plural}") from exc
 
-    def watch(self, res: Resource, resource_version: str, timeout_seconds: int
-              ) -> tuple[Any, Iterator[Obj]]:
-        """The open response (close it to stop) and an iterator of decoded watch events."""
+    def watch(self, res: Resource, resource_version: str, timeout_seconds: int,
+              inactivity_timeout: float | None = None) -> tuple[Any, Iterator[Obj]]:
+        """The open response (close it to stop) and an iterator of decoded watch events.
+
+        inactivity_timeout: the socket read timeout. The API server sends a bookmark about every
+        minute, so a longer silence means the connection is dead (half-open behind a load
+        balancer): the iterator raises KubeError with `inactive` set. Default: the server-side
+        timeout plus 15 s."""
+        read_timeout = inactivity_timeout or timeout_seconds + 15
         kw: dict[str, Any] = {"watch": True, "allow_watch_bookmarks": True,
                               "resource_version": resource_version,
                               "timeout_seconds": timeout_seconds}
@@ -128,7 +143,7 @@ class KubeApi:
             kw["label_selector"] = res.label_selector
         try:
             resp = self._lister(res)(_preload_content=False,
-                                     _request_timeout=(self.timeout, timeout_seconds + 15), **kw)
+                                     _request_timeout=(self.timeout, read_timeout), **kw)
         except Exception as exc:
             raise _error(exc, f"watch {res.plural}") from exc
 
@@ -137,6 +152,9 @@ class KubeApi:
                 for line in iter_resp_lines(resp):
                     if line:
                         yield json.loads(line)
+            except ReadTimeoutError as exc:
+                raise KubeError(f"watch {res.plural}: nothing received for {read_timeout:g} s",
+                                0, INACTIVE) from exc
             except Exception as exc:
                 raise _error(exc, f"watch {res.plural}") from exc
         return resp, events()

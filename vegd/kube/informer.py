@@ -4,19 +4,20 @@ The loop is the one client-go's reflector runs: list (in pages) and remember the
 resourceVersion, watch from it with bookmarks, follow every event's resourceVersion, and when the
 server says 410 Gone (our version fell out of its history) list again. A relist compares the new
 list with the cache, so deletions missed while disconnected are delivered as deletions. Errors and
-disconnects back off exponentially (with jitter, capped) and reset after a healthy watch.
+disconnects back off exponentially (with jitter, capped) and reset after a healthy watch. A watch
+that sends nothing (not even a bookmark) for INACTIVITY_TIMEOUT is replaced at once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
+from vegd.backoff import Backoff
 from vegd.kube.api import KubeApi, KubeError, Obj
 from vegd.kube.resources import Resource, object_key
 
@@ -27,23 +28,19 @@ ChangeHandler = Callable[[Resource, Obj | None, Obj | None], None]
 RelistHandler = Callable[[Resource], None]
 
 
-class Backoff:
-    def __init__(self, base: float = 0.2, cap: float = 10.0) -> None:
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2 ** self.failures)
-        self.failures += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.failures = 0
+# kopf's WatchingSettings.inactivity_timeout is 70 s for the same reason: the API server sends a
+# bookmark about every 60 s, so a watch silent for longer is dead (a half-open connection the
+# server-side timeout never ends). Resumed from the last resourceVersion: nothing is lost.
+INACTIVITY_TIMEOUT = 80.0
 
 
 class Informer:
     def __init__(self, api: KubeApi, resource: Resource, on_change: ChangeHandler,
-                 on_relist: RelistHandler | None = None, watch_timeout: int = 300) -> None:
+                 on_relist: RelistHandler | None = None, watch_timeout: int = 300,
+                 inactivity_timeout: float = INACTIVITY_TIMEOUT) -> None:
         self.api = api
+        self.inactivity_timeout = inactivity_timeout
+        self.rewatches = 0  # watches replaced because they fell silent
         self.resource = resource
         self.on_change = on_change
         self.on_relist = on_relist
@@ -52,7 +49,8 @@ class Informer:
         self.served = True  # False while the API answers 404 for the kind (CRD not installed)
         self.relisting = False  # handlers may skip per-object work: a relist resyncs everything
         self.lock = threading.Lock()
-        self.relists = 0
+        self.relists = 0  # lists, the first one included
+        self.watch_restarts = 0  # watches that ended and were (or will be) started again
         self._store: dict[str, Obj] = {}
         self._rv = ""
         self._stop = threading.Event()
@@ -98,6 +96,12 @@ class Informer:
                 if exc.gone:
                     log.info("watch expired, relisting", resource=self.resource.plural)
                     self._rv = ""
+                    continue
+                if exc.inactive:
+                    self.rewatches += 1
+                    log.warning("watch silent, watching again from the last resourceVersion",
+                                resource=self.resource.plural, seconds=self.inactivity_timeout,
+                                resource_version=self._rv)
                     continue
                 delay = backoff.next()
                 if exc.not_found and not self._rv and not self.synced.is_set():
@@ -155,7 +159,8 @@ class Informer:
             self.on_relist(self.resource)
 
     def _watch(self, backoff: Backoff) -> None:
-        resp, events = self.api.watch(self.resource, self._rv, self.watch_timeout)
+        resp, events = self.api.watch(self.resource, self._rv, self.watch_timeout,
+                                      self.inactivity_timeout)
         self._response = resp
         try:
             for event in events:
@@ -165,6 +170,8 @@ class Informer:
                 backoff.reset()
         finally:
             self._response = None
+            if not self._stop.is_set():
+                self.watch_restarts += 1
             with contextlib.suppress(Exception):
                 resp.release_conn()
 

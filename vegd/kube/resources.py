@@ -40,6 +40,15 @@ DEPLOYMENTS = Resource("Deployment", "apps", "v1", "deployments", True,
 ATTACHMENTS = Resource("NetworkAttachmentDefinition", "k8s.cni.cncf.io", "v1",
                        "network-attachment-definitions", True)
 
+
+def serve_gateways_in(group: str) -> None:
+    """Watch and write VpcEgressGateways in `group` (`[kubernetes] api_group`: `kubeovn.io`, or
+    vegd's own group beside Kube-OVN's controller, docs/decisions.md). Called once at start,
+    before any informer exists; GATEWAYS keeps its identity, which other modules compare with
+    `is`."""
+    object.__setattr__(GATEWAYS, "group", group)
+
+
 WATCHED = (GATEWAYS, VPCS, SUBNETS, PODS, NAMESPACES, NODES, DEPLOYMENTS, ATTACHMENTS)
 
 

@@ -10,6 +10,7 @@ from vegd.model.objects import (
     Family,
     IPAddress,
     Pod,
+    PodSelection,
     Snapshot,
     Subnet,
     VpcEgressGateway,
@@ -37,10 +38,19 @@ class Workload:
 
 
 def gateway_pods(gw: VpcEgressGateway, snap: Snapshot) -> list[Pod]:
-    label = gw.pod_label  # shortened for names over 63 characters
-    return sorted((p for p in snap.pods
-                   if p.namespace == gw.namespace and dict(p.labels).get(GATEWAY_LABEL) == label),
-                  key=lambda p: p.name)
+    # the label is shortened for names over 63 characters
+    return sorted(snap.memo("gateway_pods", lambda: _gateway_pods(snap)).get(
+        (gw.namespace, gw.pod_label), ()), key=lambda p: p.name)
+
+
+def _gateway_pods(snap: Snapshot) -> dict[tuple[str, str], list[Pod]]:
+    """(namespace, gateway label) -> pods: one pass over the pods for every gateway."""
+    out: dict[tuple[str, str], list[Pod]] = {}
+    for pod in snap.pods:
+        label = pod.label_map.get(GATEWAY_LABEL)
+        if label:
+            out.setdefault((pod.namespace, label), []).append(pod)
+    return out
 
 
 def workload(resolved: ResolvedGateway, snap: Snapshot) -> Workload:
@@ -90,19 +100,24 @@ def workload_pod(pod: Pod) -> bool:
 
 def _vpc_pods(resolved: ResolvedGateway, snap: Snapshot) -> list[Pod]:
     """Live workload pods of the gateway's VPC, gateway pods excepted."""
-    return snap.memo("workload_pods_by_vpc", lambda: _workload_pods_by_vpc(snap)).get(
-        resolved.vpc.name, [])
+    return [p for pods in _vpc_pods_by_namespace(snap).get(resolved.vpc.name, {}).values()
+            for p in pods]
 
 
-def _workload_pods_by_vpc(snap: Snapshot) -> dict[str, list[Pod]]:
-    """One pass over the pods for all gateways of a snapshot, not one per gateway."""
-    out: dict[str, list[Pod]] = {}
+def _vpc_pods_by_namespace(snap: Snapshot) -> dict[str, dict[str, list[Pod]]]:
+    return snap.memo("workload_pods_by_vpc", lambda: _workload_pods_by_vpc(snap))
+
+
+def _workload_pods_by_vpc(snap: Snapshot) -> dict[str, dict[str, list[Pod]]]:
+    """VPC -> namespace -> its live workload pods: one pass over the pods for all gateways of a
+    snapshot, not one per gateway; a selector then looks only at the namespaces it matches."""
+    out: dict[str, dict[str, list[Pod]]] = {}
     for pod in snap.pods:
-        if not workload_pod(pod) or dict(pod.labels).get(GATEWAY_LABEL):
+        if not workload_pod(pod) or GATEWAY_LABEL in pod.label_map:
             continue
         subnet = pod_subnet(pod, snap)
         if subnet is not None:
-            out.setdefault(subnet.vpc, []).append(pod)
+            out.setdefault(subnet.vpc, {}).setdefault(pod.namespace, []).append(pod)
     return out
 
 
@@ -111,10 +126,29 @@ def selected_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
     gw = resolved.gateway
     if not gw.selectors:
         return ()
-    out = [pod for pod in _vpc_pods(resolved, snap)
-           if any(s.namespace_selector.matches(snap.namespace_labels(pod.namespace))
-                  and s.pod_selector.matches(pod.label_map) for s in gw.selectors)]
-    return tuple(sorted(out, key=lambda p: p.key))
+    out: dict[str, Pod] = {}
+    for namespace, pods in _vpc_pods_by_namespace(snap).get(resolved.vpc.name, {}).items():
+        labels = snap.namespace_labels(namespace)
+        chosen = [s.pod_selector for s in gw.selectors if s.namespace_selector.matches(labels)]
+        if not chosen:
+            continue
+        for pod in pods:
+            if any(sel.matches(pod.label_map) for sel in chosen):
+                out[pod.key] = pod
+    return tuple(out[k] for k in sorted(out))
+
+
+def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
+                     selections: tuple[PodSelection, ...]) -> tuple[Pod, ...]:
+    """Pods of the gateway's VPC matched by any of `selections` (some of its selectors)."""
+    out: dict[str, Pod] = {}
+    for namespace, pods in _vpc_pods_by_namespace(snap).get(resolved.vpc.name, {}).items():
+        labels = snap.namespace_labels(namespace)
+        chosen = [s.pod_selector for s in selections if s.namespace_selector.matches(labels)]
+        for pod in pods if chosen else ():
+            if any(sel.matches(pod.label_map) for sel in chosen):
+                out[pod.key] = pod
+    return tuple(out[k] for k in sorted(out))
 
 
 def source_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:

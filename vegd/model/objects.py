@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from vegd.model.destinations import Destinations
 from vegd.model.selectors import LabelSelector, NodeSelectorTerm
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -34,6 +36,7 @@ class EgressPolicy:
     snat: bool = False
     ip_blocks: tuple[IPNetwork, ...] = ()
     subnets: tuple[str, ...] = ()
+    destinations: Destinations = Destinations()  # which destinations go through the gateway
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class PodSelection:
 
     namespace_selector: LabelSelector = LabelSelector()
     pod_selector: LabelSelector = LabelSelector()
+    destinations: Destinations = Destinations()
 
 
 def label_value(name: str) -> str:
@@ -171,8 +175,9 @@ class Pod:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
-    @property
+    @functools.cached_property
     def label_map(self) -> dict[str, str]:
+        """The labels as a mapping, made once (selectors ask for it on hot paths); read only."""
         return dict(self.labels)
 
     def ip(self, family: Family) -> IPAddress | None:
@@ -211,7 +216,8 @@ class Snapshot:
     nodes: tuple[Node, ...] = ()
     attachments: tuple[NetworkAttachmentDefinition, ...] = ()
     chassis_by_hostname: tuple[tuple[str, str], ...] = ()  # from the SB Chassis table
-    _index: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    # memos of this snapshot; init=False so dataclasses.replace() starts a new snapshot empty
+    _index: dict[str, object] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def memo(self, name: str, build: Callable[[], T]) -> T:
         """A value derived from this (frozen) snapshot, computed once."""
@@ -265,3 +271,14 @@ class Snapshot:
         names = {v.name for v in self.vpcs}
         implicit = () if DEFAULT_VPC in names else (Vpc(DEFAULT_VPC, implicit=True),)
         return self.vpcs + implicit
+
+
+def collapse(nets: Iterable[IPNetwork]) -> tuple[IPNetwork, ...]:
+    """Prefixes sorted by family and address, without duplicates and without any prefix that
+    lies inside another one of the list."""
+    out: list[IPNetwork] = []
+    for net in sorted(set(nets), key=lambda n: (n.version, n.prefixlen, int(n.network_address))):
+        if not any(net.version == o.version and net.subnet_of(o) for o in out):  # type: ignore[arg-type]
+            out.append(net)
+    return tuple(sorted(out, key=lambda n: (n.version, int(n.network_address), n.prefixlen)))
+

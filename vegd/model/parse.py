@@ -12,7 +12,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from vegd.model.destinations import parse_destinations
 from vegd.model.errors import ValidationError
+from vegd.model.limits import (
+    BFD_INTERVAL_RANGE,
+    BFD_MULTIPLIER_RANGE,
+    CRD_BFD_RANGE,
+    REPLICAS_RANGE,
+)
 from vegd.model.objects import (
     DEFAULT_VPC,
     NETWORK_STATUS,
@@ -34,8 +41,6 @@ from vegd.model.objects import (
 from vegd.model.selectors import parse_label_selector, parse_node_selector_term
 
 _PREFIX = re.compile(r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*[-.]?$")
-_BFD_RANGE = (1, 3_600_000)
-MAX_REPLICAS = 10
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -47,6 +52,42 @@ def _labels(raw: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, Mapping):
         return ()
     return tuple(sorted((str(k), str(v)) for k, v in raw.items()))
+
+
+def _type_error(raw: Any, obj: str, field: str, what: str) -> ValidationError:
+    return ValidationError(obj, field, f"must be {what}, not {type(raw).__name__} {raw!r:.40}")
+
+
+def _map(raw: Any, obj: str, field: str) -> Mapping[str, Any]:
+    """An object field; absent is empty."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise _type_error(raw, obj, field, "an object")
+    return raw
+
+
+def _list(raw: Any, obj: str, field: str) -> list[Any]:
+    """A list field; absent is empty."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _type_error(raw, obj, field, "a list")
+    return raw
+
+
+def _text(raw: Any, obj: str, field: str, default: str = "") -> str:
+    """A string field; absent (or empty) is the default."""
+    if raw is None or raw == "":
+        return default
+    if not isinstance(raw, str):
+        raise _type_error(raw, obj, field, "a string")
+    return raw
+
+
+def _annotations(meta: Mapping[str, Any]) -> Mapping[str, Any]:
+    raw = meta.get("annotations")
+    return raw if isinstance(raw, Mapping) else {}
 
 
 def parse_ip(text: Any, obj: str, field: str) -> IPAddress:
@@ -92,6 +133,16 @@ def _int(raw: Any, default: int, lo: int, hi: int, obj: str, field: str) -> int:
     return raw
 
 
+def _bfd_timer(raw: Any, default: int, bounds: tuple[int, int], obj: str, field: str) -> int:
+    """The CRD admits 1..3600000; FRR's bfdd runs only `bounds`. Refused outside them, so NB and
+    the gateway pod get the same numbers (model/limits.py)."""
+    value = _int(raw, default, *CRD_BFD_RANGE, obj, field)
+    if not bounds[0] <= value <= bounds[1]:
+        raise ValidationError(obj, field, f"{value} is out of range {bounds[0]}..{bounds[1]}, "
+                              "what the gateway's FRR bfdd accepts")
+    return value
+
+
 def _bool(raw: Any, obj: str, field: str) -> bool:
     if raw is None:
         return False
@@ -116,27 +167,28 @@ def parse_gateway(raw: Mapping[str, Any]) -> VpcEgressGateway:
         raise ValidationError(obj, "metadata.name", "is missing")
     spec = raw.get("spec")
     if not isinstance(spec, Mapping):
-        raise ValidationError(obj, "spec", "is missing")
+        raise ValidationError(obj, "spec", "is missing" if spec is None
+                              else f"must be an object, not {type(spec).__name__}")
 
     external = spec.get("externalSubnet")
     if not isinstance(external, str) or not external:
-        raise ValidationError(obj, "spec.externalSubnet", "is required")
+        raise ValidationError(obj, "spec.externalSubnet", "is required" if not external
+                              else f"must be a string, not {type(external).__name__}")
     prefix = spec.get("prefix") or ""
     if not isinstance(prefix, str) or not _PREFIX.match(prefix):
         raise ValidationError(obj, "spec.prefix", f"{prefix!r} is not a valid name prefix")
 
-    bfd_raw = spec.get("bfd") or {}
-    if not isinstance(bfd_raw, Mapping):
-        raise ValidationError(obj, "spec.bfd", "must be an object")
+    bfd_raw = _map(spec.get("bfd"), obj, "spec.bfd")
     bfd = Bfd(
         enabled=_bool(bfd_raw.get("enabled"), obj, "spec.bfd.enabled"),
-        min_rx=_int(bfd_raw.get("minRX"), 1000, *_BFD_RANGE, obj, "spec.bfd.minRX"),
-        min_tx=_int(bfd_raw.get("minTX"), 1000, *_BFD_RANGE, obj, "spec.bfd.minTX"),
-        multiplier=_int(bfd_raw.get("multiplier"), 3, *_BFD_RANGE, obj, "spec.bfd.multiplier"),
+        min_rx=_bfd_timer(bfd_raw.get("minRX"), 1000, BFD_INTERVAL_RANGE, obj, "spec.bfd.minRX"),
+        min_tx=_bfd_timer(bfd_raw.get("minTX"), 1000, BFD_INTERVAL_RANGE, obj, "spec.bfd.minTX"),
+        multiplier=_bfd_timer(bfd_raw.get("multiplier"), 3, BFD_MULTIPLIER_RANGE,
+                              obj, "spec.bfd.multiplier"),
     )
 
     policies = []
-    for i, p in enumerate(spec.get("policies") or []):
+    for i, p in enumerate(_list(spec.get("policies"), obj, "spec.policies")):
         where = f"spec.policies[{i}]"
         if not isinstance(p, Mapping):
             raise ValidationError(obj, where, "must be an object")
@@ -145,35 +197,41 @@ def parse_gateway(raw: Mapping[str, Any]) -> VpcEgressGateway:
         subnets = tuple(_str_list(p.get("subnets"), obj, f"{where}.subnets"))
         if not blocks and not subnets:
             raise ValidationError(obj, where, "needs ipBlocks or subnets")
-        policies.append(EgressPolicy(_bool(p.get("snat"), obj, f"{where}.snat"), blocks, subnets))
+        policies.append(EgressPolicy(_bool(p.get("snat"), obj, f"{where}.snat"), blocks, subnets,
+                                     parse_destinations(p, obj, where)))
 
     selectors = []
-    for i, s in enumerate(spec.get("selectors") or []):
+    for i, s in enumerate(_list(spec.get("selectors"), obj, "spec.selectors")):
         where = f"spec.selectors[{i}]"
         if not isinstance(s, Mapping):
             raise ValidationError(obj, where, "must be an object")
         selectors.append(PodSelection(
             parse_label_selector(s.get("namespaceSelector"), obj, f"{where}.namespaceSelector"),
             parse_label_selector(s.get("podSelector"), obj, f"{where}.podSelector"),
+            parse_destinations(s, obj, where),
         ))
     if not policies and not selectors:
         raise ValidationError(obj, "spec", "needs at least one policy or selector")
 
     terms = tuple(parse_node_selector_term(t, obj, f"spec.nodeSelector[{i}]")
-                  for i, t in enumerate(spec.get("nodeSelector") or []))
-    tolerations = spec.get("tolerations") or []
-    if not isinstance(tolerations, list):
-        raise ValidationError(obj, "spec.tolerations", "must be a list")
+                  for i, t in enumerate(_list(spec.get("nodeSelector"), obj, "spec.nodeSelector")))
+    tolerations = _list(spec.get("tolerations"), obj, "spec.tolerations")
+    for i, t in enumerate(tolerations):
+        if not isinstance(t, Mapping):
+            raise _type_error(t, obj, f"spec.tolerations[{i}]", "an object")
+    generation = meta.get("generation") or 0
+    if isinstance(generation, bool) or not isinstance(generation, int):
+        raise _type_error(generation, obj, "metadata.generation", "an integer")
 
     return VpcEgressGateway(
         namespace=ns,
         name=name,
         external_subnet=external,
-        vpc=str(spec.get("vpc") or DEFAULT_VPC),
-        replicas=_int(spec.get("replicas"), 1, 0, MAX_REPLICAS, obj, "spec.replicas"),
+        vpc=_text(spec.get("vpc"), obj, "spec.vpc", DEFAULT_VPC),
+        replicas=_int(spec.get("replicas"), 1, *REPLICAS_RANGE, obj, "spec.replicas"),
         prefix=prefix,
-        image=str(spec.get("image") or ""),
-        internal_subnet=str(spec.get("internalSubnet") or ""),
+        image=_text(spec.get("image"), obj, "spec.image"),
+        internal_subnet=_text(spec.get("internalSubnet"), obj, "spec.internalSubnet"),
         internal_ips=_instance_ips(spec.get("internalIPs"), obj, "spec.internalIPs"),
         external_ips=_instance_ips(spec.get("externalIPs"), obj, "spec.externalIPs"),
         bfd=bfd,
@@ -186,7 +244,7 @@ def parse_gateway(raw: Mapping[str, Any]) -> VpcEgressGateway:
                              obj, "spec.trafficPolicy"),  # type: ignore[arg-type]
         tolerations=tuple(json.dumps(t, sort_keys=True) for t in tolerations),
         uid=str(meta.get("uid") or ""),
-        generation=int(meta.get("generation") or 0),
+        generation=generation,
         created=str(meta.get("creationTimestamp") or ""),
         deleting=bool(meta.get("deletionTimestamp")),
     )
@@ -210,25 +268,27 @@ def parse_vpc(raw: Mapping[str, Any]) -> Vpc:
     obj = f"Vpc {name}"
     if not name:
         raise ValidationError(obj, "metadata.name", "is missing")
-    spec = raw.get("spec") or {}
-    status = raw.get("status") or {}
+    spec = _map(raw.get("spec"), obj, "spec")
+    status = _map(raw.get("status"), obj, "status")
     port_raw = spec.get("bfdPort")
     port = BfdPort()
     if port_raw is not None:
         if not isinstance(port_raw, Mapping):
-            raise ValidationError(obj, "spec.bfdPort", "must be an object")
+            raise _type_error(port_raw, obj, "spec.bfdPort", "an object")
         enabled = _bool(port_raw.get("enabled"), obj, "spec.bfdPort.enabled")
-        ip_text = port_raw.get("ip") or ""
+        ip_text = _text(port_raw.get("ip"), obj, "spec.bfdPort.ip")
         if enabled and not ip_text:
             raise ValidationError(obj, "spec.bfdPort.ip", "is required when the port is enabled")
         ips = parse_ip_list(ip_text, obj, "spec.bfdPort.ip") if ip_text else ()
         selector = (parse_label_selector(port_raw["nodeSelector"], obj, "spec.bfdPort.nodeSelector")
                     if port_raw.get("nodeSelector") is not None else None)
         port = BfdPort(enabled, ips, selector)
+    default_subnet = _text(spec.get("defaultSubnet"), obj, "spec.defaultSubnet") or _text(
+        status.get("defaultLogicalSwitch"), obj, "status.defaultLogicalSwitch")
     return Vpc(
         name=name,
-        router=str(status.get("router") or ""),
-        default_subnet=str(spec.get("defaultSubnet") or status.get("defaultLogicalSwitch") or ""),
+        router=_text(status.get("router"), obj, "status.router"),
+        default_subnet=default_subnet,
         bfd_port=port,
     )
 
@@ -237,76 +297,106 @@ def parse_subnet(raw: Mapping[str, Any]) -> Subnet:
     meta = _meta(raw)
     name = str(meta.get("name") or "")
     obj = f"Subnet {name}"
-    spec = raw.get("spec") or {}
-    cidr_text = str(spec.get("cidrBlock") or "")
+    spec = _map(raw.get("spec"), obj, "spec")
+    cidr_text = _text(spec.get("cidrBlock"), obj, "spec.cidrBlock")
     cidrs = tuple(parse_cidr(c, obj, "spec.cidrBlock") for c in cidr_text.split(",") if c.strip())
     if not cidrs:
         raise ValidationError(obj, "spec.cidrBlock", "is required")
     if len({c.version for c in cidrs}) != len(cidrs):
         raise ValidationError(obj, "spec.cidrBlock", "has two CIDRs of one family")
-    gw_text = str(spec.get("gateway") or "")
+    gw_text = _text(spec.get("gateway"), obj, "spec.gateway")
     if gw_text:
         gateways = tuple(parse_ip(g, obj, "spec.gateway") for g in gw_text.split(",") if g.strip())
+        _check_gateways(gateways, cidrs, obj)
     else:  # Kube-OVN's default: the first address of each CIDR
         gateways = tuple(c.network_address + 1 for c in cidrs)
     return Subnet(
         name=name,
-        vpc=str(spec.get("vpc") or DEFAULT_VPC),
+        vpc=_text(spec.get("vpc"), obj, "spec.vpc", DEFAULT_VPC),
         cidrs=cidrs,
         gateways=gateways,
-        provider=str(spec.get("provider") or "ovn"),
-        default=bool(spec.get("default")),
+        provider=_text(spec.get("provider"), obj, "spec.provider", "ovn"),
+        default=_bool(spec.get("default"), obj, "spec.default"),
     )
+
+
+def _check_gateways(gateways: tuple[IPAddress, ...], cidrs: tuple[IPNetwork, ...],
+                    obj: str) -> None:
+    """One gateway per family, inside the subnet's CIDR of that family (Kube-OVN's rule)."""
+    if len({g.version for g in gateways}) != len(gateways):
+        raise ValidationError(obj, "spec.gateway", "has two addresses of one family")
+    for gw in gateways:
+        cidr = next((c for c in cidrs if c.version == gw.version), None)
+        if cidr is None:
+            raise ValidationError(obj, "spec.gateway", f"{gw} is IPv{gw.version} but "
+                                  f"spec.cidrBlock has no IPv{gw.version} CIDR")
+        if gw not in cidr:
+            raise ValidationError(obj, "spec.gateway", f"{gw} is outside the subnet's {cidr}")
 
 
 def parse_pod(raw: Mapping[str, Any]) -> Pod:
     meta = _meta(raw)
-    spec = raw.get("spec") or {}
-    status = raw.get("status") or {}
-    annotations = meta.get("annotations") or {}
+    obj = f"Pod {meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
+    spec = _map(raw.get("spec"), obj, "spec")
+    status = _map(raw.get("status"), obj, "status")
+    annotations = _annotations(meta)
     ips: list[IPAddress] = []
-    for entry in status.get("podIPs") or ([{"ip": status["podIP"]}] if status.get("podIP") else []):
+    entries = _list(status.get("podIPs"), obj, "status.podIPs")
+    if not entries and status.get("podIP"):
+        entries = [{"ip": status["podIP"]}]
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            raise _type_error(entry, obj, f"status.podIPs[{i}]", "an object with an ip")
         try:
             ips.append(ipaddress.ip_address(str(entry.get("ip"))))
         except ValueError:
             continue  # a pod reports what the CNI gave; ignore what is not an address
-    networks, has_status = _network_status(annotations.get(NETWORK_STATUS))
+    networks, has_status = _network_status(annotations.get(NETWORK_STATUS), obj)
+    conditions = _list(status.get("conditions"), obj, "status.conditions")
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or [] if isinstance(c, Mapping))
+                for c in conditions if isinstance(c, Mapping))
     return Pod(
         namespace=str(meta.get("namespace") or "default"),
         name=str(meta.get("name") or ""),
         labels=_labels(meta.get("labels")),
         ips=tuple(ips),
-        node_name=str(spec.get("nodeName") or ""),
-        phase=str(status.get("phase") or ""),
+        node_name=_text(spec.get("nodeName"), obj, "spec.nodeName"),
+        phase=_text(status.get("phase"), obj, "status.phase"),
         ready=ready,
-        host_network=bool(spec.get("hostNetwork")),
+        host_network=_bool(spec.get("hostNetwork"), obj, "spec.hostNetwork"),
         deleting=bool(meta.get("deletionTimestamp")),
-        logical_switch=str(annotations.get("ovn.kubernetes.io/logical_switch") or ""),
+        logical_switch=_text(annotations.get("ovn.kubernetes.io/logical_switch"), obj,
+                             "metadata.annotations[ovn.kubernetes.io/logical_switch]"),
         networks=networks,
         has_network_status=has_status,
     )
 
 
-def _network_status(text: Any) -> tuple[tuple[AttachedNetwork, ...], bool]:
+def _network_status(text: Any, obj: str) -> tuple[tuple[AttachedNetwork, ...], bool]:
+    """Multus' network-status annotation: a JSON list of {name, interface, ips}. A malformed one
+    is refused: which network holds the instance's external address cannot be guessed."""
     if not text:
         return (), False
+    field = f"metadata.annotations[{NETWORK_STATUS}]"
     try:
-        entries = json.loads(text)
-    except (TypeError, ValueError):
-        return (), False
+        entries = json.loads(text) if isinstance(text, str) else None
+    except ValueError as exc:
+        raise ValidationError(obj, field, f"is not JSON ({exc})") from None
+    if not isinstance(entries, list):
+        raise ValidationError(obj, field, "must be a JSON list of networks")
     out = []
-    for e in entries if isinstance(entries, list) else []:
+    for i, e in enumerate(entries):
         if not isinstance(e, Mapping):
-            continue
+            raise ValidationError(obj, f"{field}[{i}]", "must be a JSON object")
         ips = []
-        for ip in e.get("ips") or []:
+        for ip in _list(e.get("ips"), obj, f"{field}[{i}].ips"):
             try:
-                ips.append(ipaddress.ip_address(str(ip)))
+                ips.append(ipaddress.ip_address(ip if isinstance(ip, str) else ""))
             except ValueError:
-                continue
-        out.append(AttachedNetwork(str(e.get("name") or ""), str(e.get("interface") or ""),
+                raise ValidationError(obj, f"{field}[{i}].ips",
+                                      f"{ip!r} is not an IP address") from None
+        out.append(AttachedNetwork(_text(e.get("name"), obj, f"{field}[{i}].name"),
+                                   _text(e.get("interface"), obj, f"{field}[{i}].interface"),
                                    tuple(ips)))
     return tuple(out), True
 
@@ -318,12 +408,15 @@ def parse_namespace(raw: Mapping[str, Any]) -> Namespace:
 
 def parse_node(raw: Mapping[str, Any]) -> Node:
     meta = _meta(raw)
-    annotations = meta.get("annotations") or {}
-    conditions = (raw.get("status") or {}).get("conditions") or []
+    obj = f"Node {meta.get('name') or ''}"
+    annotations = _annotations(meta)
+    status = _map(raw.get("status"), obj, "status")
+    conditions = _list(status.get("conditions"), obj, "status.conditions")
     ready = all(c.get("status") == "True" for c in conditions
                 if isinstance(c, Mapping) and c.get("type") == "Ready")
     return Node(str(meta.get("name") or ""), _labels(meta.get("labels")),
-                str(annotations.get("ovn.kubernetes.io/chassis") or ""), ready)
+                _text(annotations.get("ovn.kubernetes.io/chassis"), obj,
+                      "metadata.annotations[ovn.kubernetes.io/chassis]"), ready)
 
 
 def parse_attachment(raw: Mapping[str, Any]) -> NetworkAttachmentDefinition:

@@ -2,25 +2,29 @@
 
 `resolve_gateway` raises `ValidationError` for anything a person must fix in the spec (unknown
 VPC or subnet, an address outside its subnet, a family the subnet does not have, BFD without a
-VPC BFD port, sources overlapping another gateway of the VPC). Runtime state (which pods run) is
+VPC BFD port or with a port address an instance has, the internal subnet as the external one, an
+address or sources another (older) gateway already has). Runtime state (which pods run) is
 not an error: it is read by `model.instances`.
 """
 
 from __future__ import annotations
 
-import functools
+import bisect
 from dataclasses import dataclass
 
 from vegd.model.errors import ValidationError
 from vegd.model.objects import (
     FAMILIES,
+    GATEWAY_LABEL,
     Family,
     IPAddress,
     IPNetwork,
+    Pod,
     Snapshot,
     Subnet,
     Vpc,
     VpcEgressGateway,
+    collapse,
 )
 
 
@@ -33,7 +37,7 @@ class Sources:
 
     @property
     def all(self) -> tuple[IPNetwork, ...]:
-        return _collapse(self.snat + self.forward)
+        return collapse(self.snat + self.forward)
 
 
 @dataclass(frozen=True)
@@ -48,15 +52,6 @@ class ResolvedGateway:
     @property
     def families(self) -> tuple[Family, ...]:
         return self.internal_subnet.families
-
-
-def _collapse(nets: tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
-    """Sorted, without duplicates and without prefixes inside another listed prefix."""
-    out: list[IPNetwork] = []
-    for net in sorted(set(nets), key=lambda n: (n.version, n.prefixlen, n.network_address)):
-        if not any(net.version == o.version and net.subnet_of(o) for o in out):  # type: ignore[arg-type]
-            out.append(net)
-    return tuple(sorted(out, key=lambda n: (n.version, int(n.network_address), n.prefixlen)))
 
 
 def internal_subnet_name(gw: VpcEgressGateway, vpc: Vpc, snap: Snapshot) -> str:
@@ -92,7 +87,7 @@ def gateway_sources(gw: VpcEgressGateway, snap: Snapshot, strict: bool = True
         target = snat if policy.snat else fwd
         for net in nets:
             target[net.version].append(net)
-    return {f: Sources(_collapse(tuple(snat[f])), _collapse(tuple(fwd[f]))) for f in FAMILIES}
+    return {f: Sources(collapse(tuple(snat[f])), collapse(tuple(fwd[f]))) for f in FAMILIES}
 
 
 def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = True,
@@ -123,6 +118,10 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
     if external is None:
         raise ValidationError(gw.ref, "spec.externalSubnet",
                               f"subnet {gw.external_subnet} does not exist")
+    if external.name == internal.name:
+        raise ValidationError(gw.ref, "spec.externalSubnet",
+                              f"subnet {external.name} is also the internal subnet; the external "
+                              "network must be another subnet (a macvlan attachment)")
 
     for field, entries, subnet in (("spec.internalIPs", gw.internal_ips, internal),
                                    ("spec.externalIPs", gw.external_ips, external)):
@@ -139,6 +138,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                     raise ValidationError(gw.ref, f"{field}[{i}]",
                                           f"{ip} is outside subnet {subnet.name} ({cidr})")
 
+    _check_shared_addresses(gw, internal, external, snap)
     sources = gateway_sources(gw, snap)
     for family in FAMILIES:
         if sources[family].all and family not in internal.families:
@@ -159,6 +159,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                 raise ValidationError(gw.ref, "spec.bfd.enabled",
                                       f"internal subnet {internal.name} has IPv{family} but the "
                                       f"bfdPort of VPC {vpc.name} has no IPv{family} address")
+        _check_bfd_peers(gw, port.ips, snap)
         if gw.bfd_mode == "policy" and not policy_bfd:
             raise ValidationError(gw.ref, "spec.bfdMode",
                                   "policy mode needs Logical_Router_Policy.bfd_sessions, which "
@@ -167,27 +168,157 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
             raise ValidationError(gw.ref, "spec.bfdMode",
                                   "policy mode with BFD needs Kube-OVN's OVN (--bfd-port-mode "
                                   "kube-ovn): stock ovn-northd keeps a policy's sessions on "
-                                  f"{'bfd@' + vpc.name} admin_down, so they never fail over "
+                                  f"bfd@{vpc.name} admin_down, so they never fail over "
                                   "(docs/bfd-port.md); use bfdMode: route")
 
+    _check_destinations(gw)
     _check_overlap(gw, sources, snap)
     return ResolvedGateway(gw, vpc, internal, external, sources, peers)
 
 
+AddressClaim = tuple[str, str, IPAddress]  # (field, subnet name, address)
+
+
+def _check_shared_addresses(gw: VpcEgressGateway, internal: Subnet, external: Subnet,
+                            snap: Snapshot) -> None:
+    """An address of spec.internalIPs/externalIPs belongs to one gateway of its subnet: the
+    older gateway keeps it (the rule of overlapping sources)."""
+    claims = snap.memo("address-claims", lambda: _address_claims(snap))
+    mine = (gw.created, gw.key)
+    for field, entries, subnet in (("spec.internalIPs", gw.internal_ips, internal.name),
+                                   ("spec.externalIPs", gw.external_ips, external.name)):
+        for i, entry in enumerate(entries):
+            for ip in entry:
+                older = [c for c in claims.get((field, subnet, ip), ()) if c < mine]
+                if older:
+                    raise ValidationError(gw.ref, f"{field}[{i}]",
+                                          f"{ip} is also in {field} of VpcEgressGateway "
+                                          f"{min(older)[1]}; an address belongs to one gateway")
+
+
+def _address_claims(snap: Snapshot) -> dict[AddressClaim, list[tuple[str, str]]]:
+    """(field, subnet, address) -> (created, key) of every gateway listing it: one pass."""
+    out: dict[AddressClaim, list[tuple[str, str]]] = {}
+    for other in snap.gateways:
+        if other.deleting:
+            continue
+        vpc = snap.vpc(other.vpc)
+        internal = internal_subnet_name(other, vpc, snap) if vpc is not None else ""
+        for field, entries, subnet in (("spec.internalIPs", other.internal_ips, internal),
+                                       ("spec.externalIPs", other.external_ips,
+                                        other.external_subnet)):
+            for entry in entries:
+                for ip in entry:
+                    out.setdefault((field, subnet, ip), []).append((other.created, other.key))
+    return out
+
+
+def _check_bfd_peers(gw: VpcEgressGateway, peers: tuple[IPAddress, ...], snap: Snapshot) -> None:
+    """The VPC's BFD port address must not be an instance's own address: the instance would
+    run BFD against itself and the route through it would never be checked."""
+    for i, entry in enumerate(gw.internal_ips):
+        for ip in entry:
+            if ip in peers:
+                raise ValidationError(gw.ref, f"spec.internalIPs[{i}]",
+                                      f"{ip} is the bfdPort address of VPC {gw.vpc}")
+    pods = snap.memo("instance-pods", lambda: _instance_pods(snap))
+    for pod in pods.get((gw.namespace, gw.pod_label), ()):
+        for ip in pod.ips:
+            if ip in peers:
+                raise ValidationError(gw.ref, "spec.bfd.enabled",
+                                      f"instance pod {pod.key} has {ip}, the bfdPort "
+                                      f"address of VPC {gw.vpc}")
+
+
+def _instance_pods(snap: Snapshot) -> dict[tuple[str, str], list[Pod]]:
+    """(namespace, gateway label) -> pods not being deleted (model.instances keeps its own
+    index; importing it here would be a cycle)."""
+    out: dict[tuple[str, str], list[Pod]] = {}
+    for pod in snap.pods:
+        label = pod.label_map.get(GATEWAY_LABEL)
+        if label and not pod.deleting:
+            out.setdefault((pod.namespace, label), []).append(pod)
+    return out
+
+
+def _check_destinations(gw: VpcEgressGateway) -> None:
+    """Destination CIDRs are written as policy matches (docs/decisions.md): src-ip routes match
+    only the source, so route mode would send every destination to the gateway."""
+    entries = [(f"spec.policies[{i}]", p.destinations) for i, p in enumerate(gw.policies)]
+    entries += [(f"spec.selectors[{i}]", s.destinations) for i, s in enumerate(gw.selectors)]
+    for where, dests in entries:
+        if not dests.restricted:
+            continue
+        if gw.bfd.enabled and gw.bfd_mode == "route":
+            raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
+                                  "bfdMode route writes src-ip static routes, which cannot match "
+                                  "a destination; use bfdMode: policy (OVN >= 24.03) or BFD off")
+        if gw.traffic_policy == "Local":
+            raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
+                                  "is not supported with trafficPolicy: Local")
+
+
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:
     """Two gateways of one VPC must not claim the same sources: the older one keeps them."""
-    mine = [n for f in FAMILIES for n in sources[f].all]
+    claims = snap.memo("source-claims", lambda: _source_claims(snap)).get(gw.vpc)
+    if claims is None:
+        return
+    mine = (gw.created, gw.key)
+    for net in (n for f in FAMILIES for n in sources[f].all):
+        older = [c for c in claims.overlapping(net) if c[0] < mine]
+        if older:
+            (_, other), theirs = min(older, key=lambda c: (c[0], str(c[1])))
+            raise ValidationError(
+                gw.ref, "spec.policies",
+                f"source {net} overlaps {theirs} of VpcEgressGateway {other} in the same "
+                "VPC; a source can egress through one gateway only")
+
+
+Claim = tuple[tuple[str, str], IPNetwork]  # ((created, gateway key), prefix)
+
+
+class _Claims:
+    """The source prefixes every gateway of one VPC claims, found by overlap in O(log n):
+    two prefixes overlap when one contains the other."""
+
+    def __init__(self) -> None:
+        self.exact: dict[tuple[int, int, int], list[Claim]] = {}  # (version, start, len)
+        self.starts: dict[int, list[tuple[int, int, Claim]]] = {4: [], 6: []}
+
+    def add(self, owner: tuple[str, str], net: IPNetwork) -> None:
+        start = int(net.network_address)
+        self.exact.setdefault((net.version, start, net.prefixlen), []).append((owner, net))
+        self.starts[net.version].append((start, net.prefixlen, (owner, net)))
+
+    def seal(self) -> None:
+        for entries in self.starts.values():
+            entries.sort(key=lambda e: (e[0], e[1]))
+
+    def overlapping(self, net: IPNetwork) -> list[Claim]:
+        bits = net.max_prefixlen
+        start = int(net.network_address)
+        out: list[Claim] = []
+        for length in range(net.prefixlen + 1):  # net itself and every prefix containing it
+            mask = ((1 << length) - 1) << (bits - length)
+            out.extend(self.exact.get((net.version, start & mask, length), ()))
+        entries = self.starts[net.version]  # prefixes inside net start within it
+        end = int(net.broadcast_address)
+        i = bisect.bisect_left(entries, (start, net.prefixlen + 1))
+        while i < len(entries) and entries[i][0] <= end:
+            out.append(entries[i][2])
+            i += 1
+        return out
+
+
+def _source_claims(snap: Snapshot) -> dict[str, _Claims]:
+    out: dict[str, _Claims] = {}
     for other in snap.gateways:
-        if other.key == gw.key or other.vpc != gw.vpc or other.deleting:
+        if other.deleting:
             continue
-        if (other.created, other.key) > (gw.created, gw.key):
-            continue
-        theirs = snap.memo(f"lenient-sources:{other.key}",
-                           functools.partial(gateway_sources, other, snap, strict=False))
-        for net in mine:
-            for o in theirs[net.version].all:
-                if net.overlaps(o):
-                    raise ValidationError(
-                        gw.ref, "spec.policies",
-                        f"source {net} overlaps {o} of VpcEgressGateway {other.key} in the same "
-                        "VPC; a source can egress through one gateway only")
+        claims = out.setdefault(other.vpc, _Claims())
+        theirs = gateway_sources(other, snap, strict=False)
+        for net in {n for f in FAMILIES for n in theirs[f].all}:
+            claims.add((other.created, other.key), net)
+    for claims in out.values():
+        claims.seal()
+    return out

@@ -8,6 +8,7 @@ from typing import Any
 from vegd.model import parse
 from vegd.model.errors import ValidationError
 from vegd.model.objects import Snapshot
+from vegd.model.validate import check_objects, located
 
 # (apiVersion group, kind) -> (Snapshot field, parser)
 PARSERS: dict[tuple[str, str], tuple[str, Callable[[Mapping[str, Any]], Any]]] = {
@@ -22,9 +23,22 @@ PARSERS: dict[tuple[str, str], tuple[str, Callable[[Mapping[str, Any]], Any]]] =
 
 
 def kind_of(obj: Mapping[str, Any]) -> tuple[str, str]:
-    api = str(obj.get("apiVersion") or "")
+    api = obj.get("apiVersion")
+    kind = obj.get("kind")
+    if not isinstance(api, str) or not isinstance(kind, str):
+        return "", ""
     group = api.rsplit("/", 1)[0] if "/" in api else ""
-    return group, str(obj.get("kind") or "")
+    return group, kind
+
+
+def snapshot_from_sources(sources: Iterable[tuple[str, Any]], errors: list[ValidationError]
+                          ) -> Snapshot:
+    """Objects from an unadmitted source (`vegd apply`'s directory): each is first checked as
+    the API server would (`model.validate`), then parsed. Every error says where the object
+    came from."""
+    good, refused = check_objects(sources)
+    errors.extend(refused)
+    return _build(good, errors)
 
 
 def snapshot_from_objects(objects: Iterable[Mapping[str, Any]],
@@ -32,8 +46,14 @@ def snapshot_from_objects(objects: Iterable[Mapping[str, Any]],
                           chassis_by_hostname: Mapping[str, str] | None = None) -> Snapshot:
     """Objects of unknown kinds are ignored. Invalid objects are left out and, when `errors` is
     given, reported there (otherwise the first one raises)."""
+    return _build((("", obj) for obj in objects), errors, chassis_by_hostname)
+
+
+def _build(sources: Iterable[tuple[str, Mapping[str, Any]]],
+           errors: list[ValidationError] | None,
+           chassis_by_hostname: Mapping[str, str] | None = None) -> Snapshot:
     fields: dict[str, list[Any]] = {f: [] for f, _ in PARSERS.values()}
-    for obj in objects:
+    for where, obj in sources:
         entry = PARSERS.get(kind_of(obj))
         if entry is None:
             continue
@@ -43,7 +63,7 @@ def snapshot_from_objects(objects: Iterable[Mapping[str, Any]],
         except ValidationError as exc:
             if errors is None:
                 raise
-            errors.append(exc)
+            errors.append(located(exc, where))
     return Snapshot(
         gateways=tuple(fields["gateways"]),
         vpcs=tuple(fields["vpcs"]),

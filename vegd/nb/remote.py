@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,9 +46,30 @@ def configure_ssl(remote: str, ssl: SslFiles | None) -> None:
     for path in (ssl.private_key, ssl.certificate, ssl.ca_cert):
         if not os.access(path, os.R_OK):
             raise ValueError(f"cannot read {path}")
+    _check_ssl_files(ssl)
     ovs.stream.Stream.ssl_set_private_key_file(ssl.private_key)
     ovs.stream.Stream.ssl_set_certificate_file(ssl.certificate)
     ovs.stream.Stream.ssl_set_ca_cert_file(ssl.ca_cert)
+
+
+def _check_ssl_files(ssl_files: SslFiles) -> None:
+    """Load the files as python-ovs will (ovs.stream.SSLStream._open), so a key that does not
+    match the certificate, or a certificate given as the key, is refused with a message now
+    instead of an ssl.SSLError traceback at the first connection."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        ctx.load_verify_locations(ssl_files.ca_cert)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"CA certificate {ssl_files.ca_cert}: not a PEM certificate "
+                         f"({exc})") from None
+    try:
+        ctx.load_cert_chain(ssl_files.certificate, ssl_files.private_key)
+    except (ssl.SSLError, OSError) as exc:
+        why = ("the private key does not match the certificate"
+               if getattr(exc, "reason", "") == "KEY_VALUES_MISMATCH" else
+               "cannot load them as a PEM certificate and its private key")
+        raise ValueError(f"certificate {ssl_files.certificate}, private key "
+                         f"{ssl_files.private_key}: {why} ({exc})") from None
 
 
 def fetch_schema(remote: str, schema: str, timeout: float) -> Any:

@@ -1,41 +1,42 @@
-"""The composite commands: diff desired rows against the live replica inside `run_idl`.
+"""The composite command: diff the desired rows of many owners against the live replica inside
+`run_idl`, as ONE transaction.
 
 Because the diff runs inside `run_idl`, an OVSDB TRY_AGAIN makes ovsdbapp re-run it against the
-refreshed replica; one reconcile of one owner is always exactly one transaction. Only rows whose
-external_ids carry our vendor and the owner's id are read, updated or deleted. Parents we do not
-own (routers) are only ever changed by mutation (`addvalue`/`delvalue`), never read-modify-write.
+refreshed replica. Only rows whose external_ids carry our vendor and an owner's id are read,
+updated or deleted. Parents we do not own (routers) are only ever changed by mutation
+(`addvalue`/`delvalue`), never read-modify-write.
+
+Two phases, so that a row can move between owners of one transaction (an instance address that
+another gateway's pod now has, a swap): first every owner's unwanted rows are deleted, then every
+owner's desired rows are written. A refusal of any owner (a name another writer holds, a missing
+router) aborts the whole transaction; `BatchRefused` names every refused owner, so a caller can
+write the others without them.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ovsdbapp.backend.ovs_idl.command import BaseCommand
 
-from vegd.nb.errors import ReconcileError
+from vegd.nb.errors import BatchRefused, OwnedElsewhere, ReconcileError
+from vegd.nb.index import ROUTER_CHILDREN, Owner, OwnerIndex
 from vegd.plan.rows import (
-    AddressSet,
+    OPTIONAL_DEFAULTS,
+    ROW_TYPES,
+    TABLES,
     Bfd,
-    BfdRef,
     Desired,
     HaChassisGroup,
-    RouterPolicy,
+    Ref,
     RouterPort,
     Row,
-    StaticRoute,
     Switch,
 )
 
-# Tables whose rows an owner holds directly, and the router column of the non-root ones.
-OWNED_TABLES = ("BFD", "Address_Set", "HA_Chassis_Group", "Logical_Router_Policy",
-                "Logical_Router_Static_Route", "Logical_Router_Port", "Logical_Switch")
-ROUTER_CHILDREN = {"Logical_Router_Policy": "policies",
-                   "Logical_Router_Static_Route": "static_routes",
-                   "Logical_Router_Port": "ports"}
-OWNER_KEYS = ("vpc-egress-gateway", "vpc")
+GARBAGE = "garbage"  # the result entry of rows whose owner is gone
 
 
 @dataclass
@@ -56,120 +57,108 @@ def describe(table: str, key: Iterable[str]) -> str:
     return f"{table}[{' '.join(key)}]"
 
 
-class Replica:
-    """Indexes over the IDL tables, built in one pass and reused until the replica changes
-    (`Replica.of`): a resync of N owners then costs one scan, not N."""
-
-    _cache: ClassVar[dict[int, tuple[int, Replica]]] = {}
-
-    @classmethod
-    def of(cls, api: Any, vendor: str) -> Replica:
-        seqno = api.idl.change_seqno
-        hit = cls._cache.get(id(api))
-        if hit is not None and hit[0] == seqno and hit[1].vendor == vendor:
-            return hit[1]
-        replica = cls(api.tables, vendor)
-        cls._cache[id(api)] = (seqno, replica)
-        return replica
-
-    def __init__(self, tables: dict[str, Any], vendor: str) -> None:
-        self.tables = tables
-        self.vendor = vendor
-        self.routers: dict[str, Any] = {}
-        self.parent: dict[Any, Any] = {}  # child uuid -> router row
-        for router in tables["Logical_Router"].rows.values():
-            self.routers.setdefault(router.name, router)
-            for column in ROUTER_CHILDREN.values():
-                for child in getattr(router, column):
-                    self.parent[child.uuid] = router
-        self.by_owner: dict[tuple[str, str], list[tuple[str, Any]]] = defaultdict(list)
-        self.unique: dict[str, dict[tuple[str, ...], Any]] = {}
-        for table in OWNED_TABLES:
-            for row in tables[table].rows.values():
-                ids = row.external_ids
-                if ids.get("vendor") != vendor:
-                    continue
-                owner = next(((k, ids[k]) for k in OWNER_KEYS if k in ids), None)
-                if owner is not None:
-                    self.by_owner[owner].append((table, row))
-
-    def owned(self, table: str, owner_key: str, owner_value: str) -> Iterable[Any]:
-        return [row for t, row in self.by_owner.get((owner_key, owner_value), ()) if t == table]
-
-    def all_owned(self) -> Iterable[tuple[tuple[str, str], str, Any]]:
-        for owner, rows in self.by_owner.items():
-            for table, row in rows:
-                yield owner, table, row
-
-    def key(self, table: str, row: Any) -> tuple[str, ...]:
-        if table == "BFD":
-            return (row.logical_port, row.dst_ip)
-        if table == "Logical_Router_Policy":
-            return (self._router_name(row), str(row.priority), row.match)
-        if table == "Logical_Router_Static_Route":
-            return (self._router_name(row), (row.policy or ["dst-ip"])[0], row.ip_prefix,
-                    row.nexthop)
-        return (row.name,)
-
-    def _router_name(self, row: Any) -> str:
-        router = self.parent.get(row.uuid)
-        return router.name if router is not None else ""
-
-    def holder(self, table: str, key: tuple[str, ...]) -> Any | None:
-        """The row of any writer that holds a unique name (schema index) `key` in `table`."""
-        if table not in self.unique:
-            index: dict[tuple[str, ...], Any] = {}
-            for row in self.tables[table].rows.values():
-                index[(row.logical_port, row.dst_ip) if table == "BFD" else (row.name,)] = row
-            self.unique[table] = index
-        return self.unique[table].get(key)
-
-    def remove(self, table: str, row: Any) -> None:
-        """Delete a row: a root row directly, a router's child by unlinking it."""
-        if table == "Logical_Router_Port":
-            # The port is only garbage-collected at commit; until then its strong reference
-            # would keep its HA_Chassis_Group from being deleted in the same transaction.
-            row.ha_chassis_group = []
-        if table in ROUTER_CHILDREN:
-            parent = self.parent.get(row.uuid)
-            if parent is not None:
-                parent.delvalue(ROUTER_CHILDREN[table], row.uuid)
-        else:
-            row.delete()
+def live_key(index: OwnerIndex, table: str, row: Any) -> tuple[str, ...]:
+    """A live row's key, by the same definition as the desired row's (`plan/rows.py`)."""
+    spec = TABLES[table]
+    own = []
+    for column in spec.KEY:
+        value = getattr(row, column)
+        if isinstance(value, list):  # an optional column
+            value = value[0] if value else OPTIONAL_DEFAULTS.get(column, "")
+        own.append(str(value))
+    if spec.ROUTER_COLUMN and not spec.UNIQUE:
+        return (index.router_of(row), *own)
+    return tuple(own)
 
 
-class ReconcileOwner(BaseCommand):  # type: ignore[misc]
-    """Make the NB rows of one owner exactly `desired`. Result: a `Changes`."""
+def remove(index: OwnerIndex, table: str, row: Any) -> None:
+    """Delete a row: a root row directly, a router's child by unlinking it."""
+    if table == "Logical_Router_Port":
+        # The port is only garbage-collected at commit; until then its strong reference
+        # would keep its HA_Chassis_Group from being deleted in the same transaction.
+        row.ha_chassis_group = []
+    if table in ROUTER_CHILDREN:
+        parent = index.parent.get(row.uuid)
+        if parent is not None:
+            parent.delvalue(ROUTER_CHILDREN[table], row.uuid)
+    else:
+        row.delete()
 
-    def __init__(self, api: Any, desired: Desired, vendor: str, policy_bfd_sessions: bool) -> None:
+
+class ReconcileOwners(BaseCommand):  # type: ignore[misc]
+    """Make the NB rows of every owner in `plans` exactly its desired rows; with `keep`, also
+    delete every row of ours whose owner is neither planned nor in `keep`.
+    Result: owner (str) -> Changes, the rows of gone owners under GARBAGE."""
+
+    def __init__(self, api: Any, index: Callable[[], OwnerIndex], plans: list[Desired],
+                 policy_bfd_sessions: bool, keep: set[Owner] | None = None) -> None:
         super().__init__(api)
-        self.desired = desired
-        self.vendor = vendor
+        self.index = index
+        self.plans = plans
         self.policy_bfd_sessions = policy_bfd_sessions
+        self.keep = keep
 
     def run_idl(self, txn: Any) -> None:
         self.txn = txn
-        self.changes = Changes()
-        self.replica = Replica.of(self.api, self.vendor)
-        owner = self.desired.owner
-        live: dict[tuple[str, tuple[str, ...]], Any] = {}
-        for table in OWNED_TABLES:
-            for row in self.replica.owned(table, owner.id_key, owner.id_value):
-                live[(table, self.replica.key(table, row))] = row
+        self.ix = self.index()
+        self.result: dict[str, Changes] = {}
+        self.rows: dict[tuple[str, tuple[str, ...]], Any] = {}  # desired key -> row, batch-wide
+        self.deleted: set[Any] = set()  # uuids deleted in this transaction
+        self.planned_ports = {r.name for d in self.plans for r in d.rows
+                              if isinstance(r, RouterPort)}
+        lives = []
+        for desired in self.plans:
+            owner = (desired.owner.id_key, desired.owner.id_value)
+            changes = self.result.setdefault(str(desired.owner), Changes())
+            live = {(t, live_key(self.ix, t, r)): r for t, r in self.ix.owned(owner)}
+            wanted = {(r.table, r.key) for r in desired.rows}
+            for (table, key), row in live.items():
+                if (table, key) not in wanted:
+                    self._delete(table, row, changes, describe(table, key))
+            lives.append(live)
+        if self.keep is not None:
+            self._collect_garbage()
+        refused: dict[str, str] = {}
+        moves: dict[str, Owner] = {}
+        for desired, live in zip(self.plans, lives, strict=True):
+            try:
+                self._write_owner(desired, live)
+            except OwnedElsewhere as exc:
+                refused[str(desired.owner)] = str(exc)
+                moves[str(desired.owner)] = exc.holder
+            except ReconcileError as exc:
+                refused[str(desired.owner)] = str(exc)
+        if refused:
+            raise BatchRefused(refused, moves)
+
+    def _collect_garbage(self) -> None:
+        planned = {(d.owner.id_key, d.owner.id_value) for d in self.plans}
+        gone = [o for o in self.ix.owners() if o not in planned and o not in self.keep]  # type: ignore[operator]
+        changes = self.result.setdefault(GARBAGE, Changes()) if gone else Changes()
+        for owner in gone:
+            for table, row in self.ix.owned(owner):
+                name = f"{describe(table, live_key(self.ix, table, row))} ({owner[0]}={owner[1]})"
+                self._delete(table, row, changes, name)
+
+    def _delete(self, table: str, row: Any, changes: Changes, name: str) -> None:
+        remove(self.ix, table, row)
+        self.deleted.add(row.uuid)
+        changes.deleted.append(name)
+
+    # -- writing one owner --------------------------------------------------------------------
+
+    def _write_owner(self, desired: Desired, live: dict[tuple[str, tuple[str, ...]], Any]
+                     ) -> None:
+        self.desired = desired
         self.live = live
-        self.rows: dict[tuple[str, tuple[str, ...]], Any] = {}  # desired key -> row (kept or new)
+        self.changes = self.result[str(desired.owner)]
+        by_kind: dict[type, list[Row]] = {}
+        for row in desired.rows:
+            by_kind.setdefault(type(row), []).append(row)
+        for kind in ROW_TYPES:  # referenced rows first, so referrers can point at them
+            for want in by_kind.get(kind, ()):
+                self._upsert(want)
 
-        # Referenced rows first, so referrers can point at them (even when inserted just now).
-        order = (Bfd, HaChassisGroup, AddressSet, RouterPort, Switch, RouterPolicy, StaticRoute)
-        for kind in order:
-            for desired in self.desired.of(kind):
-                self._upsert(desired)
-        for (table, key), row in live.items():
-            if (table, key) not in self.rows:
-                self._delete(table, key, row)
-        self.result = self.changes
-
-    # -- writing -----------------------------------------------------------------------------
     def _upsert(self, want: Row) -> None:
         table, key = want.table, want.key
         row = self.live.get((table, key))
@@ -179,8 +168,8 @@ class ReconcileOwner(BaseCommand):  # type: ignore[misc]
         if created:
             self._check_free(want)
             row = self.txn.insert(self.api.tables[table])
-            if table in ROUTER_CHILDREN:
-                self._router(want).addvalue(ROUTER_CHILDREN[table], row.uuid)
+            if want.ROUTER_COLUMN:
+                self._router(want).addvalue(want.ROUTER_COLUMN, row.uuid)
         changed = False
         for column, value in self._columns(want).items():
             if created or _normal(getattr(row, column)) != _normal(value):
@@ -196,81 +185,64 @@ class ReconcileOwner(BaseCommand):  # type: ignore[misc]
         elif changed:
             self.changes.updated.append(describe(table, key))
 
-    def _delete(self, table: str, key: tuple[str, ...], row: Any) -> None:
-        self.replica.remove(table, row)
-        self.changes.deleted.append(describe(table, key))
-
     def _router(self, want: Row) -> Any:
         name = want.router  # type: ignore[union-attr]
-        router = self.replica.routers.get(name)
+        router = self.ix.routers.get(name)
         if router is None:
             raise ReconcileError(f"logical router {name} does not exist in the Northbound "
                                  f"database (needed by {self.desired.owner})")
         return router
 
     def _check_free(self, want: Row) -> None:
-        """A new row must not collide with a unique name another writer already holds."""
-        if want.table in ("BFD", "Address_Set", "HA_Chassis_Group", "Logical_Router_Port"):
-            other = self.replica.holder(want.table, want.key)
-            if other is not None:
-                holder = other.external_ids.get("vendor", "nobody")
-                raise ReconcileError(f"{describe(want.table, want.key)} already exists and is not "
-                                     f"{self.desired.owner}'s (vendor={holder}); vegd leaves it "
-                                     "alone")
+        """A new row must not collide with a unique name held by another writer, or by another
+        owner of ours that is not giving it up in this transaction."""
+        if want.UNIQUE:
+            self._check_holder(want.table, want.key)
         if isinstance(want, Switch):
             for port, _ in want.router_ports:
-                if self.replica.holder("Logical_Switch_Port", (port,)) is not None:
-                    raise ReconcileError(f"Logical_Switch_Port {port} already exists")
+                self._check_holder("Logical_Switch_Port", (port,))
+
+    def _check_holder(self, table: str, key: tuple[str, ...]) -> None:
+        other = self.ix.holder(table, key)
+        if other is None or other.uuid in self.deleted:
+            return
+        mine = self.ix.owner_of_row(other)
+        if mine is not None:
+            raise OwnedElsewhere(f"{describe(table, key)} belongs to {mine[0]}={mine[1]}, "
+                                 f"which still has it", mine)
+        holder = other.external_ids.get("vendor", "nobody")
+        raise ReconcileError(f"{describe(table, key)} already exists and is not "
+                             f"{self.desired.owner}'s (vendor={holder}); vegd leaves it alone")
 
     def _check_port(self, want: Bfd) -> None:
-        """A BFD row must name a router port that exists (or that this owner writes now):
-        ovn-northd 25.03.0 dies (SIGSEGV) on a BFD row for a missing port; 23.03 ignores it."""
+        """A BFD row must name a router port that exists (and is not deleted now) or that this
+        batch writes: ovn-northd 25.03.0 dies (SIGSEGV) on a BFD row for a missing port, where
+        23.03 made an admin_down SB row (docs/bfd-port.md)."""
         port = want.logical_port
-        if self.replica.holder("Logical_Router_Port", (port,)) is not None:
-            return
-        if any(p.name == port for p in self.desired.of(RouterPort)):
+        live = self.ix.holder("Logical_Router_Port", (port,))
+        if (live is not None and live.uuid not in self.deleted) or port in self.planned_ports:
             return
         raise ReconcileError(f"{describe(want.table, want.key)}: logical router port {port} "
                              "does not exist in the Northbound database; a BFD row for a "
                              "missing port stops ovn-northd 25.03, so vegd writes none")
 
-    def _bfd(self, ref: BfdRef) -> Any:
-        row = self.rows.get(("BFD", (ref.logical_port, ref.dst_ip)))
-        if row is None:
-            raise ReconcileError(f"plan error: BFD {ref} is referenced but not desired")
-        return row
-
     def _columns(self, want: Row) -> dict[str, Any]:
-        ids = dict(want.external_ids)
-        if isinstance(want, AddressSet):
-            return {"name": want.name, "addresses": list(want.addresses), "external_ids": ids}
-        if isinstance(want, Bfd):
-            return {"logical_port": want.logical_port, "dst_ip": want.dst_ip,
-                    "min_rx": [want.min_rx], "min_tx": [want.min_tx],
-                    "detect_mult": [want.detect_mult], "external_ids": ids}
-        if isinstance(want, RouterPolicy):
-            cols = {"priority": want.priority, "match": want.match, "action": want.action,
-                    "nexthops": list(want.nexthops), "external_ids": ids}
-            if self.policy_bfd_sessions:
-                cols["bfd_sessions"] = [self._bfd(r) for r in want.bfd_sessions]
-            elif want.bfd_sessions:
-                raise ReconcileError("this Northbound schema has no Logical_Router_Policy."
+        cols = {c: self._resolve(v) for c, v in want.columns().items()}
+        if not self.policy_bfd_sessions and cols.pop("bfd_sessions", None):
+            raise ReconcileError("this Northbound schema has no Logical_Router_Policy."
                                      "bfd_sessions; use bfdMode: route")
-            return cols
-        if isinstance(want, StaticRoute):
-            return {"ip_prefix": want.ip_prefix, "nexthop": want.nexthop, "policy": [want.policy],
-                    "options": dict(want.options),
-                    "bfd": [self._bfd(want.bfd)] if want.bfd else [], "external_ids": ids}
-        if isinstance(want, HaChassisGroup):
-            return {"name": want.name, "external_ids": ids}
-        if isinstance(want, RouterPort):
-            group = self.rows.get(("HA_Chassis_Group", (want.ha_chassis_group,)))
-            return {"name": want.name, "mac": want.mac, "networks": list(want.networks),
-                    "options": dict(want.options), "external_ids": ids,
-                    "ha_chassis_group": [group] if group is not None else []}
-        if isinstance(want, Switch):
-            return {"name": want.name, "external_ids": ids}
-        raise TypeError(want)
+        return cols
+
+    def _resolve(self, value: Any) -> Any:
+        if isinstance(value, Ref):
+            row = self.rows.get((value.table, value.key))
+            if row is None:
+                raise ReconcileError(f"plan error: {describe(value.table, value.key)} is "
+                                     "referenced but not desired")
+            return row
+        if isinstance(value, list):
+            return [self._resolve(v) for v in value]
+        return value
 
     def _sync_chassis(self, group: Any, want: HaChassisGroup, created: bool) -> bool:
         existing = {} if created else {c.chassis_name: c for c in group.ha_chassis}
@@ -303,37 +275,14 @@ class ReconcileOwner(BaseCommand):  # type: ignore[misc]
         for name, router_port in wanted.items():
             row = existing.get(name)
             new = row is None
-            cols = {"name": name, "type": "router", "addresses": ["router"],
-                    "options": {"router-port": router_port},
-                    "external_ids": dict(want.external_ids)}
             if new:
                 row = self.txn.insert(self.api.tables["Logical_Switch_Port"])
                 switch.addvalue("ports", row.uuid)
-            for column, value in cols.items():
+            for column, value in want.port_columns(name, router_port).items():
                 if new or _normal(getattr(row, column)) != _normal(value):
                     setattr(row, column, value)
                     changed = True
         return changed
-
-
-class CollectGarbage(BaseCommand):  # type: ignore[misc]
-    """Delete every row of ours whose owner is not in `keep` (a set of (id_key, id_value))."""
-
-    def __init__(self, api: Any, vendor: str, keep: set[tuple[str, str]]) -> None:
-        super().__init__(api)
-        self.vendor = vendor
-        self.keep = keep
-
-    def run_idl(self, txn: Any) -> None:
-        changes = Changes()
-        replica = Replica.of(self.api, self.vendor)
-        for owner, table, row in list(replica.all_owned()):
-            if owner in self.keep:
-                continue
-            name = describe(table, replica.key(table, row))
-            replica.remove(table, row)
-            changes.deleted.append(f"{name} ({owner[0]}={owner[1]})")
-        self.result = changes
 
 
 def _normal(value: Any) -> Any:

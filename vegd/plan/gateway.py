@@ -16,9 +16,10 @@ import ipaddress
 from collections import defaultdict
 
 from vegd.model.instances import Instance, selected_pods, source_pods, workload
-from vegd.model.objects import Family, IPAddress, IPNetwork, Pod, Snapshot
+from vegd.model.objects import Family, IPAddress, IPNetwork, Pod, Snapshot, collapse
 from vegd.model.resolve import ResolvedGateway
 from vegd.plan import names
+from vegd.plan.destinations import destination_matches, has_destinations
 from vegd.plan.rows import (
     AddressSet,
     Bfd,
@@ -51,7 +52,7 @@ def plan_gateway(r: ResolvedGateway, snap: Snapshot, settings: PlanSettings) -> 
     rows: list[Row] = []
     for family in r.families:
         internal = _internal_prefixes(r, snap, family)
-        rows.extend(_family_rows(r, family, settings, instances, selected, local, internal))
+        rows.extend(_family_rows(r, snap, family, settings, instances, selected, local, internal))
     return Desired(owner, tuple(rows))
 
 
@@ -61,13 +62,12 @@ def _ips(items: list[IPAddress]) -> tuple[str, ...]:
 
 def _internal_prefixes(r: ResolvedGateway, snap: Snapshot, family: Family) -> tuple[str, ...]:
     """The VPC's own (OVN-provider) subnets of the family: destinations sources may always reach."""
-    nets = {c for s in snap.subnets_of(r.vpc.name) if s.on_router
-            for c in s.cidrs if c.version == family}
-    kept = [n for n in nets if not any(n != o and n.subnet_of(o) for o in nets)]  # type: ignore[arg-type]
-    return tuple(str(n) for n in sorted(kept, key=lambda n: (int(n.network_address), n.prefixlen)))
+    return tuple(str(n) for n in collapse(c for s in snap.subnets_of(r.vpc.name)
+                                          if s.on_router
+                                          for c in s.cidrs if c.version == family))
 
 
-def _family_rows(r: ResolvedGateway, family: Family, settings: PlanSettings,
+def _family_rows(r: ResolvedGateway, snap: Snapshot, family: Family, settings: PlanSettings,
                  instances: tuple[Instance, ...], selected: tuple[Pod, ...],
                  local: tuple[Pod, ...], internal: tuple[str, ...]) -> list[Row]:
     gw = r.gateway
@@ -91,7 +91,10 @@ def _family_rows(r: ResolvedGateway, family: Family, settings: PlanSettings,
             bfd_refs[hop] = row.ref
 
     matches = [names.ip_match(family, str(p)) for p in prefixes]
-    if gw.selectors and not route_mode:
+    if has_destinations(gw):  # policy rows only (route mode refuses destinations)
+        set_rows, matches = destination_matches(r, snap, family, ids)
+        rows.extend(set_rows)
+    elif gw.selectors and not route_mode:
         set_name = names.selector_set(gw.key, family)
         rows.append(AddressSet(set_name, chosen, ids))
         matches.append(names.ip_match(family, "$" + set_name))

@@ -3,6 +3,7 @@ two helpers that make OVN run sessions on it (docs/bfd-port.md)."""
 
 from __future__ import annotations
 
+from vegd.model.limits import HA_CHASSIS_PRIORITY_RANGE
 from vegd.model.objects import Node, Snapshot, Vpc
 from vegd.plan import names
 from vegd.plan.rows import (
@@ -35,6 +36,14 @@ def bfd_port_nodes(vpc: Vpc, snap: Snapshot) -> list[Node]:
     return [n for n in nodes if n.ready][:AUTO_NODES]
 
 
+def ha_chassis_priorities(count: int) -> list[int]:
+    """Distinct priorities, highest first: 100, 99, ... as long as they reach (101 chassis or
+    fewer), else count-1 down to 0. HA_Chassis.priority is 0..32767, so a group holds at most
+    32768 chassis; more are left out (far beyond Kubernetes' 5000-node limit)."""
+    top = min(max(100, count - 1), HA_CHASSIS_PRIORITY_RANGE[1])
+    return [top - i for i in range(min(count, top + 1))]
+
+
 def plan_vpc(vpc: Vpc, snap: Snapshot, settings: PlanSettings) -> Desired:
     router = vpc.router_name
     owner = vpc_owner(vpc.name, router)
@@ -43,9 +52,11 @@ def plan_vpc(vpc: Vpc, snap: Snapshot, settings: PlanSettings) -> Desired:
         return Desired(owner)
     ids = pairs({"vendor": settings.vendor, OWNER_KEY: vpc.name})
     lrp = names.bfd_port(vpc.name)
-    chassis = [c for c in (snap.chassis_of(n) for n in bfd_port_nodes(vpc, snap)) if c]
+    chassis = list(dict.fromkeys(c for c in (snap.chassis_of(n) for n in bfd_port_nodes(vpc, snap))
+                                 if c))  # once each, in node-name order
     rows: list[Row] = [
-        HaChassisGroup(lrp, tuple(HaChassis(c, 100 - i) for i, c in enumerate(chassis)), ids),
+        HaChassisGroup(lrp, tuple(HaChassis(c, p) for c, p in zip(
+            chassis, ha_chassis_priorities(len(chassis)), strict=False)), ids),
         RouterPort(router, lrp, names.bfd_port_mac(vpc.name), tuple(str(ip) for ip in port.ips),
                    pairs({"bfd-only": "true"}), lrp, ids),
     ]

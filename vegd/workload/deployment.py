@@ -31,6 +31,7 @@ from vegd.model.objects import (
     IPNetwork,
     Snapshot,
     VpcEgressGateway,
+    collapse,
     label_value,
 )
 from vegd.model.resolve import ResolvedGateway
@@ -53,11 +54,6 @@ STATE_DIR = "/run/vegd-gateway"
 HEALTH_PORT_NAME = "health"
 INTERNAL_INTERFACE = "eth0"
 EXTERNAL_INTERFACE = "net1"  # Multus names the first attachment net1
-
-# The agent's FRR bfdd accepts 10..60000 ms and a multiplier of 2..255 (vegd/gateway/settings.py);
-# the CRD allows 1..3600000. Out-of-range values are clamped rather than crash-looping the pod.
-BFD_INTERVAL = (10, 60000)
-BFD_MULTIPLIER = (2, 255)
 
 BASE_CAPABILITIES = ("NET_ADMIN", "NET_RAW")
 # FRR's bfdd: privs_init wants cap_net_bind_service, cap_net_raw and cap_sys_admin and exits
@@ -83,6 +79,7 @@ class WorkloadOptions:
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=_default_resources)
     termination_grace_period: int = 10  # the agent stops bfdd and exits in well under a second
     drain_seconds: int = 3  # preStop delay: vegd's reconcile + ovn-controller's flow update
+    api_version: str = "kubeovn.io/v1"  # the gateways' group (the owner reference must name it)
 
 
 def deployment_name(gw: VpcEgressGateway) -> str:
@@ -114,14 +111,6 @@ def _inside_any(net: IPNetwork, others: tuple[IPNetwork, ...] | list[IPNetwork])
     return any(net.version == o.version and net.subnet_of(o) for o in others)  # type: ignore[arg-type]
 
 
-def _collapse(nets: list[IPNetwork]) -> list[IPNetwork]:
-    out: list[IPNetwork] = []
-    for net in sorted(set(nets), key=lambda n: (n.version, n.prefixlen, int(n.network_address))):
-        if not _inside_any(net, out):
-            out.append(net)
-    return sorted(out, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
-
-
 def selector_subnets(r: ResolvedGateway, snap: Snapshot) -> list[IPNetwork]:
     """CIDRs where pods chosen by selectors can live: the VPC's pod subnets (provider ovn)."""
     if not r.gateway.selectors:
@@ -137,14 +126,10 @@ def agent_sources(r: ResolvedGateway, snap: Snapshot) -> tuple[list[IPNetwork], 
     and the agent refuses a prefix listed twice.
     """
     families = agent_families(r)
-    forward = _collapse([n for f in families for n in r.sources[f].forward])
+    forward = list(collapse([n for f in families for n in r.sources[f].forward]))
     snat = [n for f in families for n in r.sources[f].snat]
     snat += [n for n in selector_subnets(r, snap) if n.version in families]
-    return [n for n in _collapse(snat) if not _inside_any(n, forward)], forward
-
-
-def _clamp(value: int, bounds: tuple[int, int]) -> int:
-    return max(bounds[0], min(bounds[1], value))
+    return [n for n in collapse(snat) if not _inside_any(n, forward)], forward
 
 
 def agent_env(r: ResolvedGateway, snap: Snapshot, options: WorkloadOptions) -> list[dict[str, str]]:
@@ -169,9 +154,10 @@ def agent_env(r: ResolvedGateway, snap: Snapshot, options: WorkloadOptions) -> l
     if r.gateway.bfd.enabled and peers:
         bfd = r.gateway.bfd
         values += [("BFD_PEERS", ",".join(map(str, peers))),
-                   ("BFD_MIN_TX", str(_clamp(bfd.min_tx, BFD_INTERVAL))),
-                   ("BFD_MIN_RX", str(_clamp(bfd.min_rx, BFD_INTERVAL))),
-                   ("BFD_MULTIPLIER", str(_clamp(bfd.multiplier, BFD_MULTIPLIER)))]
+                   # the timers NB gets: model.parse refused what FRR's bfdd cannot run
+                   ("BFD_MIN_TX", str(bfd.min_tx)),
+                   ("BFD_MIN_RX", str(bfd.min_rx)),
+                   ("BFD_MULTIPLIER", str(bfd.multiplier))]
     values += [("LISTEN", f":{options.agent_port}"), ("STATE_DIR", STATE_DIR)]
     return [{"name": f"VEGD_GATEWAY_{k}", "value": v} for k, v in values if v]
 
@@ -322,7 +308,7 @@ def build_deployment(r: ResolvedGateway, snap: Snapshot, options: WorkloadOption
             "labels": {**labels, MANAGED_BY: options.vendor},
             "annotations": {},
             "ownerReferences": [{
-                "apiVersion": "kubeovn.io/v1", "kind": "VpcEgressGateway", "name": gw.name,
+                "apiVersion": options.api_version, "kind": "VpcEgressGateway", "name": gw.name,
                 "uid": gw.uid, "controller": True, "blockOwnerDeletion": True}],
         },
         "spec": {
@@ -379,6 +365,13 @@ def update_reason(live: Mapping[str, Any], desired: Mapping[str, Any]) -> str | 
              if managed_pod_annotation(k)
              and k not in desired["spec"]["template"]["metadata"]["annotations"]]
     return f".spec.template.metadata.annotations[{extra[0]}]" if extra else None
+
+
+def owned_by(live: Mapping[str, Any], uid: str) -> bool:
+    """Whether a Deployment belongs to the gateway with this uid (an owner reference names it).
+    Another controller's Deployment of the same name is never updated (docs/decisions.md)."""
+    refs = (live.get("metadata") or {}).get("ownerReferences") or []
+    return not uid or any(isinstance(r, Mapping) and r.get("uid") == uid for r in refs)
 
 
 def needs_update(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

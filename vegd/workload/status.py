@@ -29,6 +29,11 @@ READY, VALIDATED = "Ready", "Validated"
 # Condition reasons. Kube-OVN's names where the meaning is the same.
 VALID = "Valid"
 INVALID_SPEC = "InvalidSpec"
+FOREIGN_CONTROLLER = "ForeignController"  # another controller runs it (nb/foreign.py)
+FOREIGN_FIELD = "controller"  # the ValidationError field that says so
+# On vegd's twin of a migrated gateway (`vegd migrate`): the other controller's NB rows for the
+# same key may linger until its object is deleted; they do not hold the twin off.
+MIGRATED_FROM = "vegd.io/migrated-from"
 BFD_PORT_NOT_ENABLED = "VpcBfdPortNotEnabled"
 WORKLOAD_NOT_CREATED = "WorkloadNotCreated"
 WORKLOAD_FAILED = "ReconcileWorkloadFailed"
@@ -136,6 +141,8 @@ def _condition(previous: Mapping[str, Any] | None, kind: str, ok: bool, reason: 
 
 def _invalid_reason(invalid: ValidationError | str) -> tuple[str, str]:
     if isinstance(invalid, ValidationError):
+        if invalid.field == FOREIGN_FIELD:
+            return FOREIGN_CONTROLLER, invalid.message
         reason = BFD_PORT_NOT_ENABLED if invalid.field == "spec.bfd.enabled" else INVALID_SPEC
         return reason, f"{invalid.field}: {invalid.message}"
     return INVALID_SPEC, str(invalid)

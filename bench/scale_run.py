@@ -1,0 +1,432 @@
+"""`vegd run` at scale (bench/scale.py --scenarios run,churn): first start on an empty NB, restart
+with everything converged, pod churn. The test API server runs in its own process, loaded with the
+generated cluster before vegd starts, so neither its cost nor its GIL is in vegd's figures.
+
+Floors, in the same run: the input floor is a raw HTTP GET of every list vegd reads, from the same
+API server, plus `json.loads` of the bodies; the NB floors are those of bench/scale.py.
+Latency of churn: from the pod's event on the bench's own watch of the API server to the commit
+of the address-set change seen by the bench's own NB monitor.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+from ovsraw import Rpc, timed_monitor  # noqa: E402
+from scale import NB_TABLES, new_nb, write_floor  # noqa: E402
+from scalegen import Shape, cluster, pod  # noqa: E402
+
+LISTS = ["/apis/kubeovn.io/v1/vpc-egress-gateways", "/apis/kubeovn.io/v1/vpcs",
+         "/apis/kubeovn.io/v1/subnets", "/api/v1/pods", "/api/v1/namespaces", "/api/v1/nodes",
+         "/apis/apps/v1/deployments?labelSelector=ovn.kubernetes.io%2Fvpc-egress-gateway",
+         "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions"]
+
+
+class Procs:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, cmd: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(cmd, **kw)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            self.stop(proc)
+
+
+def wait_file(path: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return path.read_text()
+        time.sleep(0.05)
+    raise TimeoutError(f"{path} did not appear")
+
+
+def input_floor(port: int) -> tuple[float, int]:
+    """Seconds to GET every list vegd reads and decode it; objects returned."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    start = time.perf_counter()
+    count = 0
+    for path in LISTS:
+        conn.request("GET", path)
+        body = conn.getresponse().read()
+        count += len(json.loads(body).get("items", []))
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed, count
+
+
+def resource_version(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/api/v1/namespaces?limit=1")
+    rv = int(json.loads(conn.getresponse().read())["metadata"]["resourceVersion"])
+    conn.close()
+    return rv
+
+
+def owned_rows(nb: str) -> int:
+    rpc = Rpc(nb)
+    try:
+        where = [["external_ids", "includes", ["map", [["vendor", "vegd"]]]]]
+        ops = [{"op": "select", "table": t, "where": where, "columns": ["_uuid"]}
+               for t in NB_TABLES if t != "Logical_Router"]
+        return sum(len(r["rows"]) for r in rpc.transact(ops))
+    finally:
+        rpc.close()
+
+
+def expected_rows(objs: list[dict[str, Any]]) -> int:
+    """The rows vegd will own, counted from the same plan (HA chassis and switch ports too)."""
+    from vegd import engine
+    from vegd.model.snapshot import snapshot_from_objects
+    from vegd.plan.rows import HaChassisGroup, Switch
+    from vegd.plan.settings import PlanSettings
+
+    snap = snapshot_from_objects(objs)
+    checked = engine.validate(snap)
+    total = 0
+    for plan in engine.plan_all(snap, checked.resolved, PlanSettings()):
+        for row in plan.rows:
+            total += 1 + (len(row.chassis) if isinstance(row, HaChassisGroup) else 0) \
+                + (len(row.router_ports) if isinstance(row, Switch) else 0)
+    return total
+
+
+class Converged(threading.Thread):
+    """When NB first holds every expected row of vegd's."""
+
+    def __init__(self, nb: str, expected: int) -> None:
+        super().__init__(daemon=True)
+        self.nb, self.expected, self.at = nb, expected, float("nan")
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            if owned_rows(self.nb) >= self.expected:
+                self.at = time.perf_counter()
+                return
+            time.sleep(0.05)
+
+
+class Monitor(threading.Thread):
+    """The bench's own NB monitor: counts update notifications (one per committed transaction
+    that touches the monitored tables) and timestamps every address-set member as it comes
+    and goes."""
+
+    def __init__(self, nb: str) -> None:
+        super().__init__(daemon=True)
+        self.rpc = Rpc(nb)
+        self.updates = 0
+        self.added: dict[str, float] = {}
+        self.removed: dict[str, float] = {}
+        self.ready = threading.Event()
+        self._stop = False
+
+    def run(self) -> None:
+        tables = {t: {"columns": ["addresses"] if t == "Address_Set" else ["external_ids"]}
+                  for t in ("Address_Set", "Logical_Router_Policy", "BFD",
+                            "Logical_Router_Static_Route")}
+        self.rpc.sock.sendall(self.rpc.request("monitor", ["OVN_Northbound", "bench", tables]))
+        self.rpc._read()  # the initial contents
+        self.ready.set()
+        self.rpc.sock.settimeout(0.5)
+        while not self._stop:
+            try:
+                msg = self.rpc._read()
+            except TimeoutError:
+                continue
+            except (OSError, ConnectionError):
+                return
+            if msg.get("method") == "echo":
+                self.rpc.sock.sendall(json.dumps({"id": msg["id"], "result": msg["params"],
+                                                  "error": None}).encode())
+                continue
+            if msg.get("method") != "update":
+                continue
+            now = time.perf_counter()
+            self.updates += 1
+            for row in msg["params"][1].get("Address_Set", {}).values():
+                new = _addresses(row.get("new"))
+                old = _addresses(row.get("old")) if "old" in row else set()
+                if "old" in row and "addresses" not in row["old"]:
+                    continue
+                for ip in new - old:
+                    self.added.setdefault(ip, now)
+                for ip in old - new:
+                    self.removed.setdefault(ip, now)
+
+    def stop(self) -> None:
+        self._stop = True
+        self.rpc.close()
+
+
+def _addresses(row: Any) -> set[str]:
+    if not row or "addresses" not in row:
+        return set()
+    value = row["addresses"]
+    if isinstance(value, list) and value and value[0] == "set":
+        return set(value[1])
+    return {value} if isinstance(value, str) else set()
+
+
+class Watch(threading.Thread):
+    """The bench's own watch of pods: when the API server sent each event, by pod IP."""
+
+    def __init__(self, port: int, rv: int) -> None:
+        super().__init__(daemon=True)
+        self.port, self.rv = port, rv
+        self.seen: dict[tuple[str, str], float] = {}  # (event type + label, ip) -> time
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        conn.request("GET", f"/api/v1/pods?watch=1&resourceVersion={self.rv}"
+                            "&allowWatchBookmarks=false")
+        resp = conn.getresponse()
+        self.ready.set()
+        buf = b""
+        while True:
+            try:
+                chunk = resp.read1(1 << 16)
+            except (OSError, http.client.HTTPException):
+                return  # the server stopped
+            if not chunk:
+                return
+            now = time.perf_counter()
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if not line.strip():
+                    continue
+                ev = json.loads(line)
+                obj = ev["object"]
+                ips = [p["ip"] for p in (obj.get("status") or {}).get("podIPs") or []]
+                app = (obj["metadata"].get("labels") or {}).get("app", "")
+                for ip in ips:
+                    self.seen.setdefault((f"{ev['type']}:{app}", ip), now)
+
+
+def start_vegd(procs: Procs, work: Path, port: int, nb: str, tag: str
+               ) -> tuple[subprocess.Popen[bytes], Path]:
+    kubeconfig = work / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "b",
+        "clusters": [{"name": "b", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "b", "user": {}}],
+        "contexts": [{"name": "b", "context": {"cluster": "b", "user": "b"}}]}))
+    log = work / f"vegd-{tag}.log"
+    env = {**os.environ, "VEGD_LOG_FORMAT": "json", "VEGD_RESYNC_PERIOD": "3600",
+           "VEGD_HEALTH_PORT": "0", "VEGD_GATEWAY_IMAGE": "vegd:bench",
+           "VEGD_NB_CONNECTION": nb, "KUBECONFIG": str(kubeconfig)}
+    env.pop("OVN_NB_DB", None)
+    proc = procs.start([sys.executable, "-m", "vegd", "run"], env=env,
+                       stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    return proc, log
+
+
+def wait_log(log: Path, event: str, proc: subprocess.Popen[bytes], timeout: float) -> float:
+    """perf_counter time when `event` appeared in vegd's JSON log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"vegd exited {proc.returncode}: {log.read_text()[-2000:]}")
+        if event in log.read_text():
+            return time.perf_counter()
+        time.sleep(0.02)
+    raise TimeoutError(f"vegd did not log {event!r} in {timeout} s")
+
+
+def peak_rss_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int]
+                 ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    objs = cluster(shape)
+    objects = work / "cluster.json"
+    objects.write_text(json.dumps(objs))
+    procs = Procs()
+    stack = new_nb(work / "nb-run", shape)
+    try:
+        port_file = work / "kubeapi.port"
+        procs.start([sys.executable, "-m", "kubeapi", "--port-file", str(port_file),
+                     "--crd", str(ROOT / "deploy/crds/vpc-egress-gateway.yaml"),
+                     "--load", str(objects)],
+                    env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+                    stdout=subprocess.DEVNULL)
+        port = int(wait_file(port_file, 1200))
+        out["input_floor_s"], out["listed"] = min(input_floor(port) for _ in range(2))
+
+        # first start on an empty NB: NB converged (every row there), then ready (statuses)
+        expected = expected_rows(objs)
+        t0 = time.perf_counter()
+        vegd, log = start_vegd(procs, work, port, stack.nb_unix, "first")
+        converged = Converged(stack.nb_unix, expected)
+        converged.start()
+        ready = wait_log(log, "first full resync done", vegd, 1800)
+        converged.join(600)
+        out["first_nb_s"] = converged.at - t0
+        out["first_ready_s"] = ready - t0
+        out["first_rows"] = owned_rows(stack.nb_unix)
+        out["first_rss_mb"] = peak_rss_mb(vegd.pid)
+        out["write_floor_s"], _ = write_floor(stack, shape, work / "fresh-run")
+        out["read_floor_s"], _ = min(timed_monitor(stack.nb_unix, NB_TABLES) for _ in range(3))
+        procs.stop(vegd)
+
+        # restart with NB, Deployments and statuses converged
+        monitor = Monitor(stack.nb_unix)
+        monitor.start()
+        monitor.ready.wait(30)
+        rv = resource_version(port)
+        t0 = time.perf_counter()
+        vegd, log = start_vegd(procs, work, port, stack.nb_unix, "restart")
+        ready = wait_log(log, "first full resync done", vegd, 1800)
+        out["restart_ready_s"] = ready - t0
+        out["restart_nb_writes"] = monitor.updates
+        out["restart_kube_writes"] = resource_version(port) - rv
+        out["restart_rss_mb"] = peak_rss_mb(vegd.pid)
+        if "churn" in scenarios:
+            out["churn"] = [churn(shape, port, monitor, rate, vegd.pid) for rate in rates]
+        out["rss_mb"] = peak_rss_mb(vegd.pid)
+        monitor.stop()
+    finally:
+        procs.stop_all()
+        stack.stop()
+    out["first_ratio"] = out["first_nb_s"] / (out["input_floor_s"] + out["write_floor_s"])
+    out["restart_ratio"] = out["restart_ready_s"] / (out["input_floor_s"] + out["read_floor_s"])
+    return out
+
+
+def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int,
+          seconds: float = 5.0) -> dict[str, Any]:
+    """Pods created, relabelled out of their gateway's selector, and deleted, at `rate` events
+    per second in all; latency from the watch event to the NB commit of the address change."""
+    n = int(rate * seconds)
+    rv = resource_version(port)
+    watch = Watch(port, rv)
+    watch.start()
+    watch.ready.wait(30)
+    updates0 = monitor.updates
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    made: list[tuple[str, str, str]] = []  # (namespace, name, ip)
+    start = time.perf_counter()
+    sent = 0
+    step = 0
+    while sent < n:
+        due = start + sent / rate
+        now = time.perf_counter()
+        if now < due:
+            time.sleep(due - now)
+        g = step % shape.gateways
+        v = g % shape.vpcs
+        kind = step % 3
+        if kind == 0 or not made:  # create a selected pod
+            i = step
+            ip = f"10.{v}.{200 + (i // 250) % 50}.{i % 250 + 1}"
+            obj = pod(f"ns{g}", f"churn-{i}", f"node{i % shape.nodes}", [ip], f"sub{v}",
+                      {"app": "sel"})
+            stored = json.loads(_request(conn, "POST", f"/api/v1/namespaces/ns{g}/pods", {
+                k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec")}))
+            _request(conn, "PUT", f"/api/v1/namespaces/ns{g}/pods/churn-{i}/status",
+                     {**stored, "status": obj["status"]})
+            made.append((f"ns{g}", f"churn-{i}", ip))
+            sent += 2
+        elif kind == 1:  # relabel out of the selector
+            ns, name, ip = made[len(made) // 2]
+            _request(conn, "PATCH", f"/api/v1/namespaces/{ns}/pods/{name}",
+                     {"metadata": {"labels": {"app": "other"}}},
+                     ctype="application/merge-patch+json")
+            sent += 1
+        else:  # delete the oldest
+            ns, name, ip = made.pop(0)
+            _request(conn, "DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", None)
+            sent += 1
+        step += 1
+    offered = sent / (time.perf_counter() - start)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _settled(watch, monitor):
+        time.sleep(0.1)
+    elapsed = time.perf_counter() - start
+    latencies = []
+    for (event, ip), t in watch.seen.items():
+        if event == "MODIFIED:sel" and ip in monitor.added:
+            latencies.append(monitor.added[ip] - t)
+        elif event in ("MODIFIED:other", "DELETED:sel") and ip in monitor.removed:
+            latencies.append(monitor.removed[ip] - t)
+    latencies = sorted(x for x in latencies if x >= 0)
+    conn.close()
+    result = {"rate": rate, "offered_per_s": round(offered, 1), "events": sent,
+              "measured": len(latencies),
+              "nb_txn_per_s": round((monitor.updates - updates0) / elapsed, 1),
+              "rss_mb": peak_rss_mb(pid)}
+    if latencies:
+        result["p50_ms"] = round(statistics.median(latencies) * 1000, 1)
+        result["p99_ms"] = round(latencies[min(len(latencies) - 1,
+                                               int(len(latencies) * 0.99))] * 1000, 1)
+    return result
+
+
+def _settled(watch: Watch, monitor: Monitor) -> bool:
+    want_added = {ip for (e, ip) in watch.seen if e == "MODIFIED:sel"}
+    return want_added <= set(monitor.added)
+
+
+def _request(conn: http.client.HTTPConnection, method: str, path: str, body: Any,
+             ctype: str = "application/json") -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    conn.request(method, path, body=data, headers={"Content-Type": ctype})
+    resp = conn.getresponse()
+    payload = resp.read()
+    if resp.status >= 300:
+        raise RuntimeError(f"{method} {path}: {resp.status} {payload[:300]!r}")
+    return payload
+
+
+def report_run(shape: Shape, r: dict[str, Any]) -> None:
+    fmt = _fmt
+    print(f"vegd run, {shape.label()}: listed {r['listed']} objects, "
+          f"{r['first_rows']} rows written")
+    print(f"  floors: lists+json {fmt(r['input_floor_s'])}, write {fmt(r['write_floor_s'])}, "
+          f"read {fmt(r['read_floor_s'])}")
+    print(f"  first start  NB converged {fmt(r['first_nb_s']):>9}  {r['first_ratio']:5.2f}x "
+          f"(input+write); ready (statuses, Deployments) {fmt(r['first_ready_s'])}  "
+          f"peak RSS {r['first_rss_mb']} MB")
+    print(f"  restart      {fmt(r['restart_ready_s']):>9}  {r['restart_ratio']:5.2f}x "
+          f"(input+read)  NB writes {r['restart_nb_writes']}, Kubernetes writes "
+          f"{r['restart_kube_writes']}  peak RSS {r['restart_rss_mb']} MB")
+    for c in r.get("churn", []):
+        print(f"  churn {c['rate']:>5}/s (offered {c['offered_per_s']}/s, {c['events']} events, "
+              f"{c['measured']} measured): p50 {c.get('p50_ms', '-')} ms, p99 "
+              f"{c.get('p99_ms', '-')} ms, {c['nb_txn_per_s']} NB txn/s, RSS {c['rss_mb']} MB")
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"

@@ -1,0 +1,90 @@
+"""End-to-end: `vegd migrate` from Kube-OVN's NB rows to vegd's, and `--back`, under a prober.
+
+The lab's two gateway instances carry vpc1's egress through rows shaped as Kube-OVN writes them
+(kubeovn_rows.py: address sets, 29100 reroutes; with BFD also BFD rows, 29090 drops and a
+Kube-OVN-style bfd@vpc1 port, whose sessions stock OVN never brings up). A pod opens a TCP
+connection every 50 ms to the external server across `vegd migrate --apply` (adopt, vegd's rows,
+for BFD: wait for vegd's sessions, remove Kube-OVN's rows) and across `--back`: not one fails,
+and every one is SNATed by an instance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+
+import pytest
+from kubeovn_rows import KubeOvnGateway, kube_ovn_rows, write_bfd_port, write_gateway
+from ovnstack import wait_for
+
+from vegd.cli import _parser
+from vegd.migrate import run_migrate
+
+from . import manifests
+from .frr import have_frr
+from .lab import PORT, SERVER4, build_egress_lab
+from .rows import BfdSpec, VegdApplyRows
+
+pytestmark = [pytest.mark.netns, pytest.mark.dataplane]
+
+BFD = BfdSpec(min_tx=500, min_rx=500, detect_mult=3)
+
+
+def _args(dp, directory, state, *extra) -> argparse.Namespace:
+    return _parser().parse_args(["migrate", "-f", str(directory), "--nb-connection",
+                                 dp.stack.nb_unix, "--sb-connection", dp.stack.sb_unix,
+                                 "--state", str(state), *extra])
+
+
+@pytest.mark.parametrize("bfd", [False, True], ids=["no-bfd", "bfd"])
+def test_migration_and_back_without_a_failed_connection(dataplane, tmp_path, bfd):
+    if bfd and not have_frr():
+        pytest.skip("FRR (bfdd, zebra, vtysh) is not installed")
+    dp = dataplane
+    lab = build_egress_lab(dp, gateways=2, pods=1, bfd=BFD if bfd else None)
+    pod = lab.pods[0]
+    spec = lab.spec()
+    # Kube-OVN's rows for the same gateway (timers as Kube-OVN writes them)
+    if bfd:
+        write_bfd_port(dp.stack, "vpc1", BFD.port_ip, [dp.chassis])
+    write_gateway(dp.stack, KubeOvnGateway(
+        spec.name, "vpc1", list(lab.snat_sources), lab.internal_ips(),
+        bfd=(BFD.min_tx, BFD.min_rx, BFD.detect_mult) if bfd else None,
+        bfd_port="bfd@vpc1" if bfd else ""))
+    dp.wait_hv_sync()
+    assert set(lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=10))) <= {"gw1", "gw2"}
+
+    writer = VegdApplyRows(workdir=tmp_path / "m")
+    writer.specs[spec.name] = spec
+    if bfd:
+        writer.bfd_ports["vpc1"] = BFD.port_ip
+    directory = manifests.write(tmp_path / "manifests", writer.objects())
+    state = tmp_path / "state.json"
+
+    prober = dp.start_prober(pod, SERVER4, PORT, interval=0.05, timeout=1.0, max_duration=300)
+    wait_for(lambda: len(prober.results) >= 10, 20, interval=0.05, what="10 probes")
+    t0 = time.time()
+    assert run_migrate(_args(dp, directory, state, "--apply")) == 0
+    t1 = time.time()
+    dp.wait_hv_sync()
+    assert not [r for r in kube_ovn_rows(dp.stack)["Logical_Router_Policy"]
+                if "vpc-egress-gateway" in dict(r["external_ids"][1])]
+    assert dp.stack.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+    wait_for(lambda: sum(t > t1 for t, _ in prober.results) >= 20, 30, interval=0.05,
+             what="20 probes after the migration")
+    t2 = time.time()
+    assert run_migrate(_args(dp, directory, state, "--back")) == 0
+    t3 = time.time()
+    dp.wait_hv_sync()
+    assert not dp.stack.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+    wait_for(lambda: sum(t > t3 for t, _ in prober.results) >= 20, 30, interval=0.05,
+             what="20 probes after --back")
+    rows = prober.stop()
+    names = lab.gateway_by_external_ip()
+    during = [names.get(r, r) for t, r in rows if t >= t0 - 1]
+    failed = [r for r in during if r not in ("gw1", "gw2")]
+    print(f"\nbfd={bfd}: migrate {1000 * (t1 - t0):.0f} ms, --back {1000 * (t3 - t2):.0f} ms; "
+          f"{len(during)} connections from 1 s before the migration to the end: "
+          f"{dict(Counter(during))}, {len(failed)} failed or not SNATed")
+    assert not failed, failed

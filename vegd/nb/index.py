@@ -1,0 +1,161 @@
+"""The owner index over the IDL replica, kept up to date row by row.
+
+python-ovs calls `Idl.notify` for every row it creates, updates or deletes while it processes the
+server's updates (in the connection thread, under the connection lock, like every command's
+`run_idl`). The index follows those notices instead of being rebuilt after each commit: a
+reconcile of one owner then costs its own rows, not a scan of every table. A reconnect clears the
+IDL's tables without notices, so a new connection epoch rebuilds the index once from the tables.
+
+The same notices tell the controller when a row of ours was changed by someone else (drift) or
+when ovn-northd reported a BFD session state: `on_owner_change(owner)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from vegd.plan.rows import TABLES
+
+# Tables whose rows an owner holds directly; HA_Chassis and Logical_Switch_Port hang off them.
+OWNED_TABLES = tuple(TABLES)
+ROUTER_CHILDREN = {t.table: t.ROUTER_COLUMN for t in TABLES.values() if t.ROUTER_COLUMN}
+# Schema-wide unique indexes another writer may hold: table -> key columns.
+UNIQUE_KEYS = {t.table: t.KEY for t in TABLES.values() if t.UNIQUE}
+UNIQUE_KEYS["Logical_Switch_Port"] = ("name",)
+OWNER_KEYS = ("vpc-egress-gateway", "vpc")
+
+Owner = tuple[str, str]  # (external_ids key, value): ("vpc-egress-gateway", "ns/name")
+
+
+def owner_of(row: Any, vendor: str) -> Owner | None:
+    ids = row.external_ids
+    if ids.get("vendor") != vendor:
+        return None
+    return next(((k, ids[k]) for k in OWNER_KEYS if k in ids), None)
+
+
+def unique_key(table: str, row: Any) -> tuple[str, ...]:
+    return tuple(str(getattr(row, c)) for c in UNIQUE_KEYS[table])
+
+
+class OwnerIndex:
+    """Rows of one vendor by owner; every writer's unique names; each router child's router."""
+
+    def __init__(self, vendor: str) -> None:
+        self.vendor = vendor
+        self.epoch = -1
+        self.on_owner_change: Callable[[Owner], None] | None = None
+        self.quiet: set[Owner] = set()  # owners our own transaction in flight is writing
+        self._reset()
+
+    def _reset(self) -> None:
+        self.by_owner: dict[Owner, dict[Any, tuple[str, Any]]] = {}  # owner -> uuid -> row
+        self._owner_of: dict[Any, Owner] = {}  # uuid -> owner
+        self.holders: dict[str, dict[tuple[str, ...], Any]] = {t: {} for t in UNIQUE_KEYS}
+        self._held: dict[Any, tuple[str, tuple[str, ...]]] = {}  # uuid -> (table, key)
+        self.routers: dict[str, Any] = {}
+        self.parent: dict[Any, Any] = {}  # child uuid -> router row
+        self._children: dict[Any, set[Any]] = {}  # router uuid -> child uuids
+
+    # -- keeping it current ----------------------------------------------------------------
+
+    def rebuild(self, tables: dict[str, Any], epoch: int) -> None:
+        self._reset()
+        self.epoch = epoch
+        for table in (*OWNED_TABLES, "Logical_Switch_Port", "Logical_Router"):
+            if table in tables:
+                for row in tables[table].rows.values():
+                    self._add(table, row)
+
+    def notice(self, event: str, table: str, row: Any, updates: Any = None) -> None:
+        """One IDL notice: `create`, `update` or `delete` of `row` in `table`."""
+        if table == "Logical_Router":
+            self._drop_router(row)
+            if event != "delete":
+                self._add(table, row)
+            return
+        if table not in UNIQUE_KEYS and table not in TABLES:
+            return
+        before = self._owner_of.get(row.uuid)
+        self._drop(row.uuid)
+        if event != "delete":
+            self._add(table, row)
+        after = self._owner_of.get(row.uuid)
+        if self.on_owner_change is None:
+            return
+        for owner in {before, after} - {None}:
+            if owner not in self.quiet or _status_only(table, updates):
+                self.on_owner_change(owner)  # type: ignore[arg-type]
+
+    def _add(self, table: str, row: Any) -> None:
+        if table == "Logical_Router":
+            self.routers.setdefault(row.name, row)
+            kids = set()
+            for column in ROUTER_CHILDREN.values():
+                for child in getattr(row, column):
+                    self.parent[child.uuid] = row
+                    kids.add(child.uuid)
+            self._children[row.uuid] = kids
+            return
+        if table in UNIQUE_KEYS:
+            key = unique_key(table, row)
+            self.holders[table][key] = row
+            self._held[row.uuid] = (table, key)
+        if table in TABLES:
+            owner = owner_of(row, self.vendor)
+            if owner is not None:
+                self.by_owner.setdefault(owner, {})[row.uuid] = (table, row)
+                self._owner_of[row.uuid] = owner
+
+    def _drop(self, uuid: Any) -> None:
+        held = self._held.pop(uuid, None)
+        if held is not None:
+            table, key = held
+            if getattr(self.holders[table].get(key), "uuid", None) == uuid:
+                del self.holders[table][key]
+        owner = self._owner_of.pop(uuid, None)
+        if owner is not None:
+            rows = self.by_owner.get(owner, {})
+            rows.pop(uuid, None)
+            if not rows:
+                self.by_owner.pop(owner, None)
+
+    def _drop_router(self, row: Any) -> None:
+        if self.routers.get(row.name) is row or getattr(self.routers.get(row.name), "uuid",
+                                                        None) == row.uuid:
+            del self.routers[row.name]
+        for kid in self._children.pop(row.uuid, ()):
+            if getattr(self.parent.get(kid), "uuid", None) == row.uuid:
+                del self.parent[kid]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def owned(self, owner: Owner) -> Iterable[tuple[str, Any]]:
+        return list(self.by_owner.get(owner, {}).values())
+
+    def owners(self) -> list[Owner]:
+        return list(self.by_owner)
+
+    def all_owned(self) -> Iterator[tuple[Owner, str, Any]]:
+        for owner, rows in list(self.by_owner.items()):
+            for table, row in list(rows.values()):
+                yield owner, table, row
+
+    def router_of(self, row: Any) -> str:
+        router = self.parent.get(row.uuid)
+        return router.name if router is not None else ""
+
+    def holder(self, table: str, key: tuple[str, ...]) -> Any | None:
+        return self.holders.get(table, {}).get(key)
+
+    def owner_of_row(self, row: Any) -> Owner | None:
+        return self._owner_of.get(row.uuid)
+
+
+def _status_only(table: str, updates: Any) -> bool:
+    """A BFD row whose only change is ovn-northd's `status`: never our own write."""
+    if table != "BFD" or updates is None:
+        return False
+    changed = set(getattr(updates, "_data", {}) or {})
+    return bool(changed) and changed <= {"status"}

@@ -1,0 +1,227 @@
+"""NB side of `vegd migrate`: take a gateway's rows over from another controller (vendor
+`kube-ovn`) without a moment in which its sources have no working path, and give them back.
+
+Forward, per gateway (each step one transaction, each state in between a working path):
+  1. adopt: the rows vegd would write under the same unique name (BFD rows by logical_port +
+     dst_ip; for a BFD gateway the VPC's `bfd@<vpc>` port and its HA_Chassis_Group) are re-tagged
+     to vegd, so their UUIDs, the other controller's references to them and OVN's session state
+     stay; the other controller's policies keep working through them.
+  2. vegd's reconcile of the VPC and of the gateway (nb.client.NbClient.reconcile): vegd's rows
+     next to the other controller's; its reroutes win at 29100 while they exist.
+  3. remove the other controller's remaining rows of the gateway (unless the operator keeps them).
+Back: the saved rows (`SavedRows`, JSON) are recreated (new UUIDs, same columns, the same
+references) and the adopted rows get their saved columns back; then vegd's rows go.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ovsdbapp.backend.ovs_idl.command import BaseCommand
+
+OWNER_KEY = "vpc-egress-gateway"
+GATEWAY_TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "Address_Set", "BFD")
+ROUTER_CHILDREN = {"Logical_Router_Policy": "policies",
+                   "Logical_Router_Static_Route": "static_routes",
+                   "Logical_Router_Port": "ports"}
+SKIP_COLUMNS = {"status"}  # OVN's, not the writer's
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {"map": [[_json(k), _json(v)] for k, v in sorted(value.items())]}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, uuidlib.UUID):
+        return {"uuid": str(value)}
+    row_uuid = getattr(value, "uuid", None)
+    if row_uuid is not None:
+        return {"uuid": str(row_uuid)}
+    return value
+
+
+def _value(api: Any, saved: Any, rows: dict[str, Any]) -> Any:
+    """A saved column value as the IDL takes it; references to saved rows go to `rows`."""
+    if isinstance(saved, dict) and "map" in saved:
+        return {_value(api, k, rows): _value(api, v, rows) for k, v in saved["map"]}
+    if isinstance(saved, dict) and "uuid" in saved:
+        return rows.get(saved["uuid"]) or _find(api, uuidlib.UUID(saved["uuid"]))
+    if isinstance(saved, list):
+        return [_value(api, v, rows) for v in saved]
+    return saved
+
+
+def _find(api: Any, uuid: uuidlib.UUID) -> Any:
+    for table in api.tables.values():
+        row = table.rows.get(uuid)
+        if row is not None:
+            return row
+    raise LookupError(f"row {uuid} referenced by a saved row no longer exists")
+
+
+def _dump(row: Any) -> dict[str, Any]:
+    return {c: _json(getattr(row, c)) for c in row._table.columns if c not in SKIP_COLUMNS}
+
+
+@dataclass
+class SavedRow:
+    table: str
+    uuid: str
+    columns: dict[str, Any]
+    router: str = ""  # the router whose child it is (policies, routes, ports)
+    adopted: bool = False  # kept and re-tagged (not deleted) by the forward migration
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "uuid": self.uuid, "columns": self.columns,
+                "router": self.router, "adopted": self.adopted}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SavedRow:
+        return cls(d["table"], d["uuid"], d["columns"], d.get("router", ""),
+                   bool(d.get("adopted")))
+
+
+@dataclass
+class SavedRows:
+    """What the other controller had for one gateway (and its VPC's BFD port), for `--back`."""
+
+    key: str
+    vendor: str
+    rows: list[SavedRow] = field(default_factory=list)
+
+    def count(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.table] = out.get(r.table, 0) + 1
+        return out
+
+
+def _parents(api: Any) -> dict[Any, str]:
+    out = {}
+    for router in api.tables["Logical_Router"].rows.values():
+        for column in ROUTER_CHILDREN.values():
+            for child in getattr(router, column):
+                out[child.uuid] = router.name
+    return out
+
+
+def read_foreign(api: Any, vendor: str, key: str, bfd_port: str = "") -> SavedRows:
+    """The rows `vendor` wrote for gateway `key`; with bfd_port, also that port and its group."""
+    with api.ovsdb_connection.lock:
+        parents = _parents(api)
+        saved = SavedRows(key, vendor)
+        for table in GATEWAY_TABLES:
+            for row in api.tables[table].rows.values():
+                ids = dict(row.external_ids)
+                if ids.get("vendor") == vendor and ids.get(OWNER_KEY) == key:
+                    saved.rows.append(SavedRow(table, str(row.uuid), _dump(row),
+                                               parents.get(row.uuid, ""), table == "BFD"))
+        if bfd_port:
+            for row in api.tables["Logical_Router_Port"].rows.values():
+                if row.name == bfd_port and dict(row.external_ids).get("vendor") == vendor:
+                    saved.rows.append(SavedRow("Logical_Router_Port", str(row.uuid), _dump(row),
+                                               parents.get(row.uuid, ""), True))
+            for group in api.tables["HA_Chassis_Group"].rows.values():
+                if group.name == bfd_port and dict(group.external_ids).get("vendor") == vendor:
+                    saved.rows.append(SavedRow("HA_Chassis_Group", str(group.uuid),
+                                               _dump(group), "", True))
+                    saved.rows += [SavedRow("HA_Chassis", str(c.uuid), _dump(c), "", True)
+                                   for c in group.ha_chassis]
+    return saved
+
+
+class Adopt(BaseCommand):  # type: ignore[misc]
+    """Step 1: re-tag the adopted rows as vegd's: external_ids = `ids` (+ af where they had it)."""
+
+    def __init__(self, api: Any, saved: SavedRows, gateway_ids: dict[str, str],
+                 vpc_ids: dict[str, str]) -> None:
+        super().__init__(api)
+        self.saved, self.gateway_ids, self.vpc_ids = saved, gateway_ids, vpc_ids
+
+    def run_idl(self, txn: Any) -> None:
+        count = 0
+        for s in self.saved.rows:
+            if not s.adopted:
+                continue
+            row = self.api.tables[s.table].rows.get(uuidlib.UUID(s.uuid))
+            if row is None:
+                continue
+            ids = dict(self.vpc_ids if s.table != "BFD" else self.gateway_ids)
+            af = dict(row.external_ids).get("af")
+            if s.table == "BFD" and af:
+                ids["af"] = af
+            row.external_ids = ids
+            count += 1
+        self.result = count
+
+
+class RemoveForeign(BaseCommand):  # type: ignore[misc]
+    """Step 3: delete the saved rows that were not adopted (router children by unlinking)."""
+
+    def __init__(self, api: Any, saved: SavedRows) -> None:
+        super().__init__(api)
+        self.saved = saved
+
+    def run_idl(self, txn: Any) -> None:
+        routers = {r.name: r for r in self.api.tables["Logical_Router"].rows.values()}
+        count = 0
+        for s in self.saved.rows:
+            if s.adopted:
+                continue
+            row = self.api.tables[s.table].rows.get(uuidlib.UUID(s.uuid))
+            if row is None:
+                continue
+            if s.table in ROUTER_CHILDREN and s.router in routers:
+                routers[s.router].delvalue(ROUTER_CHILDREN[s.table], row.uuid)
+            else:
+                row.delete()
+            count += 1
+        self.result = count
+
+
+class Restore(BaseCommand):  # type: ignore[misc]
+    """Back, step 1: recreate the removed rows from their saved columns (also adopted rows that
+    vegd has deleted since, e.g. an HA_Chassis of a node it did not choose) and give the
+    adopted rows their saved columns (external_ids included) back. References between saved
+    rows follow the recreated rows."""
+
+    ORDER = ("BFD", "HA_Chassis", "HA_Chassis_Group", "Address_Set", "Logical_Router_Port",
+             "Logical_Router_Static_Route", "Logical_Router_Policy")
+
+    def __init__(self, api: Any, saved: SavedRows) -> None:
+        super().__init__(api)
+        self.saved = saved
+
+    def run_idl(self, txn: Any) -> None:
+        routers = {r.name: r for r in self.api.tables["Logical_Router"].rows.values()}
+        rows: dict[str, Any] = {}
+        new: set[str] = set()
+        todo = sorted(self.saved.rows, key=lambda r: self.ORDER.index(r.table)
+                      if r.table in self.ORDER else len(self.ORDER))
+        for s in todo:  # first every row exists, so references can be resolved
+            table = self.api.tables[s.table]
+            row = table.rows.get(uuidlib.UUID(s.uuid))
+            if row is None:
+                row = txn.insert(table)
+                new.add(s.uuid)
+                if s.table in ROUTER_CHILDREN and s.router in routers:
+                    routers[s.router].addvalue(ROUTER_CHILDREN[s.table], row.uuid)
+            rows[s.uuid] = row
+        for s in todo:
+            row, table = rows[s.uuid], self.api.tables[s.table]
+            for column, saved in s.columns.items():
+                if column in ("_uuid", "_version") or column not in table.columns:
+                    continue
+                value = _value(self.api, saved, rows)
+                if s.uuid in new or _json(getattr(row, column)) != _json(value):
+                    setattr(row, column, value)
+        self.result = len(todo)
+
+
+def commit(api: Any, cmd: Any) -> Any:
+    """One transaction with one command; its result."""
+    with api.transaction(check_error=True) as txn:
+        txn.add(cmd)
+    return cmd.result
