@@ -291,7 +291,7 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         vegd, log = start_vegd(procs, work, port, stack.nb_unix, "first")
         converged = Converged(stack.nb_unix, expected)
         converged.start()
-        ready = wait_log(log, "first full resync done", vegd, 1800)
+        ready = wait_log(log, "full resync completed", vegd, 1800)
         converged.join(600)
         out["first_nb_s"] = converged.at - t0
         out["first_ready_s"] = ready - t0
@@ -308,7 +308,7 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         rv = resource_version(port)
         t0 = time.perf_counter()
         vegd, log = start_vegd(procs, work, port, stack.nb_unix, "restart")
-        ready = wait_log(log, "first full resync done", vegd, 1800)
+        ready = wait_log(log, "full resync completed", vegd, 1800)
         out["restart_ready_s"] = ready - t0
         out["restart_nb_writes"] = monitor.updates
         out["restart_kube_writes"] = resource_version(port) - rv

@@ -5,6 +5,7 @@ watch trouble, invalid specs."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -465,3 +466,52 @@ def test_bfd_timers_that_flap_on_stock_ovn_get_one_warning(env):
         r["min_rx"] == 100 for r in env.rows("BFD") if r["logical_port"] == "bfd@vpc1"), 10,
         what="the new timers in NB")
     assert sum(e.reason == "BfdTimersMayFlap" for e in env.events("gateway2")) == 1
+
+
+def test_instance_addresses_swapped_while_vegd_was_down_converge_in_one_transaction(
+        fresh_ovn, kubeapi, fake_cluster):
+    """Two BFD gateways of vpc1; their pods swap addresses while no vegd runs; the next vegd's
+    first pass moves both BFD rows and their routes in one NB transaction, with no refusal."""
+    add_base_topology(fresh_ovn)
+    fake_cluster.apply_yaml(SEED / "cluster.yaml")
+    vegd = InProcessController(kubeapi, fresh_ovn).start()
+    env = Env(fresh_ovn, kubeapi, fake_cluster, vegd)
+    spec3 = {**GATEWAY2, "replicas": 1, "policies": [{"snat": True,
+                                                      "ipBlocks": ["192.168.0.128/26"]}]}
+    try:
+        env.create_gateway("gateway2", {**GATEWAY2, "replicas": 1, "policies": [
+            {"snat": True, "ipBlocks": ["192.168.0.0/26"]}]})
+        env.create_gateway("gateway3", spec3)
+        pod2 = env.cluster.wait_pods("gateway2", 1, timeout=15)[0]
+        pod3 = env.cluster.wait_pods("gateway3", 1, timeout=15)[0]
+        ip2, ip3 = pod2["status"]["podIP"], pod3["status"]["podIP"]
+        wait_for(lambda: len([r for r in env.rows("BFD") if r["dst_ip"] in (ip2, ip3)]) == 2,
+                 10, what="both sessions")
+    finally:
+        vegd.stop()
+
+    def owners() -> dict[str, str]:
+        return {r["dst_ip"]: r["external_ids"].get("vpc-egress-gateway", "")
+                for r in env.rows("BFD") if r["dst_ip"] in (ip2, ip3)}
+
+    assert owners() == {ip2: "default/gateway2", ip3: "default/gateway3"}
+    for pod, ip in ((pod2, ip3), (pod3, ip2)):  # the swap, as the IPAM could do it
+        name = pod["metadata"]["name"]
+        status = json.loads(pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/network-status"])
+        status[0]["ips"] = [ip]
+        env.core.patch_namespaced_pod(name, "default", {"metadata": {"annotations": {
+            "k8s.v1.cni.cncf.io/network-status": json.dumps(status)}}})
+        env.core.patch_namespaced_pod_status(name, "default", {"status": {
+            "podIP": ip, "podIPs": [{"ip": ip}]}})
+    vegd = InProcessController(kubeapi, fresh_ovn).start()
+    try:
+        wait_for(lambda: owners() == {ip3: "default/gateway2", ip2: "default/gateway3"}, 10,
+                 what="the BFD rows moved with the addresses")
+        wait_for(vegd.idle, 10, what="the controller to settle")
+        assert vegd.nb.transactions == 1, vegd.nb.transactions
+        assert vegd.stats.failures == 0, vegd.stats.last_error
+        routes = env.ovn.nbctl("lr-route-list", "vpc1")
+        assert re.search(rf"192\.168\.0\.0/26\s+{re.escape(ip3)} src-ip", routes), routes
+        assert re.search(rf"192\.168\.0\.128/26\s+{re.escape(ip2)} src-ip", routes), routes
+    finally:
+        vegd.stop()

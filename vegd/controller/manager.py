@@ -73,9 +73,6 @@ class Controller:
         self.on_tick: Callable[[Controller], None] | None = None
         self.metrics = metrics if metrics is not None else ControllerMetrics()
         self.metrics.watch(self)
-        # set once the first full resync after taking over has been worked off: NB and the
-        # objects' status are converged (readiness for systemd, the benchmarks)
-        self.resynced = threading.Event()
         self.cache.subscribe(self.on_change, self.on_relist)
         reconciler.on_pulled = self.queue.add
         self.ctx.nb.watch_owners(self.on_nb_owner)
@@ -147,7 +144,8 @@ class Controller:
                 return
         self.stats.resyncs_completed += 1
         self.metrics.resync_completed()
-        log.info("full resync completed", passes=self.stats.resyncs_completed)
+        log.info("full resync completed", passes=self.stats.resyncs_completed,
+                 seconds_since_start=round(time.monotonic() - self.started, 3))
 
     def _chassis_changes(self) -> None:
         """A chassis registering (or its hostname changing) in SB changes which nodes can carry
@@ -185,10 +183,6 @@ class Controller:
                                                time.monotonic() - start)
                 self._worked(key)
             self.stats.reconciles += len(keys)
-            if self.stats.resyncs and not self.resynced.is_set() and self.queue.idle():
-                self.resynced.set()
-                log.info("first full resync done", keys=self.stats.reconciles,
-                         seconds=round(time.monotonic() - self.started, 3))
             # the one log line of a batch: info when it changed something or failed
             summary = self.reconciler.take_summary()
             emit = log.info if summary or failed else log.debug

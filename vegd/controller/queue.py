@@ -132,12 +132,6 @@ class WorkQueue:
                 return 0.0
             return time.monotonic() - self._ready_since.get(self._queue[0], time.monotonic())
 
-    def idle(self) -> bool:
-        """Nothing waiting or being worked on (keys backing off after a failure aside)."""
-        with self._cond:
-            self._promote_due()
-            return not self._queue and not self._processing
-
     def __len__(self) -> int:
         with self._cond:
             return len(self._queue) + len(self._delayed)
