@@ -242,3 +242,26 @@ def test_apply_warns_about_bfd_timers_that_flap_on_stock_ovn(seed, capsys):
     err = capsys.readouterr().err
     assert code == 0
     assert "warning: VpcEgressGateway default/gateway2" in err and "minRX 300" in err
+
+
+def test_no_bfd_row_for_a_router_port_that_does_not_exist(seed, capsys):
+    """ovn-northd 25.03.0 dies on a BFD row whose port does not exist (23.03 does not): a
+    subnet whose router port is not in NB yet gets no TTL helper row, northd keeps running, and
+    the row comes once the port is there."""
+    ovn = seed.ovn
+    seed.objects.append({"apiVersion": "kubeovn.io/v1", "kind": "Subnet",
+                         "metadata": {"name": "subnet9"},
+                         "spec": {"vpc": "vpc1", "protocol": "IPv4", "cidrBlock": "192.168.9.0/24",
+                                  "gateway": "192.168.9.1"}})
+    code, report = seed.apply(capsys=capsys)
+    assert code == 0, report
+    ovn.sync()   # northd is alive and caught up
+    assert not ovn.nb_rows("BFD", 'logical_port="vpc1-subnet9"')
+    assert ovn.nb_rows("BFD", 'logical_port="vpc1-subnet1"')   # the other helpers are there
+    assert seed.apply(capsys=capsys)[1]["transactions"] == 0
+    ovn.nbctl("lrp-add", "vpc1", "vpc1-subnet9", "0a:58:c0:a8:09:01", "192.168.9.1/24")
+    code, report = seed.apply(capsys=capsys)
+    assert code == 0 and report["transactions"] == 1, report
+    ovn.sync()
+    assert [r["dst_ip"] for r in ovn.nb_rows("BFD", 'logical_port="vpc1-subnet9"')] == \
+        ["192.168.9.1"]

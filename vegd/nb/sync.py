@@ -15,6 +15,7 @@ write the others without them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ from vegd.plan.rows import (
     Row,
     Switch,
 )
+
+log = logging.getLogger(__name__)
 
 GARBAGE = "garbage"  # the result entry of rows whose owner is gone
 
@@ -163,8 +166,8 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
         table, key = want.table, want.key
         row = self.live.get((table, key))
         created = row is None
-        if isinstance(want, Bfd):
-            self._check_port(want)
+        if isinstance(want, Bfd) and not self._port_exists(want, row):
+            return
         if created:
             self._check_free(want)
             row = self.txn.insert(self.api.tables[table])
@@ -214,17 +217,27 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
         raise ReconcileError(f"{describe(table, key)} already exists and is not "
                              f"{self.desired.owner}'s (vendor={holder}); vegd leaves it alone")
 
-    def _check_port(self, want: Bfd) -> None:
-        """A BFD row must name a router port that exists (and is not deleted now) or that this
-        batch writes: ovn-northd 25.03.0 dies (SIGSEGV) on a BFD row for a missing port, where
-        23.03 made an admin_down SB row (docs/bfd-port.md)."""
+    def _port_exists(self, want: Bfd, live: Any) -> bool:
+        """Whether want's router port exists (and is not deleted now) or is written in this
+        batch. ovn-northd 25.03.0 dies (SIGSEGV) on a BFD row for a missing port, where 23.03
+        made an admin_down SB row (docs/bfd-port.md): such a row is not written (a live one is
+        deleted) when nothing refers to it, i.e. a stock-mode TTL helper whose subnet port is
+        not there (yet); a session a route or policy needs is refused."""
         port = want.logical_port
-        live = self.ix.holder("Logical_Router_Port", (port,))
-        if (live is not None and live.uuid not in self.deleted) or port in self.planned_ports:
-            return
-        raise ReconcileError(f"{describe(want.table, want.key)}: logical router port {port} "
-                             "does not exist in the Northbound database; a BFD row for a "
-                             "missing port stops ovn-northd 25.03, so vegd writes none")
+        holder = self.ix.holder("Logical_Router_Port", (port,))
+        if (holder is not None and holder.uuid not in self.deleted) or port in self.planned_ports:
+            return True
+        ref = Ref(want.table, want.key)
+        if any(ref == v or (isinstance(v, list) and ref in v)
+               for d in self.plans for r in d.rows for v in r.columns().values()):
+            raise ReconcileError(f"{describe(want.table, want.key)}: logical router port {port} "
+                                 "does not exist in the Northbound database; a BFD row for a "
+                                 "missing port stops ovn-northd 25.03, so vegd writes none")
+        log.info("not writing %s: router port %s does not exist", describe(want.table, want.key),
+                 port)
+        if live is not None:
+            self._delete(want.table, live, self.changes, describe(want.table, want.key))
+        return False
 
     def _columns(self, want: Row) -> dict[str, Any]:
         cols = {c: self._resolve(v) for c, v in want.columns().items()}
