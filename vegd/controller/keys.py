@@ -42,7 +42,17 @@ def keys_for(old: Any, new: Any, snap: Snapshot) -> set[str]:
 
 def _gateways(snap: Snapshot, vpcs: set[str]) -> set[str]:
     """Every gateway of these VPCs."""
-    return {gateway_key(g.key) for g in snap.gateways if g.vpc in vpcs}
+    by_vpc = _by_vpc(snap)
+    return {gateway_key(g.key) for vpc in vpcs for g in by_vpc.get(vpc, ())}
+
+
+def _by_vpc(snap: Snapshot) -> dict[str, list[VpcEgressGateway]]:
+    def group() -> dict[str, list[VpcEgressGateway]]:
+        out: dict[str, list[VpcEgressGateway]] = {}
+        for gw in snap.gateways:
+            out.setdefault(gw.vpc, []).append(gw)
+        return out
+    return snap.memo("gateways_by_vpc", group)
 
 
 def _keys_for_one(obj: Any, snap: Snapshot) -> set[str]:
@@ -61,7 +71,7 @@ def _keys_for_one(obj: Any, snap: Snapshot) -> set[str]:
         # per-node sets hold the source pods). CIDR sources do not depend on pods.
         ns_labels = snap.namespace_labels(obj.namespace)
         pod_labels = obj.label_map
-        return {gateway_key(g.key) for g in snap.gateways if g.vpc == subnet.vpc and (
+        return {gateway_key(g.key) for g in _by_vpc(snap).get(subnet.vpc, ()) if (
             g.traffic_policy == "Local"
             or any(s.namespace_selector.matches(ns_labels) and s.pod_selector.matches(pod_labels)
                    for s in g.selectors))}

@@ -63,6 +63,10 @@ class Cache:
         # and a broken object of any kind still exists (its NB rows are not garbage)
         self._errors: dict[str, dict[str, ValidationError]] = {r.kind: {} for r in resources}
         self._version = 0
+        # pods by namespace, kept as events arrive, so a snapshot regroups only what changed
+        self._pods_ns: dict[str, dict[str, Any]] = {}
+        self._pods_ns_tuples: dict[str, tuple[Any, ...]] = {}
+        self._pods_dirty: set[str] = set()
         self._snapshot: tuple[int, tuple[tuple[str, str], ...], Snapshot] | None = None
         self.informers = {r.kind: Informer(api, r, self._changed, self._relisted, watch_timeout)
                           for r in resources}
@@ -137,8 +141,31 @@ class Cache:
                 if old_model is None or new_model != old_model:
                     # status writes (ours, mostly) parse to the same model: keep the snapshot
                     self._version += 1
+                    if resource is PODS:
+                        self._pod_moved(key, old_model, new_model)
         if self._on_change is not None:
             self._on_change(resource, old_model, new_model, old, new)
+
+    def _pod_moved(self, key: str, old: Any, new: Any) -> None:
+        for model in (old, new):
+            if model is not None:
+                self._pods_dirty.add(model.namespace)
+        if old is not None:
+            self._pods_ns.get(old.namespace, {}).pop(key, None)
+        if new is not None:
+            self._pods_ns.setdefault(new.namespace, {})[key] = new
+
+    def _pods_by_namespace(self) -> dict[str, tuple[Any, ...]]:
+        """Regroup the namespaces whose pods changed; the others keep their tuples."""
+        for ns in self._pods_dirty:
+            pods = self._pods_ns.get(ns)
+            if pods:
+                self._pods_ns_tuples[ns] = tuple(pods.values())
+            else:
+                self._pods_ns.pop(ns, None)
+                self._pods_ns_tuples.pop(ns, None)
+        self._pods_dirty.clear()
+        return dict(self._pods_ns_tuples)  # the snapshot's own: later events change ours
 
     def _parse(self, resource: Resource, key: str, parser: Callable[[Mapping[str, Any]], Any],
                raw: Obj) -> Any:
@@ -163,7 +190,8 @@ class Cache:
                 return hit[2]
             fields = {SNAPSHOT_FIELDS[kind]: tuple(table.values())
                       for kind, table in self._parsed.items() if kind in SNAPSHOT_FIELDS}
-            snap = Snapshot(**fields, chassis_by_hostname=chassis)
+            snap = Snapshot(**fields, chassis_by_hostname=chassis,
+                            pods_by_namespace=self._pods_by_namespace())
             self._snapshot = (self._version, chassis, snap)
             return snap
 

@@ -38,19 +38,9 @@ class Workload:
 
 
 def gateway_pods(gw: VpcEgressGateway, snap: Snapshot) -> list[Pod]:
-    # the label is shortened for names over 63 characters
-    return sorted(snap.memo("gateway_pods", lambda: _gateway_pods(snap)).get(
-        (gw.namespace, gw.pod_label), ()), key=lambda p: p.name)
-
-
-def _gateway_pods(snap: Snapshot) -> dict[tuple[str, str], list[Pod]]:
-    """(namespace, gateway label) -> pods: one pass over the pods for every gateway."""
-    out: dict[tuple[str, str], list[Pod]] = {}
-    for pod in snap.pods:
-        label = pod.label_map.get(GATEWAY_LABEL)
-        if label:
-            out.setdefault((pod.namespace, label), []).append(pod)
-    return out
+    label = gw.pod_label  # shortened for names over 63 characters
+    return sorted((p for p in snap.pods_in(gw.namespace)
+                   if p.label_map.get(GATEWAY_LABEL) == label), key=lambda p: p.name)
 
 
 def workload(resolved: ResolvedGateway, snap: Snapshot) -> Workload:
@@ -99,53 +89,43 @@ def workload_pod(pod: Pod) -> bool:
 
 
 def _vpc_pods(resolved: ResolvedGateway, snap: Snapshot) -> list[Pod]:
-    """Live workload pods of the gateway's VPC, gateway pods excepted."""
-    return [p for pods in _vpc_pods_by_namespace(snap).get(resolved.vpc.name, {}).values()
-            for p in pods]
+    """Live workload pods of the gateway's VPC, gateway pods excepted (every namespace)."""
+    vpc = resolved.vpc.name
+    return [p for ns in snap.pod_namespaces() for p in _workload_pods(snap, ns).get(vpc, ())]
 
 
-def _vpc_pods_by_namespace(snap: Snapshot) -> dict[str, dict[str, list[Pod]]]:
-    return snap.memo("workload_pods_by_vpc", lambda: _workload_pods_by_vpc(snap))
-
-
-def _workload_pods_by_vpc(snap: Snapshot) -> dict[str, dict[str, list[Pod]]]:
-    """VPC -> namespace -> its live workload pods: one pass over the pods for all gateways of a
-    snapshot, not one per gateway; a selector then looks only at the namespaces it matches."""
-    out: dict[str, dict[str, list[Pod]]] = {}
-    for pod in snap.pods:
-        if not workload_pod(pod) or GATEWAY_LABEL in pod.label_map:
-            continue
-        subnet = pod_subnet(pod, snap)
-        if subnet is not None:
-            out.setdefault(subnet.vpc, {}).setdefault(pod.namespace, []).append(pod)
-    return out
+def _workload_pods(snap: Snapshot, namespace: str) -> dict[str, list[Pod]]:
+    """VPC -> the live workload pods of one namespace, made once per snapshot and namespace,
+    and only for the namespaces some selector asks about."""
+    def group() -> dict[str, list[Pod]]:
+        out: dict[str, list[Pod]] = {}
+        for pod in snap.pods_in(namespace):
+            if not workload_pod(pod) or GATEWAY_LABEL in pod.label_map:
+                continue
+            subnet = pod_subnet(pod, snap)
+            if subnet is not None:
+                out.setdefault(subnet.vpc, []).append(pod)
+        return out
+    return snap.memo(f"workload-pods:{namespace}", group)
 
 
 def selected_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
     """Pods of the gateway's VPC matched by any of its selectors (its own pods excepted)."""
-    gw = resolved.gateway
-    if not gw.selectors:
-        return ()
-    out: dict[str, Pod] = {}
-    for namespace, pods in _vpc_pods_by_namespace(snap).get(resolved.vpc.name, {}).items():
-        labels = snap.namespace_labels(namespace)
-        chosen = [s.pod_selector for s in gw.selectors if s.namespace_selector.matches(labels)]
-        if not chosen:
-            continue
-        for pod in pods:
-            if any(sel.matches(pod.label_map) for sel in chosen):
-                out[pod.key] = pod
-    return tuple(out[k] for k in sorted(out))
+    return pods_selected_by(resolved, snap, resolved.gateway.selectors)
 
 
 def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
                      selections: tuple[PodSelection, ...]) -> tuple[Pod, ...]:
     """Pods of the gateway's VPC matched by any of `selections` (some of its selectors)."""
+    if not selections:
+        return ()
     out: dict[str, Pod] = {}
-    for namespace, pods in _vpc_pods_by_namespace(snap).get(resolved.vpc.name, {}).items():
+    for namespace in snap.pod_namespaces():
         labels = snap.namespace_labels(namespace)
         chosen = [s.pod_selector for s in selections if s.namespace_selector.matches(labels)]
-        for pod in pods if chosen else ():
+        if not chosen:
+            continue
+        for pod in _workload_pods(snap, namespace).get(resolved.vpc.name, ()):
             if any(sel.matches(pod.label_map) for sel in chosen):
                 out[pod.key] = pod
     return tuple(out[k] for k in sorted(out))

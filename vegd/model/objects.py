@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
@@ -216,6 +216,10 @@ class Snapshot:
     nodes: tuple[Node, ...] = ()
     attachments: tuple[NetworkAttachmentDefinition, ...] = ()
     chassis_by_hostname: tuple[tuple[str, str], ...] = ()  # from the SB Chassis table
+    # the same pods by namespace, when the source keeps them so (the informer cache does, so a
+    # snapshot after one pod event costs that namespace, not every pod); None: grouped here
+    pods_by_namespace: Mapping[str, tuple[Pod, ...]] | None = field(
+        default=None, compare=False, repr=False)
     # memos of this snapshot; init=False so dataclasses.replace() starts a new snapshot empty
     _index: dict[str, object] = field(default_factory=dict, init=False, compare=False, repr=False)
 
@@ -229,6 +233,24 @@ class Snapshot:
         if name not in self._index:
             self._index[name] = {getattr(i, key): i for i in items}
         return self._index[name]  # type: ignore[return-value]
+
+    def pods_in(self, namespace: str) -> tuple[Pod, ...]:
+        return self._pods_by_namespace().get(namespace, ())
+
+    def pod_namespaces(self) -> Iterable[str]:
+        """Every namespace that has pods."""
+        return self._pods_by_namespace().keys()
+
+    def _pods_by_namespace(self) -> Mapping[str, tuple[Pod, ...]]:
+        if self.pods_by_namespace is not None:
+            return self.pods_by_namespace
+
+        def group() -> dict[str, tuple[Pod, ...]]:
+            out: dict[str, list[Pod]] = {}
+            for pod in self.pods:
+                out.setdefault(pod.namespace, []).append(pod)
+            return {ns: tuple(pods) for ns, pods in out.items()}
+        return self.memo("pods_by_namespace", group)
 
     def vpc(self, name: str) -> Vpc | None:
         found = self._lookup("vpc", self.vpcs, "name").get(name)

@@ -19,7 +19,6 @@ from vegd.model.objects import (
     Family,
     IPAddress,
     IPNetwork,
-    Pod,
     Snapshot,
     Subnet,
     Vpc,
@@ -221,24 +220,13 @@ def _check_bfd_peers(gw: VpcEgressGateway, peers: tuple[IPAddress, ...], snap: S
             if ip in peers:
                 raise ValidationError(gw.ref, f"spec.internalIPs[{i}]",
                                       f"{ip} is the bfdPort address of VPC {gw.vpc}")
-    pods = snap.memo("instance-pods", lambda: _instance_pods(snap))
-    for pod in pods.get((gw.namespace, gw.pod_label), ()):
+    for pod in (p for p in snap.pods_in(gw.namespace) if not p.deleting
+                and p.label_map.get(GATEWAY_LABEL) == gw.pod_label):
         for ip in pod.ips:
             if ip in peers:
                 raise ValidationError(gw.ref, "spec.bfd.enabled",
                                       f"instance pod {pod.key} has {ip}, the bfdPort "
                                       f"address of VPC {gw.vpc}")
-
-
-def _instance_pods(snap: Snapshot) -> dict[tuple[str, str], list[Pod]]:
-    """(namespace, gateway label) -> pods not being deleted (model.instances keeps its own
-    index; importing it here would be a cycle)."""
-    out: dict[tuple[str, str], list[Pod]] = {}
-    for pod in snap.pods:
-        label = pod.label_map.get(GATEWAY_LABEL)
-        if label and not pod.deleting:
-            out.setdefault((pod.namespace, label), []).append(pod)
-    return out
 
 
 def _check_destinations(gw: VpcEgressGateway) -> None:

@@ -329,7 +329,7 @@ def build_deployment(r: ResolvedGateway, snap: Snapshot, options: WorkloadOption
 
 def spec_hash(deployment: Mapping[str, Any]) -> str:
     """Hash of what vegd renders, replicas and the hash itself excepted (scaling is no change)."""
-    body = copy.deepcopy(dict(deployment))
+    body = dict(deployment)  # only top levels are replaced below: no deep copy needed
     body["spec"] = {k: v for k, v in body.get("spec", {}).items() if k != "replicas"}
     meta = dict(body.get("metadata", {}))
     meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items()
