@@ -32,8 +32,10 @@ from vegd.plan.rows import (
     Desired,
     HaChassisGroup,
     Ref,
+    RouterPolicy,
     RouterPort,
     Row,
+    StaticRoute,
     Switch,
 )
 
@@ -109,6 +111,7 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
         self.deleted: set[Any] = set()  # uuids deleted in this transaction
         self.planned_ports = {r.name for d in self.plans for r in d.rows
                               if isinstance(r, RouterPort)}
+        self._bfd_refs: set[tuple[str, ...]] | None = None  # BFD keys routes/policies refer to
         lives = []
         for desired in self.plans:
             owner = (desired.owner.id_key, desired.owner.id_value)
@@ -227,9 +230,11 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
         holder = self.ix.holder("Logical_Router_Port", (port,))
         if (holder is not None and holder.uuid not in self.deleted) or port in self.planned_ports:
             return True
-        ref = Ref(want.table, want.key)
-        if any(ref == v or (isinstance(v, list) and ref in v)
-               for d in self.plans for r in d.rows for v in r.columns().values()):
+        if self._bfd_refs is None:   # once per batch, and only when a port is missing
+            self._bfd_refs = {(b.logical_port, b.dst_ip) for d in self.plans for r in d.rows
+                              for b in ((r.bfd,) if isinstance(r, StaticRoute) and r.bfd else
+                                        r.bfd_sessions if isinstance(r, RouterPolicy) else ())}
+        if want.key in self._bfd_refs:
             raise ReconcileError(f"{describe(want.table, want.key)}: logical router port {port} "
                                  "does not exist in the Northbound database; a BFD row for a "
                                  "missing port stops ovn-northd 25.03, so vegd writes none")
