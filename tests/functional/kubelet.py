@@ -100,7 +100,8 @@ class _Pass:
         pods = api.items("pods")
         nodes = {meta_of(n)["name"]: n for n in api.items("nodes")}
         nads = {key_of(n): n for n in api.items("nads")}
-        return cls({key_of(p): p for p in pods}, nodes, nads, Ipam(api.items("subnets"), pods))
+        return cls({key_of(p): p for p in pods}, nodes, nads, Ipam(api.items("subnets"), pods,
+                                                                 api.items("ippools")))
 
     def owned(self, uid: str) -> list[Obj]:
         return [p for p in self.pods.values() if controller_uid(p) == uid and is_alive(p)]

@@ -33,6 +33,7 @@ KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ("apps/v1", "Deployment"): ("deployments", True),
     ("kubeovn.io/v1", "Vpc"): ("vpcs", False),
     ("kubeovn.io/v1", "Subnet"): ("subnets", False),
+    ("kubeovn.io/v1", "IPPool"): ("ippools", False),
     ("kubeovn.io/v1", "VpcEgressGateway"): ("vpc-egress-gateways", True),
     ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"): ("network-attachment-definitions",
                                                             True),
@@ -77,6 +78,8 @@ class Api:
             "nodes": self.core.list_node,
             "subnets": lambda **kw: custom.list_cluster_custom_object(
                 "kubeovn.io", "v1", "subnets", **kw),
+            "ippools": lambda **kw: custom.list_cluster_custom_object(
+                "kubeovn.io", "v1", "ippools", **kw),
             "nads": lambda **kw: custom.list_cluster_custom_object(
                 "k8s.cni.cncf.io", "v1", "network-attachment-definitions", **kw),
         }

@@ -100,7 +100,12 @@ def pod_addresses(pod: Mapping[str, Any]) -> set[IP]:
 class Ipam:
     """Kube-OVN's allocation rules over a set of subnets and the pods holding addresses."""
 
-    def __init__(self, subnets: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]):
+    def __init__(self, subnets: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]],
+                 ip_pools: Iterable[Mapping[str, Any]] = ()):
+        # IPPool name -> its addresses in order (`a`, `a/len`, `a..b` entries, as Kube-OVN)
+        self.pools: dict[str, list[IP]] = {
+            str(p["metadata"]["name"]): _pool_addresses((p.get("spec") or {}).get("ips") or [])
+            for p in ip_pools}
         self.subnets: dict[str, Subnet] = {}
         for obj in subnets:
             try:
@@ -125,10 +130,15 @@ class Ipam:
         lowest free address of each family; families the entry lacks get the lowest free."""
         chosen: list[IP] = []
         if pool:
-            for entry in (e.strip() for e in pool.split(";") if e.strip()):
+            entries = [e.strip() for e in pool.split(";") if e.strip()]
+            if len(entries) == 1 and not ip_list(entries[0]):  # an IPPool's name
+                if entries[0] not in self.pools:
+                    raise NoAddress(f"IPPool {entries[0]!r} does not exist")
+                entries = [str(ip) for ip in self.pools[entries[0]]]
+            for entry in entries:
                 ips = ip_list(entry)
                 if not ips:
-                    raise NoAddress(f"ip_pool {entry!r} names an IPPool (not simulated)")
+                    raise NoAddress(f"ip_pool {entry!r} is not an address list")
                 inside = all(any(ip in c for c in subnet.cidrs) for ip in ips)
                 if inside and not any(ip in self.used for ip in ips):
                     chosen = ips
@@ -151,6 +161,19 @@ class Ipam:
                 return ip
             ip += 1
         raise NoAddress(f"subnet {subnet.name} has no free address in {cidr}")
+
+
+def _pool_addresses(entries: Iterable[str]) -> list[IP]:
+    out: list[IP] = []
+    for entry in entries:
+        if ".." in entry:
+            first, last = (ipaddress.ip_address(x.strip()) for x in entry.split("..", 1))
+            out += [first + i for i in range(int(last) - int(first) + 1)]
+        elif "/" in entry:
+            out += list(ipaddress.ip_network(entry, strict=False))
+        else:
+            out.append(ipaddress.ip_address(entry.strip()))
+    return out
 
 
 def _mac(seed: str) -> str:

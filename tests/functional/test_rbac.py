@@ -1,9 +1,10 @@
 """deploy/rbac.yaml grants exactly what `vegd run` asks the API server for (issue 10).
 
 `vegd run` runs as a process with its own bearer token against the test API server, through a
-scenario that creates, updates, scales, breaks and deletes a gateway (finalizer, status, Events,
-the Deployment, the Vpc's status); every request it makes is recorded and turned into RBAC terms
-(tests/kubeapi/rbac.py) and compared with the ClusterRole. A verb the code starts using, or stops
+scenario that creates, updates, scales, observes, breaks and deletes a gateway (finalizer,
+status, Events, the Deployment, its observability ConfigMap, the Vpc's status); every request
+it makes is recorded and turned into RBAC terms (tests/kubeapi/rbac.py) and compared with the
+ClusterRole. A verb the code starts using, or stops
 using, fails this test until deploy/rbac.yaml says so."""
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ def test_the_cluster_role_is_exactly_what_vegd_run_uses(fresh_ovn, kubeapi, fake
         wait_for(lambda: toleration in json.loads(apps.read_namespaced_deployment(
             "gateway1", "default", _preload_content=False).data)["spec"]["template"]["spec"]
             .get("tolerations", []), 15, what="the Deployment updated")
+        # observability switched on: the agents' ConfigMap is updated, not the Deployment
+        env.custom.patch_namespaced_custom_object(G, V, "default", PLURAL, "gateway1", {
+            "spec": {"observability": {"conntrack": {"log": {"enabled": True}}}}})
+        wait_for(lambda: '"enabled": true' in (env.core.read_namespaced_config_map(
+            "gateway1-observability", "default").data or {}).get("config.json", ""), 15,
+            what="the observability ConfigMap updated")
         # an invalid gateway: Validated=False and a Warning Event
         env.create_gateway("broken", {**GATEWAY1, "vpc": "no-such-vpc"})
         wait_for(lambda: env.condition("broken", "Validated").get("status") == "False", 15,

@@ -51,7 +51,7 @@ class InProcessController:
     def idle(self) -> bool:
         """Nothing queued and nothing being reconciled (after at least one resync)."""
         c = self.controller
-        return c.stats.resyncs > 0 and len(c.queue) == 0 and not c.working_since
+        return c.stats.resyncs > 0 and len(c.queue) == 0 and not c.busy
 
     def stop(self) -> None:
         self.controller.stop()

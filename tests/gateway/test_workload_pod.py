@@ -73,10 +73,27 @@ def rendered(bfd: bool) -> dict:
 
 
 def container_env(container: dict, state_dir: Path) -> dict[str, str]:
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}  # not fieldRefs
     assert env["VEGD_GATEWAY_STATE_DIR"] == wd.STATE_DIR
     env["VEGD_GATEWAY_STATE_DIR"] = str(state_dir)  # the emptyDir, as the lab has it
+    # the observability ConfigMap's file, as the controller renders it, with conntrack on
+    assert env["VEGD_GATEWAY_OBSERVABILITY_CONFIG"] == \
+        f"{wd.OBSERVABILITY_DIR}/{wd.OBSERVABILITY_KEY}"
+    config = state_dir / wd.OBSERVABILITY_KEY
+    config.write_text(observability_config())
+    env["VEGD_GATEWAY_OBSERVABILITY_CONFIG"] = str(config)
     return {**os.environ, **env}
+
+
+def observability_config() -> str:
+    objs = cluster(False)
+    objs[-1]["spec"]["observability"] = {"conntrack": {"metrics": {"enabled": True},
+                                                       "log": {"enabled": True}}}
+    snap = snapshot_from_objects(objs)
+    gw = snap.gateway("default/lab")
+    assert gw is not None
+    cm = wd.build_observability_configmap(resolve_gateway(gw, snap), wd.WorkloadOptions())
+    return str(cm["data"][wd.OBSERVABILITY_KEY])
 
 
 def as_container(sc: dict, *argv: str) -> list[str]:
@@ -116,6 +133,17 @@ def sessions_up(ns: str) -> int:
         except OSError:
             return 0
     return len(re.findall(r"^vegd_gateway_bfd_session_up\{[^}]*\} 1(?:\.0)?$", body, re.MULTILINE))
+
+
+def metric_value(ns: str, name: str) -> float | None:
+    with in_netns(ns):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:10669/metrics", timeout=2) as resp:
+                body = resp.read().decode()
+        except OSError:
+            return None
+    match = re.search(rf"^{re.escape(name)} (\S+)$", body, re.MULTILINE)
+    return float(match.group(1)) if match else None
 
 
 def start_peer(lab: Lab, topo: Topology) -> None:
@@ -186,6 +214,11 @@ def test_rendered_containers_run_the_agent_with_their_capabilities(lab: Lab, top
     assert cap_mask(agent.pid, "NoNewPrivs") == int(no_new_privs)
     if bfd:
         wait_for(lambda: sessions_up(topo.gw) == 2, 20, what="both BFD sessions up")
+    # conntrack events need nothing beyond the rendered capabilities (NET_ADMIN), and the
+    # init container's setup switched accounting on for the end records' counters
+    wait_for(lambda: metric_value(topo.gw, "vegd_gateway_conntrack_events_listening") == 1, 10,
+             what="conntrack event socket open")
+    assert metric_value(topo.gw, "vegd_gateway_conntrack_accounting_available") == 1
 
     # The rendered probes (exec: vpc1 is a custom VPC) pass inside the pod's namespace.
     for name in ("startupProbe", "livenessProbe", "readinessProbe"):

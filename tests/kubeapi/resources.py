@@ -133,6 +133,8 @@ def builtin_types() -> list[ResourceType]:
                      generation=True, custom=True),
         ResourceType("kubeovn.io", "v1", "subnets", "Subnet", False, "subnet", ("subnet",),
                      status=True, generation=True, custom=True),
+        ResourceType("kubeovn.io", "v1", "ippools", "IPPool", False, "ippool", ("ippool",),
+                     status=True, generation=True, custom=True),
         ResourceType(CRD_GROUP, "v1", "customresourcedefinitions", "CustomResourceDefinition",
                      False, "customresourcedefinition", ("crd", "crds"), status=True,
                      generation=True),

@@ -198,7 +198,23 @@ def test_spec_fields_defaults_and_ranges(schema):
     assert set(props) == {"vpc", "replicas", "prefix", "image", "internalSubnet",
                           "externalSubnet", "internalIPs", "externalIPs", "bfd", "bfdMode",
                           "policies", "selectors", "nodeSelector", "trafficPolicy",
-                          "tolerations"}
+                          "tolerations", "resources", "bandwidth", "podAntiAffinity",
+                          "internalIPPool", "externalIPPool", "observability"}
+    assert props["podAntiAffinity"]["enum"] == ["Required", "Preferred"]
+    assert props["podAntiAffinity"]["default"] == "Required"
+    for direction in ("ingress", "egress"):
+        rate = props["bandwidth"]["properties"][direction]
+        assert rate["pattern"] == r"^([0-9]+|([0-9]+(\.[0-9]+)?|\.[0-9]+)(M|Mi|G|Gi))$"
+        assert rate["x-kubernetes-int-or-string"] is True
+    log = props["observability"]["properties"]["conntrack"]["properties"]["log"]["properties"]
+    rate = log["rateLimit"]["properties"]
+    assert (rate["recordsPerSecond"]["minimum"], rate["recordsPerSecond"]["maximum"],
+            rate["recordsPerSecond"]["default"]) == (1, 100000, 100)
+    assert (rate["burst"]["minimum"], rate["burst"]["maximum"], rate["burst"]["default"]) == \
+        (1, 1000000, 1000)
+    assert log["events"]["maxItems"] == 2 and log["events"]["items"]["enum"] == ["start", "end"]
+    for kind in ("include", "exclude"):
+        assert log["filters"]["properties"][kind]["maxItems"] == 64
     assert schema["properties"]["spec"]["required"] == ["externalSubnet"]
     assert props["replicas"]["default"] == 1
     assert (props["replicas"]["minimum"], props["replicas"]["maximum"]) == limits.REPLICAS_RANGE
@@ -307,6 +323,10 @@ MSG_POLICY_SOURCES = "Each policy MUST have at least one ipBlock or subnet"
 MSG_NS_SELECTOR = "Each namespace selector MUST have at least one matchLabels or matchExpressions"
 MSG_POD_SELECTOR = "Each pod selector MUST have at least one matchLabels or matchExpressions"
 MSG_IMMUTABLE = "This field is immutable."
+MSG_INTERNAL_POOL = "internalIPs and internalIPPool are mutually exclusive"
+MSG_EXTERNAL_POOL = "externalIPs and externalIPPool are mutually exclusive"
+MSG_BANDWIDTH = "bandwidth must be between 0 and 9223372036854 Mbps"
+MSG_PORT_RANGE = "start must be less than or equal to end"
 
 
 def _cel_rules(schema) -> list[dict]:
@@ -320,7 +340,9 @@ def test_every_cel_rule_compiles_and_has_a_tested_message(schema):
     cel.compile_rules(schema)
     messages = {r["message"] for r in _cel_rules(schema)}
     assert messages == {MSG_INTERNAL_IPS, MSG_EXTERNAL_IPS, MSG_POLICY_OR_SELECTOR,
-                        MSG_POLICY_SOURCES, MSG_NS_SELECTOR, MSG_POD_SELECTOR, MSG_IMMUTABLE}
+                        MSG_POLICY_SOURCES, MSG_NS_SELECTOR, MSG_POD_SELECTOR, MSG_IMMUTABLE,
+                        MSG_INTERNAL_POOL, MSG_EXTERNAL_POOL, MSG_BANDWIDTH, MSG_PORT_RANGE}
+    assert len(_cel_rules(schema)) == 19  # as many as Kube-OVN master's CRD has
 
 
 CEL_CASES = {
@@ -338,6 +360,12 @@ CEL_CASES = {
     "empty pod selector": (
         {"policies": [], "selectors": [{"podSelector": {"matchLabels": {}}}]},
         "spec.selectors[0].podSelector", MSG_POD_SELECTOR),
+    "internal IPs and pool": (
+        {"internalIPs": ["10.16.0.101", "10.16.0.102"], "internalIPPool": "p"},
+        "spec.internalIPPool", MSG_INTERNAL_POOL),
+    "external IPs and pool": (
+        {"externalIPs": ["172.17.0.101", "172.17.0.102"], "externalIPPool": "p"},
+        "spec.externalIPPool", MSG_EXTERNAL_POOL),
 }
 
 
@@ -347,6 +375,24 @@ def test_cel_rules_reject(name, schema):
     veg = seed_vegs()[0]
     veg["spec"].update(spec)
     assert (field, f'Invalid value: "object": {message}') in admit(veg, schema)
+
+
+def test_cel_bandwidth_and_port_range_rules(schema):
+    veg = seed_vegs()[0]
+    veg["spec"]["bandwidth"] = {"ingress": 9223372036855, "egress": "1Gi"}
+    assert [(f, m.endswith(MSG_BANDWIDTH)) for f, m in admit(veg, schema)] == [
+        ("spec.bandwidth.ingress", True)]
+    veg["spec"]["bandwidth"] = {"ingress": 9223372036854, "egress": "100Mi"}
+    veg["spec"]["observability"] = {"conntrack": {"log": {"filters": {"exclude": [
+        {"translated": {"destinationPorts": [{"start": 80, "end": 80}]}}]}}}}
+    assert admit(veg, schema) == []
+    veg["spec"]["observability"]["conntrack"]["log"]["filters"]["exclude"][0]["translated"][
+        "destinationPorts"][0]["start"] = 81
+    found = admit(veg, schema)
+    assert [m for _, m in found] == [f'Invalid value: "object": {MSG_PORT_RANGE}'], found
+    veg["spec"]["observability"] = {}
+    veg["spec"]["bandwidth"] = {"egress": "10Kbps"}
+    assert any(f == "spec.bandwidth.egress" for f, _ in admit(veg, schema))
 
 
 def test_cel_rules_accept_edge_cases(schema):
@@ -456,6 +502,8 @@ EXPECTED_CLUSTER = {
     ("", "namespaces"): READ,
     ("", "nodes"): READ,
     ("apps", "deployments"): READ | {"create", "update"},
+    ("", "configmaps"): READ | {"create", "update"},
+    ("kubeovn.io", "ippools"): READ,
     ("k8s.cni.cncf.io", "network-attachment-definitions"): READ,
     ("", "events"): {"create"},
 }

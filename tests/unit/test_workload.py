@@ -92,7 +92,7 @@ def main_container(dep: dict) -> dict:
 
 
 def env(dep: dict) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in main_container(dep)["env"]}
+    return {e["name"]: e["value"] for e in main_container(dep)["env"] if "value" in e}
 
 
 def agent(dep: dict, command: str = "run") -> agent_settings.Settings:
@@ -157,7 +157,7 @@ def test_setup_init_container_shares_the_settings_and_is_the_only_privileged_one
     (setup,) = pod_spec(dep)["initContainers"]
     main = main_container(dep)
     assert setup["command"] == ["vegd", "gateway", "setup"]
-    assert setup["env"] == main["env"] and setup["image"] == main["image"]
+    assert setup["env"] + wd.IDENTITY_ENV == main["env"] and setup["image"] == main["image"]
     assert setup["env"] is not main["env"]  # no shared structure in the rendered dict
     assert agent(dep, "setup").snat_sources == agent(dep).snat_sources
     assert setup["securityContext"] == {"privileged": True, "runAsUser": 0}
@@ -165,9 +165,13 @@ def test_setup_init_container_shares_the_settings_and_is_the_only_privileged_one
     assert "allowPrivilegeEscalation" not in main["securityContext"]  # SYS_ADMIN implies it
     plain = main_container(render(snapshot(), "default/gateway1"))
     assert plain["securityContext"]["allowPrivilegeEscalation"] is False
-    assert setup["volumeMounts"] == main["volumeMounts"] == [
-        {"name": "state", "mountPath": wd.STATE_DIR}]
-    assert pod_spec(dep)["volumes"] == [{"name": "state", "emptyDir": {}}]
+    assert setup["volumeMounts"] == [{"name": "state", "mountPath": wd.STATE_DIR}]
+    assert main["volumeMounts"] == setup["volumeMounts"] + [
+        {"name": "observability", "mountPath": wd.OBSERVABILITY_DIR, "readOnly": True}]
+    assert pod_spec(dep)["volumes"] == [
+        {"name": "state", "emptyDir": {}},
+        {"name": "observability", "configMap": {"name": "gateway2-observability",
+                                                "optional": True}}]
 
 
 def test_capabilities_without_and_with_bfd():

@@ -13,6 +13,7 @@ from typing import Any
 from vegd.model.instances import pod_subnet
 from vegd.model.objects import (
     GATEWAY_LABEL,
+    IPPool,
     Namespace,
     NetworkAttachmentDefinition,
     Node,
@@ -92,6 +93,10 @@ def _keys_for_one(obj: Any, snap: Snapshot) -> set[str]:
         keys = {vpc_key(v.name) for v in snap.all_vpcs() if v.bfd_port.enabled}
         keys |= {gateway_key(g.key) for g in snap.gateways if g.traffic_policy == "Local"}
         return keys
+    if isinstance(obj, IPPool):
+        # Kube-OVN does not re-check its gateways when a pool changes (#7292); vegd does
+        return {gateway_key(g.key) for g in snap.gateways
+                if obj.name in (g.internal_ip_pool, g.external_ip_pool)}
     if isinstance(obj, NetworkAttachmentDefinition):
         return {gateway_key(g.key) for g in snap.gateways}
     return set()

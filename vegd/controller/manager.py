@@ -9,6 +9,7 @@ standby keeps its caches warm and takes over with a full resync. See docs/decisi
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,14 @@ from vegd.controller.queue import WorkQueue
 from vegd.controller.reconciler import GC_KEY, Reconciler, Retry
 from vegd.kube.api import Obj
 from vegd.kube.cache import Cache
-from vegd.kube.resources import DEPLOYMENTS, GATEWAYS, VPCS, Resource, object_key
+from vegd.kube.resources import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    GATEWAYS,
+    VPCS,
+    Resource,
+    object_key,
+)
 from vegd.nb.errors import NotLockHolder
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 
@@ -65,8 +73,13 @@ class Controller:
         self._sb_seqno = -1
         self.heartbeat = time.monotonic()  # the main loop's, for /livez
         self.started = time.monotonic()
-        self.working_since = 0.0  # when the current reconcile started (0: idle)
+        self.working_since = 0.0  # when the current batch's NB write started (0: idle)
+        self.finishing_since = 0.0  # when the finisher started a batch's Kubernetes writes
         self._worker: threading.Thread | None = None
+        # batches whose NB rows are written, waiting for their Kubernetes writes (bounded: the
+        # worker waits when the API server falls two batches behind)
+        self._finishing: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._finisher = threading.Thread(target=self._finish, daemon=True, name="vegd-finisher")
         self._resync_pending: set[str] = set()  # keys of the current full pass not yet worked
         self._resync_lock = threading.Lock()
         # called on every turn of the main loop (systemd's watchdog and status, in `vegd run`)
@@ -83,7 +96,7 @@ class Controller:
                   new_raw: Obj | None) -> None:
         if not self.cache.synced or self.cache.relisting(resource):
             return  # a full resync follows the first sync and every relist
-        if resource is DEPLOYMENTS:
+        if resource is DEPLOYMENTS or resource is CONFIGMAPS:
             snap = self.cache.snapshot()
             keys = deployment_keys(old_raw, snap) | deployment_keys(new_raw, snap)
         elif resource is GATEWAYS:
@@ -163,18 +176,37 @@ class Controller:
     # -- the worker ----------------------------------------------------------------------------
 
     def _work(self) -> None:
+        """Take a batch, write its NB rows, hand its Kubernetes writes to the finisher: the next
+        batch's NB write does not wait for the API server."""
         while not self._stop.is_set() and self.stats.active:
             keys = self.queue.get_batch(BATCH_KEYS, timeout=self.poll_interval)
             if not keys:
                 continue
             start = self.working_since = time.monotonic()
             try:
-                failed = self.reconciler.reconcile_batch(keys)
+                failed, finishes = self.reconciler.write_batch(keys)
             except Exception as exc:  # a bug outside any one key: retry them all
                 log.exception("reconcile crashed", keys=len(keys))
-                failed = {k: exc for k in keys}
+                failed, finishes = {k: exc for k in keys}, []
             finally:
                 self.working_since = 0.0
+            self._finishing.put((keys, start, failed, finishes, self.reconciler.take_summary()))
+
+    def _finish(self) -> None:
+        """The finisher: each batch's Kubernetes writes, then its keys are done."""
+        while True:
+            item = self._finishing.get()
+            if item is None:
+                return
+            keys, start, failed, finishes, summary = item
+            self.finishing_since = time.monotonic()
+            try:
+                failed.update(self.reconciler.finish_batch(finishes))
+            except Exception as exc:  # a bug: retry the batch's keys
+                log.exception("finishing a batch crashed", keys=len(keys))
+                failed.update({k: exc for k, _ in finishes})
+            finally:
+                self.finishing_since = 0.0
             for key in keys:
                 self._settle(key, failed.get(key))
                 self.queue.done(key)
@@ -183,8 +215,9 @@ class Controller:
                                                time.monotonic() - start)
                 self._worked(key)
             self.stats.reconciles += len(keys)
+            for name, count in self.reconciler.take_summary().items():
+                summary[name] = summary.get(name, 0) + count
             # the one log line of a batch: info when it changed something or failed
-            summary = self.reconciler.take_summary()
             emit = log.info if summary or failed else log.debug
             emit("reconciled", keys=keys[0] if len(keys) == 1 else len(keys),
                  failed=len(failed), seconds=round(time.monotonic() - start, 4), **summary)
@@ -253,6 +286,8 @@ class Controller:
         self.stats.active_since = time.monotonic()
 
     def _start_worker(self) -> None:
+        if not self._finisher.is_alive():
+            self._finisher.start()
         self._worker = threading.Thread(target=self._work, daemon=True, name="vegd-worker")
         self._worker.start()
 
@@ -265,7 +300,15 @@ class Controller:
         self.request_stop()
         if self._worker is not None:
             self._worker.join(timeout=10)
+        if self._finisher.is_alive():
+            self._finishing.put(None)  # after the last batch: it is finished first
+            self._finisher.join(timeout=10)
         self.cache.stop()
+
+    @property
+    def busy(self) -> bool:
+        """A batch is being written or finished, or waits to be finished."""
+        return bool(self.working_since or self.finishing_since or not self._finishing.empty())
 
     @property
     def healthy(self) -> bool:
@@ -274,7 +317,8 @@ class Controller:
         now = time.monotonic()
         if self._stop.is_set() or not self.cache.synced:
             return not self._stop.is_set()
-        stuck = self.working_since and now - self.working_since > STUCK_SECONDS
+        stuck = any(since and now - since > STUCK_SECONDS
+                    for since in (self.working_since, self.finishing_since))
         return now - self.heartbeat < STUCK_SECONDS and not stuck
 
 

@@ -8,6 +8,8 @@ the next change of the gateway or of anything it depends on brings it back.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from vegd.controller.keys import gateway_key, vpc_key
 from vegd.kube.api import KubeApi, KubeError, Obj
 from vegd.kube.cache import Cache
 from vegd.kube.events import EventRecorder
-from vegd.kube.resources import GATEWAYS, VPCS
+from vegd.kube.resources import CONFIGMAPS, GATEWAYS, VPCS
 from vegd.model.errors import ValidationError
 from vegd.model.instances import workload
 from vegd.model.objects import Snapshot, VpcEgressGateway
@@ -79,14 +81,24 @@ class Pending:
 class Reconciler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.summary: dict[str, int] = {}  # what the current reconcile changed, for its log line
+        # what the current batch changed, for its log line: per thread, because the NB writes
+        # of one batch and the Kubernetes writes of the one before run at the same time
+        self._local = threading.local()
         self._advised: dict[str, int] = {}  # gateway key -> generation whose advice was given
         self._foreign_rows = ForeignRows(ctx.nb.api)
         self.foreign: dict[str, str] = {}  # gateway key -> why another controller runs it
         self._lingering: dict[str, str] = {}  # migrated twins: the old controller's rows left
 
+    @property
+    def summary(self) -> dict[str, int]:
+        if not hasattr(self._local, "summary"):
+            self._local.summary = {}
+        summary: dict[str, int] = self._local.summary
+        return summary
+
     def take_summary(self) -> dict[str, int]:
-        summary, self.summary = self.summary, {}
+        summary = self.summary
+        self._local.summary = {}
         return summary
 
     def snapshot(self) -> Snapshot:
@@ -100,11 +112,19 @@ class Reconciler:
             raise errors[key]
 
     def reconcile_batch(self, keys: list[str]) -> dict[str, Exception]:
-        """Prepare every key, write all their NB rows in ONE transaction (refused owners left
-        out), then finish each key. Returns the keys that failed, with why."""
+        """Write the keys' NB rows, then finish them here. Returns the keys that failed."""
+        failed, finishes = self.write_batch(keys)
+        failed.update(self.finish_batch(finishes))
+        return failed
+
+    def write_batch(self, keys: list[str]
+                    ) -> tuple[dict[str, Exception], list[tuple[str, Callable[[], None]]]]:
+        """Prepare every key and write all their NB rows in ONE transaction (refused owners left
+        out). Returns the keys that failed, and for the others what remains to be done in
+        Kubernetes (Deployment, status, finalizer), which `finish_batch` does, off NB's path."""
         if not self.ctx.nb.has_lock:
             # a deposed replica must not write Kubernetes either (NB fences itself)
-            return {k: Retry("this vegd does not hold the NB lock") for k in keys}
+            return {k: Retry("this vegd does not hold the NB lock") for k in keys}, []
         failed: dict[str, Exception] = {}
         pending: list[Pending] = []
         for key in keys:
@@ -119,13 +139,21 @@ class Reconciler:
             nb_errors = self._write_batch([p for p in pending if p.desired is not None])
         except NbUnavailable as exc:  # the whole batch waits for NB (or for the lock)
             failed.update({p.key: _retry(p.key, exc) for p in pending})
-            return failed
+            return failed, []
+        finishes = []
         for item in pending:
+            owner = str(item.desired.owner) if item.desired is not None else ""
+            finishes.append((item.key, functools.partial(item.finish, nb_errors.get(owner, ""))))
+        return failed, finishes
+
+    def finish_batch(self, finishes: list[tuple[str, Callable[[], None]]]
+                     ) -> dict[str, Exception]:
+        failed: dict[str, Exception] = {}
+        for key, finish in finishes:
             try:
-                owner = str(item.desired.owner) if item.desired is not None else ""
-                item.finish(nb_errors.get(owner, ""))
+                finish()
             except Exception as exc:
-                failed[item.key] = _retry(item.key, exc)
+                failed[key] = _retry(key, exc)
         return failed
 
     def _prepare(self, key: str) -> Pending | None:
@@ -193,8 +221,7 @@ class Reconciler:
                 _raise_on_error(nb_error)
                 self._set_finalizers(key, raw, [f for f in finalizers if f != FINALIZER])
             return Pending(key, Desired(gateway_owner(key)), release)
-        if FINALIZER not in finalizers:
-            raw = self._set_finalizers(key, raw, [*finalizers, FINALIZER])
+        needs_finalizer = FINALIZER not in finalizers  # added after the NB write, in finish
 
         snap = self.snapshot()
         invalid: ValidationError | None = ctx.cache.parse_error(key)
@@ -225,7 +252,11 @@ class Reconciler:
         rows = plan_gateway(resolved, snap, ctx.plan)
 
         def finish(nb_error: str) -> None:
-            self._finish_gateway(key, raw, gw, resolved, deployment, snap, nb_error)
+            # rows first, then the finalizer: a gateway deleted in between has no finalizer to
+            # wait for and its rows go with its delete event (or the garbage collection)
+            current = self._set_finalizers(key, raw, [*finalizers, FINALIZER]) \
+                if needs_finalizer else raw
+            self._finish_gateway(key, current, gw, resolved, deployment, snap, nb_error)
         return Pending(key, rows, finish)
 
     def _finish_gateway(self, key: str, raw: Obj, gw: VpcEgressGateway,
@@ -236,6 +267,14 @@ class Reconciler:
         self._advise(raw, gw)
         live = ctx.cache.deployment(*_deployment_ref(raw, gw))
         workload_error = ""
+        observability_error: str | None = None
+        try:
+            self._ensure_configmap(wl.build_observability_configmap(resolved, ctx.workload))
+            observability_error = ""
+        except KubeError as exc:
+            if exc.transient or exc.conflict:
+                raise
+            observability_error = str(exc)  # never gates Ready: the data plane is fine
         try:
             live = self._ensure_deployment(gw.namespace, deployment, live)
         except KubeError as exc:
@@ -246,9 +285,9 @@ class Reconciler:
         self._update_status(raw, st.gateway_status(
             gw, now=ctx.clock(), previous=raw.get("status"), workload=workload(resolved, snap),
             deployment=live, workload_error=workload_error, nb_written=not nb_error,
-            nb_error=nb_error, bfd=bfd))
-        if nb_error or workload_error:
-            raise Retry(nb_error or workload_error)
+            nb_error=nb_error, bfd=bfd, observability_error=observability_error))
+        if nb_error or workload_error or observability_error:
+            raise Retry(nb_error or workload_error or str(observability_error))
 
     def _foreign_controller(self, gw: VpcEgressGateway, live: Obj | None,
                             migrated: bool = False) -> str:
@@ -297,6 +336,26 @@ class Reconciler:
         # resourceVersion makes it a compare-and-swap: a stale cache gives 409 and a retry
         return self.ctx.kube.patch_gateway(ns, name, {"metadata": {
             "finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}})
+
+    def _ensure_configmap(self, desired: Obj) -> None:
+        """The agents' observability settings: kept equal to the spec; the agents reload it."""
+        meta = desired["metadata"]
+        live = self.ctx.cache.raw(CONFIGMAPS, f"{meta['namespace']}/{meta['name']}")
+        if live is None:
+            try:
+                self.ctx.kube.create_configmap(meta["namespace"], desired)
+                self.summary["configmap_created"] = 1
+            except KubeError as exc:
+                if exc.status == 409:  # exists: our cache is behind, the watch will catch up
+                    raise Retry(str(exc)) from exc
+                raise
+        elif wl.configmap_needs_update(live, desired):
+            body = {**desired, "metadata": {
+                **(live.get("metadata") or {}), "labels": {
+                    **((live.get("metadata") or {}).get("labels") or {}), **meta["labels"]},
+                "ownerReferences": meta["ownerReferences"]}}
+            self.ctx.kube.replace_configmap(meta["namespace"], meta["name"], body)
+            self.summary["configmap_updated"] = 1
 
     def _ensure_deployment(self, namespace: str, desired: Obj, live: Obj | None) -> Obj:
         if live is None:

@@ -12,9 +12,10 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 from vegd import probes
-from vegd.gateway import netsetup
+from vegd.gateway import netsetup, records
 from vegd.gateway.bfdd import Bfdd, BfddError, Peer, Timers
 from vegd.gateway.metrics import GatewayCollector, Status
+from vegd.gateway.observer import Observer
 from vegd.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,11 @@ def run(settings: Settings, plan: netsetup.Plan,
                     ready=True, ready_reason="", setup_applies=1)
     collector = GatewayCollector(status)
     registry.register(collector)
+    # spec.observability: its metrics live in the observer's own registry, served through ours
+    observer = Observer(None, records.Identity(
+        settings.pod_namespace, "", settings.pod_name, settings.node_name),
+        settings.observability_config, settings.state_dir, rcvbuf=settings.conntrack_buffer)
+    registry.register(observer.collector)
     bfdd = None
     if peers:
         bfdd = Bfdd(settings.state_dir / "frr", peers,
@@ -59,11 +65,13 @@ def run(settings: Settings, plan: netsetup.Plan,
                     settings.frr_bin_dir, settings.vtysh)
     next_check = time.monotonic() + settings.check_interval
     next_poll = 0.0
+    next_reload = 0.0
     code = 0
     server = None
     try:
         server = probes.serve(*settings.listen, registry, status.live, status.readiness,
                               name="http")
+        observer.start()
         if bfdd is not None:
             bfdd.start()
         with netsetup.iproute() as ipr:
@@ -72,6 +80,9 @@ def run(settings: Settings, plan: netsetup.Plan,
                 if now >= next_check:
                     next_check = now + settings.check_interval
                     _repair(plan, ipr, status)
+                if now >= next_reload:
+                    next_reload = now + observer.reload_interval
+                    observer.tick()
                 if bfdd is not None and now >= next_poll:
                     next_poll = now + settings.bfd_poll_interval
                     bfdd.supervise()
@@ -94,8 +105,10 @@ def run(settings: Settings, plan: netsetup.Plan,
             status.ready, status.ready_reason = False, "stopping"
         if bfdd is not None:
             bfdd.stop()
+        observer.stop()
         probes.stop(server)
         registry.unregister(collector)
+        registry.unregister(observer.collector)
         if not settings.keep_on_exit:
             with netsetup.iproute() as ipr:
                 netsetup.teardown(settings, ipr)

@@ -31,7 +31,7 @@ from typing import Any
 
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
-from vegd.gateway import snat
+from vegd.gateway import shaping, snat
 from vegd.gateway.settings import RULES_PER_FAMILY, IPAddress, IPNetwork, Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 STATE_FILE = "network.json"
 SYSCTL_ROOT = Path("/proc/sys")
+ACCOUNTING = "net/netfilter/nf_conntrack_acct"
+TIMESTAMPS = "net/netfilter/nf_conntrack_timestamp"
 
 
 class PlanError(ValueError):
@@ -125,6 +127,14 @@ class Plan:
             wanted["net/ipv4/ip_forward"] = "1"
         if self.family(6):
             wanted["net/ipv6/conf/all/forwarding"] = "1"
+        # Byte and packet counters in conntrack, for the end records of spec.observability.
+        # Only here: the run container cannot write /proc/sys, and observability is switched on
+        # and off without a restart. Present once nf_conntrack is loaded (always on a node).
+        # Creation times in table dumps: after an overrun the agent re-reads the table and
+        # records only the entries created since the events it last saw.
+        for name in (ACCOUNTING, TIMESTAMPS):
+            if read_sysctl(name) is not None:
+                wanted[name] = "1"
         return wanted
 
 
@@ -230,6 +240,8 @@ def apply(p: Plan, ipr: IPRoute) -> None:
     for name, value in wanted.items():
         if read_sysctl(name) != value:
             write_sysctl(name, value)
+    if shaping.wanted(s):
+        shaping.apply(s)
     log.info("network setup applied: families %s, %d routes, %d rules, %d nft rules",
              [f.version for f in p.families], len(p.routes()), len(p.rules()),
              snat.rule_count(s))
@@ -250,6 +262,8 @@ def teardown(settings: Settings, ipr: IPRoute) -> None:
                       {int(own["vpc_table"]), int(own["egress_table"])})
     _sync_routes(ipr, set(), int(own["vpc_table"]), int(own["egress_table"]))
     snat.remove(str(own["nft_table"]))
+    if shaping.wanted(settings):
+        shaping.remove(settings)
     with contextlib.suppress(FileNotFoundError):
         (settings.state_dir / STATE_FILE).unlink()
     log.info("network setup removed")
@@ -274,6 +288,8 @@ def check(p: Plan, ipr: IPRoute) -> list[str]:
     for name, value in p.sysctls().items():
         if read_sysctl(name) != value:
             problems.append(f"sysctl {name} is {read_sysctl(name)}, expected {value}")
+    if shaping.wanted(s):
+        problems += shaping.check(s)
     return problems
 
 

@@ -66,6 +66,13 @@ class Settings:
     keep_on_exit: bool = False
     log_level: str = "INFO"
     log_format: str = "console"
+    bandwidth_egress: int = 0  # Mbps toward the external network (tc on it); 0: unlimited
+    bandwidth_ingress: int = 0  # Mbps toward the VPC (tc on the internal interface)
+    observability_config: Path | None = None  # JSON the agent reloads (vegd.model.observability)
+    pod_name: str = ""
+    pod_namespace: str = ""
+    node_name: str = ""
+    conntrack_buffer: int = 8 << 20  # receive buffer of the conntrack event socket, bytes
 
     def family(self, version: int) -> FamilyGateways | None:
         return next((f for f in self.families if f.version == version), None)
@@ -102,6 +109,14 @@ _OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("log-level", "DEBUG, INFO, WARNING or ERROR", "INFO"),
     ("log-format", "console (for people) or json (one object a line, for collectors)",
      "console"),
+    ("bandwidth-egress", "limit toward the external network, Mbps (0 = none)", "0"),
+    ("bandwidth-ingress", "limit toward the VPC, Mbps (0 = none)", "0"),
+    ("observability-config", "JSON file of observability settings, reloaded when it changes",
+     ""),
+    ("pod-name", "this pod's name, for translation records and metrics", ""),
+    ("pod-namespace", "this pod's namespace", ""),
+    ("node-name", "this pod's node", ""),
+    ("conntrack-buffer", "receive buffer of the conntrack event socket, bytes", str(8 << 20)),
 )
 
 
@@ -221,6 +236,15 @@ def _validate(command: str, raw: Mapping[str, str | None], keep: bool) -> Settin
         check_interval=_seconds("check-interval", raw["check-interval"]),
         frr_bin_dir=Path(raw["frr-bin-dir"] or "/usr/lib/frr"), vtysh=raw["vtysh"] or "vtysh",
         keep_on_exit=keep, log_level=log_level, log_format=log_format,
+        bandwidth_egress=_integer("bandwidth-egress", raw["bandwidth-egress"] or "0", 0,
+                                  10**7),
+        bandwidth_ingress=_integer("bandwidth-ingress", raw["bandwidth-ingress"] or "0", 0,
+                                   10**7),
+        observability_config=Path(raw["observability-config"])
+        if raw["observability-config"] else None,
+        pod_name=raw["pod-name"] or "", pod_namespace=raw["pod-namespace"] or "",
+        node_name=raw["node-name"] or "",
+        conntrack_buffer=_integer("conntrack-buffer", raw["conntrack-buffer"], 4096, 1 << 30),
     )
 
 

@@ -191,6 +191,14 @@ class KubeApi:
         return self._call(f"update Deployment {namespace}/{name}",
                           self.apps.replace_namespaced_deployment, name, namespace, body)
 
+    def create_configmap(self, namespace: str, body: Obj) -> Obj:
+        return self._call(f"create ConfigMap {namespace}/{body['metadata']['name']}",
+                          self.core.create_namespaced_config_map, namespace, body)
+
+    def replace_configmap(self, namespace: str, name: str, body: Obj) -> Obj:
+        return self._call(f"update ConfigMap {namespace}/{name}",
+                          self.core.replace_namespaced_config_map, name, namespace, body)
+
     def create_event(self, namespace: str, body: Obj) -> Obj:
         return self._call(f"create Event in {namespace}",
                           self.core.create_namespaced_event, namespace, body)
@@ -201,4 +209,5 @@ _BUILTIN_LISTERS = {
     "namespaces": "list_namespace",
     "nodes": "list_node",
     "deployments": "list_deployment_for_all_namespaces",
+    "configmaps": "list_config_map_for_all_namespaces",
 }

@@ -20,6 +20,7 @@ from vegd.kube.resources import (
     ATTACHMENTS,
     DEPLOYMENTS,
     GATEWAYS,
+    IP_POOLS,
     NAMESPACES,
     NODES,
     PODS,
@@ -43,10 +44,11 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     NAMESPACES.kind: parse.parse_namespace,
     NODES.kind: parse.parse_node,
     ATTACHMENTS.kind: parse.parse_attachment,
+    IP_POOLS.kind: parse.parse_ip_pool,
 }
 SNAPSHOT_FIELDS = {GATEWAYS.kind: "gateways", VPCS.kind: "vpcs", SUBNETS.kind: "subnets",
                    PODS.kind: "pods", NAMESPACES.kind: "namespaces", NODES.kind: "nodes",
-                   ATTACHMENTS.kind: "attachments"}
+                   ATTACHMENTS.kind: "attachments", IP_POOLS.kind: "ip_pools"}
 
 # (resource, old parsed or None, new parsed or None, old raw, new raw)
 ModelHandler = Callable[[Resource, Any, Any, Obj | None, Obj | None], None]
@@ -63,6 +65,8 @@ class Cache:
         # and a broken object of any kind still exists (its NB rows are not garbage)
         self._errors: dict[str, dict[str, ValidationError]] = {r.kind: {} for r in resources}
         self._version = 0
+        self._nonpod_version = 0  # changes of anything but pods (what pod-free memos read)
+        self._snapshot_nonpod = -1
         # pods by namespace, kept as events arrive, so a snapshot regroups only what changed
         self._pods_ns: dict[str, dict[str, Any]] = {}
         self._pods_ns_tuples: dict[str, tuple[Any, ...]] = {}
@@ -143,6 +147,8 @@ class Cache:
                     self._version += 1
                     if resource is PODS:
                         self._pod_moved(key, old_model, new_model)
+                    else:
+                        self._nonpod_version += 1
         if self._on_change is not None:
             self._on_change(resource, old_model, new_model, old, new)
 
@@ -192,7 +198,11 @@ class Cache:
                       for kind, table in self._parsed.items() if kind in SNAPSHOT_FIELDS}
             snap = Snapshot(**fields, chassis_by_hostname=chassis,
                             pods_by_namespace=self._pods_by_namespace())
+            if hit is not None and hit[1] == chassis and self._snapshot_nonpod == \
+                    self._nonpod_version:
+                snap.inherit(hit[2])  # only pods changed: gateway-side indexes stay valid
             self._snapshot = (self._version, chassis, snap)
+            self._snapshot_nonpod = self._nonpod_version
             return snap
 
     def gateway_keys(self) -> list[str]:

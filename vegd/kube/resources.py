@@ -49,7 +49,13 @@ def serve_gateways_in(group: str) -> None:
     object.__setattr__(GATEWAYS, "group", group)
 
 
-WATCHED = (GATEWAYS, VPCS, SUBNETS, PODS, NAMESPACES, NODES, DEPLOYMENTS, ATTACHMENTS)
+IP_POOLS = Resource("IPPool", "kubeovn.io", "v1", "ippools", False)
+# the agents' observability settings, one per gateway (vegd's own, by label)
+CONFIGMAPS = Resource("ConfigMap", "", "v1", "configmaps", True,
+                      label_selector="ovn.kubernetes.io/vpc-egress-gateway")
+
+WATCHED = (GATEWAYS, VPCS, SUBNETS, PODS, NAMESPACES, NODES, DEPLOYMENTS, ATTACHMENTS, IP_POOLS,
+           CONFIGMAPS)
 
 
 def object_key(obj: dict[str, object]) -> str:

@@ -6,11 +6,12 @@ from __future__ import annotations
 class ValidationError(ValueError):
     """Invalid input. `str()` is a sentence a person can act on."""
 
-    def __init__(self, obj: str, field: str, message: str) -> None:
+    def __init__(self, obj: str, field: str, message: str, reason: str = "") -> None:
         super().__init__(f"{obj}: {field}: {message}")
         self.obj = obj
         self.field = field
         self.message = message
+        self.reason = reason  # a condition reason more precise than InvalidSpec, when known
 
 
 class InvalidObjects(ValueError):

@@ -9,6 +9,7 @@ from vegd.model.objects import (
     GATEWAY_LABEL,
     Family,
     IPAddress,
+    IPPool,
     Pod,
     PodSelection,
     Snapshot,
@@ -35,6 +36,7 @@ class Instance:
 class Workload:
     instances: tuple[Instance, ...]
     problems: tuple[str, ...]  # why other pods of the gateway do not qualify
+    pool_shortage: tuple[str, ...] = ()  # named IPPools too small for the replicas
 
 
 def gateway_pods(gw: VpcEgressGateway, snap: Snapshot) -> list[Pod]:
@@ -67,7 +69,61 @@ def workload(resolved: ResolvedGateway, snap: Snapshot) -> Workload:
         instances.append(Instance(pod.key, pod.node_name, internal, external))
     if len(instances) != resolved.gateway.replicas:
         problems.append(f"{len(instances)} of {resolved.gateway.replicas} instances are ready")
-    return Workload(tuple(instances), tuple(problems))
+    return Workload(tuple(instances), tuple(problems), pool_shortage(resolved, snap))
+
+
+def _pool_capacity(pool: IPPool, subnet: Subnet) -> int:
+    """Addresses of the pool inside the subnet, counting each family once per instance (the
+    smallest family decides when the subnet is dual-stack)."""
+    counts = []
+    for family in subnet.families:
+        cidr = subnet.cidr(family)
+        assert cidr is not None
+        total = 0
+        for first, last in pool.ranges:
+            if first.version != family:
+                continue
+            lo = max(int(first), int(cidr.network_address))
+            hi = min(int(last), int(cidr.broadcast_address))
+            total += max(0, hi - lo + 1)
+        counts.append(total)
+    return min(counts) if counts else 0
+
+
+def _side_ips(pod: Pod, side: str, attachment: str) -> tuple[IPAddress, ...]:
+    if side == "internal":
+        return pod.ips
+    return tuple(ip for n in pod.networks if n.name == attachment for ip in n.ips)
+
+
+def pool_shortage(resolved: ResolvedGateway, snap: Snapshot) -> tuple[str, ...]:
+    """Named IPPools that cannot give every replica an address: the addresses this gateway's
+    pods already hold from the pool, plus what Kube-OVN reports free (or, without a status, the
+    pool's size), fewer than replicas. Kube-OVN does not check this; pods would stay Pending."""
+    gw = resolved.gateway
+    pods = [p for p in gateway_pods(gw, snap) if not p.deleting]
+    attachment = resolved.external_subnet.attachment
+    out = []
+    for side, name, subnet in (("internal", gw.internal_ip_pool, resolved.internal_subnet),
+                               ("external", gw.external_ip_pool, resolved.external_subnet)):
+        pool = snap.ip_pool(name) if name else None
+        if pool is None:
+            continue
+        held = sum(1 for p in pods if any(pool.contains(ip) for ip in _side_ips(p, side,
+                                                                               attachment)))
+        free = [pool.free(f) for f in subnet.families]
+        if all(n is not None for n in free) and free:
+            have = held + min(n for n in free if n is not None)
+            what = f"{min(n for n in free if n is not None)} free address(es)"
+        else:
+            have = _pool_capacity(pool, subnet)
+            what = f"{have} address(es) in subnet {subnet.name}"
+            held = 0
+        if have < gw.replicas:
+            held_text = f" and {held} held by this gateway's pods" if held else ""
+            out.append(f"{side} IPPool {pool.name} has {what}{held_text}, fewer than the "
+                       f"{gw.replicas} replicas need")
+    return tuple(out)
 
 
 def pod_subnet(pod: Pod, snap: Snapshot) -> Subnet | None:
@@ -120,7 +176,7 @@ def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
     if not selections:
         return ()
     out: dict[str, Pod] = {}
-    for namespace in snap.pod_namespaces():
+    for namespace in _candidate_namespaces(snap, selections):
         labels = snap.namespace_labels(namespace)
         chosen = [s.pod_selector for s in selections if s.namespace_selector.matches(labels)]
         if not chosen:
@@ -129,6 +185,28 @@ def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
             if any(sel.matches(pod.label_map) for sel in chosen):
                 out[pod.key] = pod
     return tuple(out[k] for k in sorted(out))
+
+
+def _candidate_namespaces(snap: Snapshot, selections: tuple[PodSelection, ...]) -> set[str]:
+    """Namespaces with pods that some selection's namespaceSelector may match: by its
+    matchLabels through a label index, every namespace for a selector without them."""
+    index = snap.memo("namespaces-by-label", lambda: _namespaces_by_label(snap))
+    out: set[str] = set()
+    for selection in selections:
+        wanted = selection.namespace_selector.match_labels
+        if not wanted:
+            return set(snap.pod_namespaces())
+        found = set.intersection(*(index.get(kv, set()) for kv in wanted))
+        out |= found
+    return out
+
+
+def _namespaces_by_label(snap: Snapshot) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for namespace in snap.pod_namespaces():
+        for kv in snap.namespace_labels(namespace).items():
+            out.setdefault(kv, set()).add(namespace)
+    return out
 
 
 def source_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:

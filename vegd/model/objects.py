@@ -7,9 +7,10 @@ import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from vegd.model.destinations import Destinations
+from vegd.model.observability import Observability
 from vegd.model.selectors import LabelSelector, NodeSelectorTerm
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -76,6 +77,13 @@ class VpcEgressGateway:
     node_selector: tuple[NodeSelectorTerm, ...] = ()
     traffic_policy: Literal["Cluster", "Local"] = "Cluster"
     tolerations: tuple[str, ...] = ()  # JSON of each toleration, passed through to the workload
+    resources: str = ""  # JSON of spec.resources (replaces the gateway container's defaults)
+    bandwidth_ingress: int = 0  # Mbps per instance, toward the VPC; 0: unlimited
+    bandwidth_egress: int = 0  # Mbps per instance, toward the external network; 0: unlimited
+    pod_anti_affinity: Literal["Required", "Preferred"] = "Required"
+    internal_ip_pool: str = ""  # name of a Kube-OVN IPPool
+    external_ip_pool: str = ""
+    observability: Observability = Observability()
     uid: str = ""
     generation: int = 0
     created: str = ""  # metadata.creationTimestamp (RFC 3339 sorts as text)
@@ -199,6 +207,25 @@ class Node:
 
 
 @dataclass(frozen=True)
+class IPPool:
+    """A Kube-OVN IPPool (kubeovn.io/v1, cluster-scoped): addresses of one subnet."""
+
+    name: str
+    subnet: str = ""
+    # spec.ips as inclusive (first, last) ranges: an address, a CIDR or `a..b`
+    ranges: tuple[tuple[IPAddress, IPAddress], ...] = ()
+    available: tuple[tuple[int, int], ...] = ()  # (family, status.v4/v6AvailableIPs) reported
+
+    def contains(self, ip: IPAddress) -> bool:
+        return any(first.version == ip.version and first <= ip <= last  # type: ignore[operator]
+                   for first, last in self.ranges)
+
+    def free(self, family: int) -> int | None:
+        """Free addresses of a family as Kube-OVN's status reports them (None: not reported)."""
+        return dict(self.available).get(family)
+
+
+@dataclass(frozen=True)
 class NetworkAttachmentDefinition:
     namespace: str
     name: str
@@ -215,6 +242,7 @@ class Snapshot:
     namespaces: tuple[Namespace, ...] = ()
     nodes: tuple[Node, ...] = ()
     attachments: tuple[NetworkAttachmentDefinition, ...] = ()
+    ip_pools: tuple[IPPool, ...] = ()
     chassis_by_hostname: tuple[tuple[str, str], ...] = ()  # from the SB Chassis table
     # the same pods by namespace, when the source keeps them so (the informer cache does, so a
     # snapshot after one pod event costs that namespace, not every pod); None: grouped here
@@ -222,6 +250,17 @@ class Snapshot:
         default=None, compare=False, repr=False)
     # memos of this snapshot; init=False so dataclasses.replace() starts a new snapshot empty
     _index: dict[str, object] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    # memos that read no pod: a snapshot that differs from its predecessor only in pods may
+    # take them over (the informer cache does, after every pod event)
+    POD_FREE_MEMOS: ClassVar[frozenset[str]] = frozenset({
+        "gateway", "vpc", "subnet", "node", "namespace", "ip_pool", "gateway_by_label",
+        "gateways_by_vpc", "source-claims", "address-claims"})
+
+    def inherit(self, previous: Snapshot) -> None:
+        """Take over the pod-free memos of a snapshot equal to this one but for its pods."""
+        for name in self.POD_FREE_MEMOS & previous._index.keys():
+            self._index.setdefault(name, previous._index[name])
 
     def memo(self, name: str, build: Callable[[], T]) -> T:
         """A value derived from this (frozen) snapshot, computed once."""
@@ -260,6 +299,9 @@ class Snapshot:
 
     def subnet(self, name: str) -> Subnet | None:
         return self._lookup("subnet", self.subnets, "name").get(name)  # type: ignore[return-value]
+
+    def ip_pool(self, name: str) -> IPPool | None:
+        return self._lookup("ip_pool", self.ip_pools, "name").get(name)  # type: ignore[return-value]
 
     def node(self, name: str) -> Node | None:
         return self._lookup("node", self.nodes, "name").get(name)  # type: ignore[return-value]

@@ -29,6 +29,7 @@ from vegd.model.objects import (
     EgressPolicy,
     IPAddress,
     IPNetwork,
+    IPPool,
     Namespace,
     NetworkAttachmentDefinition,
     Node,
@@ -38,6 +39,8 @@ from vegd.model.objects import (
     Vpc,
     VpcEgressGateway,
 )
+from vegd.model.observability import parse_observability
+from vegd.model.quantities import bandwidth_mbps, parse_resources
 from vegd.model.selectors import parse_label_selector, parse_node_selector_term
 
 _PREFIX = re.compile(r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*[-.]?$")
@@ -223,7 +226,9 @@ def parse_gateway(raw: Mapping[str, Any]) -> VpcEgressGateway:
     if isinstance(generation, bool) or not isinstance(generation, int):
         raise _type_error(generation, obj, "metadata.generation", "an integer")
 
+    extras = _gateway_extras(spec, obj)
     return VpcEgressGateway(
+        **extras,
         namespace=ns,
         name=name,
         external_subnet=external,
@@ -248,6 +253,76 @@ def parse_gateway(raw: Mapping[str, Any]) -> VpcEgressGateway:
         created=str(meta.get("creationTimestamp") or ""),
         deleting=bool(meta.get("deletionTimestamp")),
     )
+
+
+# Kube-OVN's message for both IP lists and a pool (its CEL rule says the same).
+IPS_AND_POOL = "{0}IPs and {0}IPPool are mutually exclusive"
+
+
+def _gateway_extras(spec: Mapping[str, Any], obj: str) -> dict[str, Any]:
+    """The fields Kube-OVN added after v1.14: resources, bandwidth, podAntiAffinity, IP pools,
+    observability."""
+    bandwidth = spec.get("bandwidth") or {}
+    if not isinstance(bandwidth, Mapping):
+        raise ValidationError(obj, "spec.bandwidth", "must be an object")
+    pools = {}
+    for side in ("internal", "external"):
+        pool = spec.get(f"{side}IPPool") or ""
+        if not isinstance(pool, str):
+            raise ValidationError(obj, f"spec.{side}IPPool", "must be the name of an IPPool")
+        if pool and spec.get(f"{side}IPs"):
+            raise ValidationError(obj, f"spec.{side}IPPool", IPS_AND_POOL.format(side))
+        pools[f"{side}_ip_pool"] = pool
+    return {
+        "resources": parse_resources(spec.get("resources"), obj),
+        "bandwidth_ingress": bandwidth_mbps(bandwidth.get("ingress"), obj,
+                                            "spec.bandwidth.ingress"),
+        "bandwidth_egress": bandwidth_mbps(bandwidth.get("egress"), obj, "spec.bandwidth.egress"),
+        "pod_anti_affinity": _enum(spec.get("podAntiAffinity"), "Required",
+                                   ("Required", "Preferred"), obj, "spec.podAntiAffinity"),
+        "observability": parse_observability(spec.get("observability"), obj),
+        **pools,
+    }
+
+
+def _ip_range(text: str, obj: str, field: str) -> tuple[IPAddress, IPAddress]:
+    """One entry of an IPPool's spec.ips: `a`, `a/len` or `a..b` (inclusive)."""
+    if ".." in text:
+        first, _, last = text.partition("..")
+        a, b = parse_ip(first, obj, field), parse_ip(last, obj, field)
+        if a.version != b.version or a > b:  # type: ignore[operator]
+            raise ValidationError(obj, field, f"{text!r} is not a range of one family, low..high")
+        return a, b
+    if "/" in text:
+        net = parse_cidr(text, obj, field)
+        return net.network_address, net.broadcast_address
+    ip = parse_ip(text, obj, field)
+    return ip, ip
+
+
+def _count(raw: Any) -> int | None:
+    """Kube-OVN writes its BigInt counts as numbers or numeric strings."""
+    try:
+        return int(str(raw)) if raw is not None and str(raw) != "" else None
+    except ValueError:
+        return None
+
+
+def parse_ip_pool(raw: Mapping[str, Any]) -> IPPool:
+    meta = _meta(raw)
+    name = str(meta.get("name") or "")
+    obj = f"IPPool {name}"
+    if not name:
+        raise ValidationError(obj, "metadata.name", "is missing")
+    spec = raw.get("spec") or {}
+    status = raw.get("status") or {}
+    entries = _str_list(spec.get("ips"), obj, "spec.ips")
+    ranges = tuple(_ip_range(e.strip(), obj, "spec.ips") for e in entries if e.strip())
+    available = tuple((family, n) for family, n in (
+        (4, _count(status.get("v4AvailableIPs"))), (6, _count(status.get("v6AvailableIPs"))))
+        if n is not None)
+    return IPPool(name=name, subnet=str(spec.get("subnet") or ""), ranges=ranges,
+                  available=available)
 
 
 def _instance_ips(raw: Any, obj: str, field: str) -> tuple[tuple[IPAddress, ...], ...]:

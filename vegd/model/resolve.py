@@ -137,6 +137,7 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
                     raise ValidationError(gw.ref, f"{field}[{i}]",
                                           f"{ip} is outside subnet {subnet.name} ({cidr})")
 
+    _check_pools(gw, snap, internal, external)
     _check_shared_addresses(gw, internal, external, snap)
     sources = gateway_sources(gw, snap)
     for family in FAMILIES:
@@ -173,6 +174,28 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
     _check_destinations(gw)
     _check_overlap(gw, sources, snap)
     return ResolvedGateway(gw, vpc, internal, external, sources, peers)
+
+
+IP_POOL_NOT_FOUND = "IPPoolNotFound"
+IP_POOL_SUBNET_MISMATCH = "IPPoolSubnetMismatch"
+
+
+def _check_pools(gw: VpcEgressGateway, snap: Snapshot, internal: Subnet, external: Subnet
+                 ) -> None:
+    """A named IPPool must exist and belong to the subnet it is used on (Kube-OVN's message)."""
+    for side, name, subnet in (("internal", gw.internal_ip_pool, internal),
+                               ("external", gw.external_ip_pool, external)):
+        if not name:
+            continue
+        field = f"spec.{side}IPPool"
+        pool = snap.ip_pool(name)
+        if pool is None:
+            raise ValidationError(gw.ref, field, f'IPPool "{name}" does not exist',
+                                  IP_POOL_NOT_FOUND)
+        if pool.subnet != subnet.name:
+            raise ValidationError(gw.ref, field, f'subnet "{pool.subnet}" of {side} IPPool '
+                                  f'"{name}" does not match {side} subnet "{subnet.name}"',
+                                  IP_POOL_SUBNET_MISMATCH)
 
 
 AddressClaim = tuple[str, str, IPAddress]  # (field, subnet name, address)

@@ -19,6 +19,7 @@ PARSERS: dict[tuple[str, str], tuple[str, Callable[[Mapping[str, Any]], Any]]] =
     ("", "Namespace"): ("namespaces", parse.parse_namespace),
     ("", "Node"): ("nodes", parse.parse_node),
     ("k8s.cni.cncf.io", "NetworkAttachmentDefinition"): ("attachments", parse.parse_attachment),
+    ("kubeovn.io", "IPPool"): ("ip_pools", parse.parse_ip_pool),
 }
 
 
@@ -72,5 +73,6 @@ def _build(sources: Iterable[tuple[str, Mapping[str, Any]]],
         namespaces=tuple(fields["namespaces"]),
         nodes=tuple(fields["nodes"]),
         attachments=tuple(fields["attachments"]),
+        ip_pools=tuple(fields["ip_pools"]),
         chassis_by_hostname=tuple(sorted((chassis_by_hostname or {}).items())),
     )

@@ -38,15 +38,19 @@ def read_manifests(path: str | Path) -> Iterator[tuple[str, Any]]:
     files = [root] if root.is_file() else sorted(
         p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file())
     for file in files:
-        for i, doc in enumerate(_load(file)):
+        docs, aliases = _load(file)
+        for i, doc in enumerate(docs):
             where = f"{file} document {i + 1}"
             if doc is None:
                 continue
-            _check_expansion(doc, where)
+            if aliases:
+                _check_expansion(doc, where)
             yield from _items(doc, where)
 
 
-def _load(file: Path) -> list[Any]:
+def _load(file: Path) -> tuple[list[Any], bool]:
+    """The documents, and whether the text may hold YAML aliases (every alias starts with `*`:
+    a file without one has nothing to expand)."""
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -61,7 +65,7 @@ def _load(file: Path) -> list[Any]:
         raise SourceError(f"{file}: not UTF-8 text (byte {exc.start}: "
                           f"{data[exc.start:exc.start + 1]!r})") from None
     try:
-        return list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+        return list(yaml.load_all(text, Loader=yaml.CSafeLoader)), "*" in text
     except yaml.YAMLError as exc:
         raise SourceError(f"{file}: {exc}") from exc
     except RecursionError:

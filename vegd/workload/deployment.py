@@ -34,6 +34,7 @@ from vegd.model.objects import (
     collapse,
     label_value,
 )
+from vegd.model.observability import observability_spec
 from vegd.model.resolve import ResolvedGateway
 from vegd.model.selectors import NodeSelectorTerm, Requirement
 from vegd.workload.compare import contained
@@ -45,12 +46,19 @@ SPEC_HASH = "vegd/spec-hash"  # of everything vegd renders except replicas
 
 LOGICAL_SWITCH = "ovn.kubernetes.io/logical_switch"
 IP_POOL = "ovn.kubernetes.io/ip_pool"
+# Kube-OVN's CNI limits the pod's primary NIC (eth0, toward the VPC) by these. Its ingress is
+# what the gateway sends out (VEG egress), so the directions cross, as in Kube-OVN.
+INGRESS_RATE = "ovn.kubernetes.io/ingress_rate"
+EGRESS_RATE = "ovn.kubernetes.io/egress_rate"
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 
 CONTAINER = "gateway"
 INIT_CONTAINER = "setup"
 STATE_VOLUME = "state"
 STATE_DIR = "/run/vegd-gateway"
+OBSERVABILITY_VOLUME = "observability"
+OBSERVABILITY_DIR = "/etc/vegd-gateway/observability"
+OBSERVABILITY_KEY = "config.json"
 HEALTH_PORT_NAME = "health"
 INTERNAL_INTERFACE = "eth0"
 EXTERNAL_INTERFACE = "net1"  # Multus names the first attachment net1
@@ -78,6 +86,9 @@ class WorkloadOptions:
     image_pull_policy: str = ""  # empty: the API server's default
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=_default_resources)
     termination_grace_period: int = 10  # the agent stops bfdd and exits in well under a second
+    # spec.bandwidth enforced by the agent (tc on its interfaces) too, for CNIs that ignore
+    # Kube-OVN's rate annotations; the lower of two equal limits is the same limit
+    agent_bandwidth: bool = True
     drain_seconds: int = 3  # preStop delay: vegd's reconcile + ovn-controller's flow update
     api_version: str = "kubeovn.io/v1"  # the gateways' group (the owner reference must name it)
 
@@ -158,8 +169,59 @@ def agent_env(r: ResolvedGateway, snap: Snapshot, options: WorkloadOptions) -> l
                    ("BFD_MIN_TX", str(bfd.min_tx)),
                    ("BFD_MIN_RX", str(bfd.min_rx)),
                    ("BFD_MULTIPLIER", str(bfd.multiplier))]
-    values += [("LISTEN", f":{options.agent_port}"), ("STATE_DIR", STATE_DIR)]
+    gw = r.gateway
+    if options.agent_bandwidth:
+        values += [("BANDWIDTH_EGRESS", str(gw.bandwidth_egress or "")),
+                   ("BANDWIDTH_INGRESS", str(gw.bandwidth_ingress or ""))]
+    values += [("LISTEN", f":{options.agent_port}"), ("STATE_DIR", STATE_DIR),
+               ("OBSERVABILITY_CONFIG", f"{OBSERVABILITY_DIR}/{OBSERVABILITY_KEY}")]
     return [{"name": f"VEGD_GATEWAY_{k}", "value": v} for k, v in values if v]
+
+
+# The agent names itself in translation records and metrics (downward API, constant per pod).
+IDENTITY_ENV = [
+    {"name": "VEGD_GATEWAY_POD_NAME", "valueFrom": {"fieldRef": {
+        "apiVersion": "v1", "fieldPath": "metadata.name"}}},
+    {"name": "VEGD_GATEWAY_POD_NAMESPACE", "valueFrom": {"fieldRef": {
+        "apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
+    {"name": "VEGD_GATEWAY_NODE_NAME", "valueFrom": {"fieldRef": {
+        "apiVersion": "v1", "fieldPath": "spec.nodeName"}}},
+]
+
+
+def observability_configmap_name(gw: VpcEgressGateway) -> str:
+    """`<deployment>-observability`, shortened (with a hash) past a name's 253 characters."""
+    name = f"{deployment_name(gw)}-observability"
+    if len(name) <= 253:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:230]}-{digest}-observability"
+
+
+def build_observability_configmap(r: ResolvedGateway, options: WorkloadOptions
+                                  ) -> dict[str, Any]:
+    """The ConfigMap the agent reloads its observability settings from. It always exists and is
+    always mounted, so switching observability on, off or changing it never rolls the pods."""
+    gw = r.gateway
+    config = {"version": 1, "namespace": gw.namespace, "gateway": gw.name,
+              "observability": observability_spec(gw.observability)}
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": observability_configmap_name(gw), "namespace": gw.namespace,
+            "labels": {**workload_labels(gw.name), MANAGED_BY: options.vendor},
+            "ownerReferences": [{
+                "apiVersion": options.api_version, "kind": "VpcEgressGateway", "name": gw.name,
+                "uid": gw.uid, "controller": True, "blockOwnerDeletion": True}],
+        },
+        "data": {OBSERVABILITY_KEY: json.dumps(config, sort_keys=True, indent=1)},
+    }
+
+
+def configmap_needs_update(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    meta = live.get("metadata") or {}
+    return (live.get("data") or {}) != desired["data"] or contained(
+        {k: desired["metadata"][k] for k in ("labels", "ownerReferences")}, meta) is not None
 
 
 def _requirement(req: Requirement) -> dict[str, Any]:
@@ -183,10 +245,14 @@ def _node_term(term: NodeSelectorTerm) -> dict[str, Any]:
 
 def _affinity(r: ResolvedGateway) -> dict[str, Any]:
     labels = workload_labels(r.gateway.name)
+    term = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+    # Preferred lets replicas share a node (no node-level HA). Anti-affinity is a scheduling
+    # rule: switching it rolls the pods, and only newly scheduled pods are placed by the new one.
     affinity: dict[str, Any] = {"podAntiAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": [{
-            "labelSelector": {"matchLabels": labels},
-            "topologyKey": "kubernetes.io/hostname"}]}}
+        "requiredDuringSchedulingIgnoredDuringExecution": [term]}
+        if r.gateway.pod_anti_affinity == "Required" else {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}]}}
     # An empty term would match no node at all; leaving it out is what its author meant.
     terms = [t for t in (_node_term(t) for t in r.gateway.node_selector) if t]
     if terms:
@@ -215,15 +281,23 @@ def _pod_annotations(r: ResolvedGateway, snap: Snapshot) -> dict[str, str]:
     }
     if gw.internal_ips:
         out[IP_POOL] = ";".join(",".join(map(str, entry)) for entry in gw.internal_ips)
+    elif gw.internal_ip_pool:  # Kube-OVN's IPAM reads a lone non-address as an IPPool name
+        out[IP_POOL] = gw.internal_ip_pool
     if gw.external_ips:
         out[f"{external.provider}.kubernetes.io/ip_pool"] = ";".join(
             ",".join(map(str, entry)) for entry in gw.external_ips)
+    elif gw.external_ip_pool:
+        out[f"{external.provider}.kubernetes.io/ip_pool"] = gw.external_ip_pool
+    if gw.bandwidth_egress:
+        out[INGRESS_RATE] = str(gw.bandwidth_egress)
+    if gw.bandwidth_ingress:
+        out[EGRESS_RATE] = str(gw.bandwidth_ingress)
     return out
 
 
 def managed_pod_annotation(key: str) -> bool:
     """Pod template annotations vegd sets or removes; others (e.g. restartedAt) are kept."""
-    return key in (LOGICAL_SWITCH, IP_POOL, NETWORKS) or key.endswith(
+    return key in (LOGICAL_SWITCH, IP_POOL, NETWORKS, INGRESS_RATE, EGRESS_RATE) or key.endswith(
         (".kubernetes.io/ip_pool", ".kubernetes.io/logical_switch"))
 
 
@@ -276,6 +350,8 @@ def build_deployment(r: ResolvedGateway, snap: Snapshot, options: WorkloadOption
     setup = {**container(INIT_CONTAINER, "setup"), "securityContext": _security(True, ())}
     main = {
         **container(CONTAINER, "run", "--keep-on-exit"),
+        # spec.resources replaces vegd's defaults of this container (as Kube-OVN's does)
+        **({"resources": json.loads(gw.resources)} if gw.resources else {}),
         "ports": [{"name": HEALTH_PORT_NAME, "containerPort": options.agent_port,
                    "protocol": "TCP"}],
         "startupProbe": _probe(r, "/livez", options, periodSeconds=2, failureThreshold=30),
@@ -287,11 +363,16 @@ def build_deployment(r: ResolvedGateway, snap: Snapshot, options: WorkloadOption
         # hitless). The e2e lab lost 0-2 of 50 connections/s without this delay.
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(options.drain_seconds)]}}},
     }
+    main["env"] = main["env"] + copy.deepcopy(IDENTITY_ENV)
+    main["volumeMounts"] = main["volumeMounts"] + [
+        {"name": OBSERVABILITY_VOLUME, "mountPath": OBSERVABILITY_DIR, "readOnly": True}]
     pod_spec: dict[str, Any] = {
         "affinity": _affinity(r),
         "initContainers": [setup],
         "containers": [main],
-        "volumes": [{"name": STATE_VOLUME, "emptyDir": {}}],
+        "volumes": [{"name": STATE_VOLUME, "emptyDir": {}},
+                    {"name": OBSERVABILITY_VOLUME, "configMap": {
+                        "name": observability_configmap_name(gw), "optional": True}}],
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": options.termination_grace_period,
         "automountServiceAccountToken": False,  # the agent never talks to the API server

@@ -19,12 +19,19 @@ from typing import Any, Literal
 from vegd.model.errors import ValidationError
 from vegd.model.instances import Instance, Workload
 from vegd.model.objects import Snapshot, Vpc, VpcEgressGateway
+from vegd.model.resolve import IP_POOL_NOT_FOUND, IP_POOL_SUBNET_MISMATCH
 from vegd.plan.names import bfd_port
 from vegd.plan.vpc import bfd_port_nodes
-from vegd.workload.deployment import deployment_name, label_selector
+from vegd.workload.deployment import (
+    deployment_name,
+    label_selector,
+    observability_configmap_name,
+)
 
 PENDING, PROCESSING, COMPLETED = "Pending", "Processing", "Completed"
 READY, VALIDATED = "Ready", "Validated"
+OBSERVABILITY = "ObservabilityConfigured"  # Kube-OVN's type; only while observability is on
+OBSERVABILITY_OK, OBSERVABILITY_FAILED = "ConfigMapUpToDate", "ConfigMapReconcileFailed"
 
 # Condition reasons. Kube-OVN's names where the meaning is the same.
 VALID = "Valid"
@@ -44,7 +51,10 @@ NB_PENDING = "Processing"
 SUCCESS = "ReconcileSuccess"
 BFD_UP, BFD_DOWN = "BfdSessionUp", "BfdSessionDown"
 
-_PENDING_REASONS = {INVALID_SPEC, BFD_PORT_NOT_ENABLED, WORKLOAD_NOT_CREATED}
+IP_POOL_EXHAUSTED = "IPPoolExhausted"
+
+_PENDING_REASONS = {INVALID_SPEC, BFD_PORT_NOT_ENABLED, WORKLOAD_NOT_CREATED,
+                    IP_POOL_NOT_FOUND, IP_POOL_SUBNET_MISMATCH}
 _NORMAL_REASONS = {VALID, SUCCESS, ROLLING_OUT, WORKLOAD_NOT_CREATED}
 _COUNT_LINE = re.compile(r"^\d+ of \d+ instances are ready$")
 _TIMES = ("lastTransitionTime", "lastUpdateTime")
@@ -143,7 +153,8 @@ def _invalid_reason(invalid: ValidationError | str) -> tuple[str, str]:
     if isinstance(invalid, ValidationError):
         if invalid.field == FOREIGN_FIELD:
             return FOREIGN_CONTROLLER, invalid.message
-        reason = BFD_PORT_NOT_ENABLED if invalid.field == "spec.bfd.enabled" else INVALID_SPEC
+        reason = BFD_PORT_NOT_ENABLED if invalid.field == "spec.bfd.enabled" else \
+            invalid.reason or INVALID_SPEC
         return reason, f"{invalid.field}: {invalid.message}"
     return INVALID_SPEC, str(invalid)
 
@@ -156,7 +167,8 @@ def gateway_status(gw: VpcEgressGateway, *, now: str,
                    workload_error: str = "",
                    nb_written: bool = False,
                    nb_error: str = "",
-                   bfd: Mapping[str, str] | None = None) -> dict[str, Any]:
+                   bfd: Mapping[str, str] | None = None,
+                   observability_error: str | None = None) -> dict[str, Any]:
     """The whole `.status` of a gateway.
 
     gw: the gateway (`unparsed_gateway(raw)` when it does not even parse); now: RFC 3339 time;
@@ -165,7 +177,9 @@ def gateway_status(gw: VpcEgressGateway, *, now: str,
     workload: `model.instances.workload()`; deployment: the live Deployment with its status, or
     None when it does not exist; workload_error: creating/updating the Deployment failed;
     nb_written / nb_error: the NB transaction of this reconcile succeeded / failed with this text;
-    bfd: NB `BFD.status` by `dst_ip` (the instances' internal IPs).
+    bfd: NB `BFD.status` by `dst_ip` (the instances' internal IPs);
+    observability_error: None when the observability ConfigMap was not written in this
+    reconcile, "" when it is up to date, else why writing it failed.
     """
     instances = sorted(workload.instances, key=_sort_key) \
         if workload is not None and invalid is None else []
@@ -199,8 +213,28 @@ def gateway_status(gw: VpcEgressGateway, *, now: str,
         "workload": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
                      "nodes": sorted({i.node for i in instances if i.node})},
         "bfdSessions": sessions,
-        "conditions": [ready, validated],
+        "conditions": [ready, validated, *_observability(gw, previous, observability_error,
+                                                        invalid is None, now)],
     }
+
+
+def _observability(gw: VpcEgressGateway, previous: Mapping[str, Any] | None, error: str | None,
+                   valid: bool, now: str) -> list[dict[str, Any]]:
+    """ObservabilityConfigured, while spec.observability switches something on. It never
+    gates Ready (as in Kube-OVN: observability does not affect the data plane)."""
+    o = gw.observability
+    if not valid or error is None or not (o.conntrack_metrics or o.log.enabled
+                                          or o.interface_metrics):
+        return []
+    if error:
+        return [_condition(previous, OBSERVABILITY, False, OBSERVABILITY_FAILED, error,
+                           gw.generation, now)]
+    parts = [name for name, on in (("conntrack metrics", o.conntrack_metrics),
+                                   ("translation records", o.log.enabled)) if on]
+    return [_condition(previous, OBSERVABILITY, True, OBSERVABILITY_OK,
+                       f"{' and '.join(parts) or 'settings'} in ConfigMap "
+                       f"{gw.namespace}/{observability_configmap_name(gw)}; the agents reload "
+                       "it without restarting", gw.generation, now)]
 
 
 def _readiness(gw: VpcEgressGateway, ns_name: str, workload: Workload | None,
@@ -215,6 +249,9 @@ def _readiness(gw: VpcEgressGateway, ns_name: str, workload: Workload | None,
     if nb_error:
         return False, NB_FAILED, f"writing the OVN Northbound database failed: {nb_error}; " \
             + summary
+    if not all_ready and workload is not None and workload.pool_shortage:
+        # said before the rollout: a pod without an address never finishes rolling out
+        return False, IP_POOL_EXHAUSTED, f"{summary}; " + "; ".join(workload.pool_shortage)
     rollout = deployment_rollout(deployment)
     if rollout is not None:
         return False, ROLLING_OUT, f"{rollout}; {summary}"
