@@ -44,6 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import ovnbuild
 from failover_lab import FailoverLab, Timers
 from failover_watch import status_transitions
 
@@ -292,6 +293,47 @@ def print_run(r: Run) -> None:
           + (f"  SPOILED ({r.spoiled})" if r.spoiled else ""), flush=True)
 
 
+def _span(values: list[float]) -> str:
+    return f"{min(values):.1f}-{max(values):.1f}" if values else "-"
+
+
+def one_lab(label: str, args: argparse.Namespace, versions: dict[str, str],
+            title: str) -> tuple[list[Run], str]:
+    """One fresh lab for one timer setting on the OVN build now on PATH; its runs."""
+    timers = Timers.parse(label, ovn_mult=args.ovn_mult)
+    built = ", ".join(f"{k} {v}" for k, v in versions.items())
+    print(f"== {title}: {timers.describe()}; {args.gateways} gateways, {args.pods} pod(s) "
+          f"probing every {args.probe_ms:g} ms; load {os.getloadavg()[0]:.2f}; {built}",
+          flush=True)
+    runs: list[Run] = []
+    note = ""
+    with tempfile.TemporaryDirectory(prefix="vegd-failover-") as tmp:
+        try:
+            with FailoverLab(Path(tmp), timers, gateways=args.gateways, pods=args.pods,
+                             rows=args.rows, gateway=args.gateway,
+                             capture=args.capture) as lab:
+                try:
+                    lab.ready(timeout=60)
+                except TimeoutError:   # flapping from the start: count it, no runs
+                    note = unready_note(lab)
+                    raise
+                print(f"   lab up; all sessions up {lab.first_up_s:.1f} s after bfdd "
+                      "start", flush=True)
+                for i in range(args.runs):
+                    try:
+                        r = one_run(lab, timers, i, args)
+                    except TimeoutError as e:   # sessions that never settle: unstable
+                        note = f"run {i + 1} aborted: {e}"
+                        print(f"  [{timers.label} #{i + 1}] aborted: {e}", flush=True)
+                        break
+                    runs.append(r)
+                    print_run(r)
+        except TimeoutError as e:
+            note = note or f"lab never ready: {e}"
+            print(f"   {note}", flush=True)
+    return runs, note
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -325,54 +367,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kill", action="store_true",
                     help="stability only: each run is a quiet period, nobody is killed")
     ap.add_argument("--json", action="store_true", help="print one JSON document at the end")
+    ap.add_argument("--ovn", default=os.environ.get("VEGD_OVN", "host"),
+                    help="comma-separated OVN builds (host, 23.03, 25.03; scripts/ovn-root), "
+                         "run interleaved (default $VEGD_OVN or host)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat the settings x builds sequence, --runs kills each time")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
 
+    builds = [b.strip() for b in args.ovn.split(",") if b.strip()]
+    base_path = os.environ.get("PATH", "")
     results: dict[str, object] = {"host": os.uname().nodename, "started": time.ctime(),
-                                  "args": vars(args), "settings": {}}
-    for label in args.timers.split(","):
-        timers = Timers.parse(label, ovn_mult=args.ovn_mult)
-        print(f"== {timers.describe()}; {args.gateways} gateways, {args.pods} pod(s) probing "
-              f"every {args.probe_ms:g} ms; load {os.getloadavg()[0]:.2f}", flush=True)
-        runs: list[Run] = []
-        note = ""
-        with tempfile.TemporaryDirectory(prefix="vegd-failover-") as tmp:
-            try:
-                with FailoverLab(Path(tmp), timers, gateways=args.gateways, pods=args.pods,
-                                 rows=args.rows, gateway=args.gateway,
-                                 capture=args.capture) as lab:
-                    try:
-                        lab.ready(timeout=60)
-                    except TimeoutError:   # flapping from the start: count it, no runs
-                        note = unready_note(lab)
-                        raise
-                    print(f"   lab up; all sessions up {lab.first_up_s:.1f} s after bfdd "
-                          "start", flush=True)
-                    for i in range(args.runs):
-                        try:
-                            r = one_run(lab, timers, i, args)
-                        except TimeoutError as e:   # sessions that never settle: unstable
-                            note = f"run {i + 1} aborted: {e}"
-                            print(f"  [{timers.label} #{i + 1}] aborted: {e}", flush=True)
-                            break
-                        runs.append(r)
-                        print_run(r)
-            except TimeoutError as e:
-                note = note or f"lab never ready: {e}"
-                print(f"   {note}", flush=True)
+                                  "args": vars(args), "settings": {}, "versions": {}}
+    collected: dict[str, list[Run]] = {}
+    notes: dict[str, list[str]] = {}
+    # rounds x (timer settings x builds): every build sees the machine's load at about the
+    # same time, which matters on a shared machine
+    for rnd in range(args.rounds):
+        for label in args.timers.split(","):
+            for build in builds:
+                os.environ["PATH"] = base_path
+                ovnbuild.select_build(build)
+                versions = ovnbuild.versions()
+                results["versions"][build] = versions  # type: ignore[index]
+                key = f"{build} {label}" if len(builds) > 1 else label
+                runs, note = one_lab(label, args, versions, f"{key} round {rnd + 1}")
+                collected.setdefault(key, []).extend(runs)
+                if note:
+                    notes.setdefault(key, []).append(note)
+    os.environ["PATH"] = base_path
+    for key, runs in collected.items():
         s = summarize(runs)
-        s["note"] = note
-        print(f"-> {timers.label}: failover min/median/p95/max {fmt(s['failover_ms'])}; "  # type: ignore[arg-type]
+        s["note"] = "; ".join(notes.get(key, []))
+        print(f"-> {key}: failover min/median/p95/max {fmt(s['failover_ms'])}; "  # type: ignore[arg-type]
               f"clean {s['clean']}/{s['runs']}, never {s['never']}, survivor flaps "
               f"{s['survivor_flaps']}, spoiled {s['spoiled']}; quiet {s['quiet_s']} s: "
               f"FRR session-down {s['quiet_frr_down']}, SB changes {s['quiet_sb_changes']}, "
-              f"failed connections {s['quiet_failed']}", flush=True)
+              f"failed connections {s['quiet_failed']}; load {_span(s['load1'])}", flush=True)  # type: ignore[arg-type]
         for name in ("expiry_ms", "detect_lag_ms", "sb_down_ms", "nb_down_ms", "lflow_ms",
                      "of_ms"):
             print(f"   {name:<11} {fmt(s[name])}", flush=True)  # type: ignore[arg-type]
-        results["settings"][timers.label] = {  # type: ignore[index]
+        if s["note"]:
+            print(f"   note: {s['note']}", flush=True)
+        results["settings"][key] = {  # type: ignore[index]
             "summary": s, "runs": [asdict(r) for r in runs]}
     if args.json:
         print(json.dumps(results, indent=1))

@@ -11,7 +11,22 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "functional"))
 
+import ovnbuild
 from ovnstack import OvnStack, have_ovn
+
+
+def pytest_configure(config):
+    # before anything looks for a binary: VEGD_OVN puts another OVN build first on PATH
+    try:
+        config.ovn_bindir = ovnbuild.select_build()
+    except RuntimeError as e:
+        raise pytest.UsageError(str(e)) from e
+
+
+def pytest_report_header(config):
+    found = ", ".join(f"{k} {v}" for k, v in ovnbuild.versions().items()) or "none found"
+    where = config.ovn_bindir or "the host's"
+    return f"OVN build (VEGD_OVN={os.environ.get('VEGD_OVN', 'host')}): {found}; binaries: {where}"
 
 
 def pytest_collection_modifyitems(config, items):

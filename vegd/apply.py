@@ -45,7 +45,7 @@ def run_apply(args: argparse.Namespace) -> int:
     except InvalidObjects as exc:
         return _fail(EXIT_INVALID, str(exc))
     # Spec checks first: a wrong manifest is reported even when NB is down.
-    checked = engine.validate(snap)
+    checked = engine.validate(snap, bfd_port_mode=settings.bfd_port_mode)
     if checked.errors:
         return _fail(EXIT_INVALID, "\n".join(str(e) for e in checked.errors))
 
@@ -76,7 +76,7 @@ def run_apply(args: argparse.Namespace) -> int:
 def _write(args: argparse.Namespace, settings: Any, nb: NbClient, snap: Any) -> int:
     plan_settings = PlanSettings(settings.vendor, settings.bfd_port_mode,
                                  nb.capabilities.policy_bfd_sessions)
-    checked = engine.validate(snap, nb.capabilities.policy_bfd_sessions)
+    checked = engine.validate(snap, nb.capabilities.policy_bfd_sessions, settings.bfd_port_mode)
     if checked.errors:
         return _fail(EXIT_INVALID, "\n".join(str(e) for e in checked.errors))
     for key in sorted(checked.resolved):

@@ -45,13 +45,15 @@ class Written:
     transactions: int = 0
 
 
-def validate(snap: Snapshot, policy_bfd_sessions: bool = True) -> Validation:
+def validate(snap: Snapshot, policy_bfd_sessions: bool = True,
+             bfd_port_mode: str = "stock") -> Validation:
     out = Validation()
     for gw in sorted(snap.gateways, key=lambda g: g.key):
         if gw.deleting:
             continue
         try:
-            out.resolved[gw.key] = resolve_gateway(gw, snap, policy_bfd_sessions)
+            out.resolved[gw.key] = resolve_gateway(gw, snap, policy_bfd_sessions,
+                                                   bfd_port_mode)
         except ValidationError as exc:
             out.errors.append(exc)
     return out

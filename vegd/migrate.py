@@ -153,7 +153,7 @@ def _plan(nb: NbClient, snap: Snapshot, args: argparse.Namespace, plan: PlanSett
             raise ValidationError(gw.ref, "spec.selectors", "gateways with selectors are not "
                                   "migrated yet: vegd's address set VEG.<h>_ip4 and the other "
                                   "controller's port group VEG.<h> would share a Southbound name")
-        resolved = resolve_gateway(gw, snap, plan.policy_bfd_sessions)
+        resolved = resolve_gateway(gw, snap, plan.policy_bfd_sessions, plan.bfd_port_mode)
         port = bfd_port(resolved.vpc.name) if gw.bfd.enabled else ""
         saved = nbm.read_foreign(nb.api, args.from_vendor, key, port)
         if not any(r.table != "Logical_Router_Port" for r in saved.rows):

@@ -225,7 +225,9 @@ def workload_env(spec: EgressSpec) -> dict[str, str]:
     snap = snapshot_from_objects(render([spec]))
     gateway = snap.gateway(spec.name)
     assert gateway is not None, spec.name
-    resolved = resolve_gateway(gateway, snap)
+    # policy mode with BFD exists only with Kube-OVN's arrangement (stock OVN refuses it)
+    policy = spec.bfd is not None and spec.bfd.mode == "policy"
+    resolved = resolve_gateway(gateway, snap, bfd_port_mode="kube-ovn" if policy else "stock")
     return {e["name"]: e["value"] for e in agent_env(resolved, snap, WorkloadOptions())}
 
 

@@ -121,7 +121,7 @@ def pod(p: PodSpec, attachment_ref: str) -> dict[str, Any]:
 
 def gateway(namespace_: str, name: str, *, vpc_name: str, replicas: int, internal_subnet: str,
             external_subnet: str, snat_sources: Iterable[str], forward_sources: Iterable[str],
-            bfd: dict[str, int] | None) -> dict[str, Any]:
+            bfd: dict[str, int] | None, bfd_mode: str = "route") -> dict[str, Any]:
     policies = []
     snat, fwd = list(snat_sources), list(forward_sources)
     if snat:
@@ -133,6 +133,8 @@ def gateway(namespace_: str, name: str, *, vpc_name: str, replicas: int, interna
                             "policies": policies}
     if bfd is not None:
         spec["bfd"] = {"enabled": True, **bfd}
+        if bfd_mode != "route":
+            spec["bfdMode"] = bfd_mode
     return {"apiVersion": "kubeovn.io/v1", "kind": "VpcEgressGateway",
             "metadata": _meta(name, namespace_), "spec": spec}
 

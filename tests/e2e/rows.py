@@ -39,6 +39,7 @@ class BfdSpec:
     detect_mult: int = 3
     port_ip: str = "10.255.255.255"          # the VPC's dedicated BFD port (bfd@<vpc>)
     ttl_workaround_ip: str = ""               # unused BFD row on the subnet LRP (A3); "" = .254
+    mode: str = "route"                       # spec.bfdMode (policy: vegd writers only)
 
 
 @dataclass
@@ -260,7 +261,8 @@ def render(specs: list[EgressSpec], bfd_ports: dict[str, str] | None = None
         objs.append(manifests.gateway(
             ns, name, vpc_name=spec.vpc, replicas=replicas,
             internal_subnet=spec.internal_subnet, external_subnet=spec.external_subnet,
-            snat_sources=spec.sources, forward_sources=spec.forward_sources, bfd=bfd))
+            snat_sources=spec.sources, forward_sources=spec.forward_sources, bfd=bfd,
+            bfd_mode=spec.bfd.mode if spec.bfd is not None else "route"))
         for inst in spec.instances:
             labelled = replace(inst, labels={**inst.labels, manifests.GATEWAY_LABEL: name})
             objs.append(manifests.pod(labelled, cluster.attachment))

@@ -9,12 +9,13 @@ import re
 import time
 from collections import Counter, defaultdict
 
+import ovnbuild
 import pytest
 from ovnstack import wait_for
 
 from .frr import have_frr
 from .lab import PORT, SERVER4, SERVER6, build_egress_lab
-from .rows import BfdSpec
+from .rows import BfdSpec, VegdApplyRows
 
 pytestmark = [pytest.mark.netns, pytest.mark.dataplane, pytest.mark.frr]
 
@@ -184,3 +185,36 @@ def test_dual_stack_bfd_failover(dataplane, vegd_rows):
     assert bfd_status(dp, gw2.addr(4)) == "up" and bfd_status(dp, gw2.addr(6)) == "up"
     assert lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=20)) == {"gw2": 20}
     assert lab.who(dp.tcp_connect(pod, SERVER6, PORT, count=20)) == {"gw2": 20}
+
+
+def test_policy_mode_on_stock_ovn_never_fails_over(dataplane, tmp_path):
+    """Why vegd refuses bfdMode: policy with BFD on stock OVN, on a real data plane with
+    Logical_Router_Policy.bfd_sessions (25.03): vegd's policy-mode rows as the seed has them
+    (--bfd-port-mode kube-ovn: a 29100 reroute whose bfd_sessions are the rows on bfd@vpc1, and
+    the 29090 drop). northd holds the sessions admin_down, so ovn-controller never talks BFD to
+    the instances, and after gw1 dies the policy still sends part of the connections to it."""
+    if not have_frr():
+        pytest.skip("FRR (bfdd, vtysh) is not installed")
+    dp = dataplane
+    ovnbuild.require_policy_bfd_sessions(dp.stack.nb_unix)
+    lab = build_egress_lab(dp, gateways=2, pods=1, bfd=bfd_spec(mode="policy"))
+    pod, (gw1, gw2) = lab.pods[0], lab.gateways
+    VegdApplyRows(bfd_port_mode="kube-ovn", workdir=tmp_path / "rows").apply(dp.stack,
+                                                                             lab.spec())
+    pols = dp.stack.nbctl("lr-policy-list", "vpc1")
+    assert re.search(r"29100 .* reroute .* bfd", pols) and "29090" in pols, pols
+    dp.wait_hv_sync()
+    split = lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=40))
+    assert split.get("gw1", 0) > 0 and split.get("gw2", 0) > 0, split   # ECMP, sessions or not
+
+    sb = lambda: {dp.stack.sbctl("--bare", "--columns=status", "find", "BFD",  # noqa: E731
+                                 "logical_port=bfd@vpc1", f'dst_ip="{g.addr(4)}"').strip()
+                  for g in (gw1, gw2)}
+    assert sb() == {"admin_down"}
+    lab.kill_gateway(gw1)
+    tries = lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=40, timeout=0.5))
+    print(f"\npolicy mode, kube-ovn rows on stock OVN: SB BFD {sb()}, FRR sessions "
+          f"{lab.bfd_session(gw1)}/{lab.bfd_session(gw2)}; split before the kill {split}; "
+          f"40 connections after gw1 died: {tries}")
+    assert sb() == {"admin_down"} and lab.bfd_session(gw2) != "up"
+    assert tries.get("gw2", 0) > 0 and sum(tries.values()) > tries["gw2"], tries  # some failed

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import ovnbuild
 import yaml
 
 from vegd.cli import main as vegd_main
@@ -86,6 +87,10 @@ def gateway_pod(gateway: str, index: int, ips: str, external: str, node: str,
         {"name": "kube-ovn", "interface": "eth0", "ips": ips.split(","), "default": True},
         {"name": "default/eth1", "interface": "net1", "ips": external.split(",")}])
     return p
+
+
+def require_policy_bfd_sessions(ovn) -> None:
+    ovnbuild.require_policy_bfd_sessions(ovn.nb_unix)
 
 
 def nb_dump(ovn) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from scenario import ROOT, Scenario, pod, seed_objects
+from scenario import ROOT, Scenario, nb_dump, pod, seed_objects
 
 
 def variant(name: str) -> list[dict]:
@@ -78,19 +78,30 @@ def test_local_traffic_policy_in_route_mode_uses_host_routes(seed, capsys):
     assert routes.count("192.168.0.0/24") == 2
 
 
-def test_policy_mode_is_refused_where_the_schema_lacks_bfd_sessions(seed, capsys):
+def test_policy_mode_with_bfd_needs_bfd_sessions_and_kube_ovns_ovn(seed, capsys):
+    """Refused (exit 1, nothing written) where the NB schema has no bfd_sessions (23.03) and, on
+    a schema that has it, with the stock arrangement (docs/bfd-port.md); written with
+    --bfd-port-mode kube-ovn where the schema has it."""
     seed.find("VpcEgressGateway", "gateway2")["spec"]["bfdMode"] = "policy"
     from vegd.nb.client import NbClient
     nb = NbClient(seed.ovn.nb_unix)
     has = nb.capabilities.policy_bfd_sessions
     nb.close()
+    before = nb_dump(seed.ovn)
     code, out = seed.apply(capsys=capsys)
-    if has:
-        assert code == 0
-        assert "29090" in seed.ovn.nbctl("lr-policy-list", "vpc1")
-    else:
-        assert code == 1
+    assert code == 1
+    assert nb_dump(seed.ovn) == before
+    assert "spec.bfdMode: policy mode with BFD needs Kube-OVN's OVN" in out
+    code, out = seed.apply("--bfd-port-mode", "kube-ovn", capsys=capsys)
+    if not has:
+        assert code == 1 and nb_dump(seed.ovn) == before
         assert "policy mode needs Logical_Router_Policy.bfd_sessions" in out
+        return
+    assert code == 0, out
+    pols = seed.ovn.nbctl("lr-policy-list", "vpc1")
+    assert re.search(r"29100\s+ip4.src == 192.168.0.0/24\s+reroute\s+192.168.0.2, 192.168.0.3"
+                     r"\s+bfd", pols), pols
+    assert re.search(r"29090\s+ip4.src == 192.168.0.0/24\s+drop", pols), pols
 
 
 def test_zero_instances_fail_closed(seed, capsys):

@@ -29,8 +29,9 @@ def test_seed_outputs(seed, capsys):
         assert (row["min_rx"], row["min_tx"], row["detect_mult"]) == ("1000", "1000", "3")
         assert row["external_ids"] == "af=4 vendor=vegd vpc-egress-gateway=default/gateway2"
     show = ovn.nbctl("show", "vpc1")
-    assert re.search(r'port bfd@vpc1\n\s+mac: "0a:[0-9a-f:]+"\n\s+networks: \["10.255.255.255"\]',
-                     show)
+    # ovn-nbctl 24.03+ also prints the port's link-local address (ipv6-lla) between the two
+    assert re.search(r'port bfd@vpc1\n\s+mac: "0a:[0-9a-f:]+"\n(\s+ipv6-lla: "fe80::[0-9a-f:]+"\n)?'
+                     r'\s+networks: \["10.255.255.255"\]', show)
     # the port is pinned to the three chassis of the example nodes, 100, 99, 98
     chassis = ovn.nb_rows("HA_Chassis")
     assert sorted(int(c["priority"]) for c in chassis) == [98, 99, 100]
@@ -241,3 +242,26 @@ def test_apply_warns_about_bfd_timers_that_flap_on_stock_ovn(seed, capsys):
     err = capsys.readouterr().err
     assert code == 0
     assert "warning: VpcEgressGateway default/gateway2" in err and "minRX 300" in err
+
+
+def test_no_bfd_row_for_a_router_port_that_does_not_exist(seed, capsys):
+    """ovn-northd 25.03.0 dies on a BFD row whose port does not exist (23.03 does not): a
+    subnet whose router port is not in NB yet gets no TTL helper row, northd keeps running, and
+    the row comes once the port is there."""
+    ovn = seed.ovn
+    seed.objects.append({"apiVersion": "kubeovn.io/v1", "kind": "Subnet",
+                         "metadata": {"name": "subnet9"},
+                         "spec": {"vpc": "vpc1", "protocol": "IPv4", "cidrBlock": "192.168.9.0/24",
+                                  "gateway": "192.168.9.1"}})
+    code, report = seed.apply(capsys=capsys)
+    assert code == 0, report
+    ovn.sync()   # northd is alive and caught up
+    assert not ovn.nb_rows("BFD", 'logical_port="vpc1-subnet9"')
+    assert ovn.nb_rows("BFD", 'logical_port="vpc1-subnet1"')   # the other helpers are there
+    assert seed.apply(capsys=capsys)[1]["transactions"] == 0
+    ovn.nbctl("lrp-add", "vpc1", "vpc1-subnet9", "0a:58:c0:a8:09:01", "192.168.9.1/24")
+    code, report = seed.apply(capsys=capsys)
+    assert code == 0 and report["transactions"] == 1, report
+    ovn.sync()
+    assert [r["dst_ip"] for r in ovn.nb_rows("BFD", 'logical_port="vpc1-subnet9"')] == \
+        ["192.168.9.1"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 from ovnstack import wait_for
-from scenario import ROOT, Scenario, add_base_topology, pod
+from scenario import ROOT, Scenario, add_base_topology, pod, require_policy_bfd_sessions
 
 VARIANT = ROOT / "examples" / "variants" / "default-vpc-bfd" / "all.yaml"
 EXTERNAL = "203.0.113.10"
@@ -61,11 +61,12 @@ class Tracer:
                               self.run(dst, "--detailed")))
 
 
-def _check_up_partial_down(ovn, port, tracer, gws: dict[str, str], internal: dict[str, str]):
+def _check_up_partial_down(ovn, port, tracer, gws: dict[str, str], internal: dict[str, str],
+                           router: str = ""):
     """gws: instance IP -> its LSP; internal: destination -> LSP that must receive it."""
     (ip_a, lsp_a), (ip_b, lsp_b) = sorted(gws.items())
     set_sessions(ovn, port, {ip_a: "up", ip_b: "up"})
-    flows = ovn.lflows(ovn_router(ovn, port))
+    flows = ovn.lflows(router or ovn_router(ovn, port))
     assert "select(1, 2)" in flows
     assert {tracer.outputs(EXTERNAL, select=i)[0] for i in (1, 2)} == {lsp_a, lsp_b}
     for dst, lsp in internal.items():
@@ -85,9 +86,9 @@ def ovn_router(ovn, port: str) -> str:
     return port.removeprefix("bfd@")
 
 
-def test_custom_vpc_fails_closed(seed, capsys):
-    """vpc1 (gateway2, BFD, source 192.168.0.0/24) with a covering default route
-    (Vpc staticRoutes-like 0.0.0.0/0 via 192.168.0.254) and a second subnet."""
+def _vpc1_with_default_route(seed) -> None:
+    """vpc1 with a covering default route (Vpc staticRoutes-like 0.0.0.0/0 via 192.168.0.254)
+    and a second subnet; LSPs for a pod, the default route's next hop and both instances."""
     ovn = seed.ovn
     seed.objects.append({"apiVersion": "kubeovn.io/v1", "kind": "Subnet",
                          "metadata": {"name": "subnet2"},
@@ -106,6 +107,12 @@ def test_custom_vpc_fails_closed(seed, capsys):
     add_lsp(ovn, "subnet2", "pod2", "0a:58:c0:a8:01:0a", "192.168.1.10")
     seed.objects.append(pod("pod2", "192.168.1.10", switch="subnet2"))
 
+
+def test_custom_vpc_fails_closed(seed, capsys):
+    """vpc1 (gateway2, BFD, source 192.168.0.0/24) with a covering default route
+    (Vpc staticRoutes-like 0.0.0.0/0 via 192.168.0.254) and a second subnet."""
+    ovn = seed.ovn
+    _vpc1_with_default_route(seed)
     code, report = seed.apply(capsys=capsys)
     assert code == 0, report
     assert seed.apply(capsys=capsys)[1]["transactions"] == 0
@@ -134,6 +141,50 @@ def test_custom_vpc_fails_closed(seed, capsys):
     assert code == 0 and report["transactions"] == 1
     ovn.sync()
     assert src.outputs(EXTERNAL) == []
+
+
+def test_policy_mode_sessions_stay_inactive_on_stock_northd(seed, capsys):
+    """Why vegd refuses bfdMode: policy with BFD on stock OVN, shown on a northd whose NB has
+    Logical_Router_Policy.bfd_sessions (25.03): with the rows as the seed has them
+    (--bfd-port-mode kube-ovn: one 29100 reroute whose bfd_sessions are the instances' rows on
+    bfd@vpc1, and the 29090 drop), northd holds those sessions admin_down whatever
+    ovn-controller reports (it runs a policy's session only on the port that routes to the next
+    hop, vpc1-subnet1), and keeps rerouting to a dead instance: no failover."""
+    ovn = seed.ovn
+    require_policy_bfd_sessions(ovn)
+    _vpc1_with_default_route(seed)
+    seed.find("VpcEgressGateway", "gateway2")["spec"]["bfdMode"] = "policy"
+    code, report = seed.apply("--bfd-port-mode", "kube-ovn", capsys=capsys)
+    assert code == 0, report
+    assert seed.apply("--bfd-port-mode", "kube-ovn", capsys=capsys)[1]["transactions"] == 0
+    pols = ovn.nbctl("lr-policy-list", "vpc1")
+    assert re.search(r"29100\s+ip4.src == 192.168.0.0/24\s+reroute\s+192.168.0.2, 192.168.0.3",
+                     pols), pols
+    assert re.search(r"29090\s+ip4.src == 192.168.0.0/24\s+drop", pols), pols
+    sessions = ovn.nbctl("--bare", "--columns=bfd_sessions", "find", "Logical_Router_Policy",
+                         "priority=29100", "external_ids:vpc-egress-gateway=default/gateway2")
+    bfd = {r["_uuid"] for r in ovn.nb_rows("BFD", 'logical_port="bfd@vpc1"')}
+    assert set(sessions.split()) == bfd and len(bfd) == 2
+
+    # ovn-controller reports gw2's session down and gw3's up ...
+    sb = {dst: ovn.sbctl("--bare", "--columns=_uuid", "find", "BFD", 'logical_port="bfd@vpc1"',
+                         f'dst_ip="{dst}"').strip() for dst in ("192.168.0.2", "192.168.0.3")}
+    assert all(sb.values()), sb
+    for dst, status in (("192.168.0.2", "down"), ("192.168.0.3", "up")):
+        ovn.sbctl("set", "BFD", sb[dst], f"status={status}")
+    ovn.sync()
+
+    def sb_status() -> set[str]:
+        return {ovn.sbctl("--bare", "--columns=status", "list", "BFD", u).strip()
+                for u in sb.values()}
+
+    # ... northd puts both back to admin_down (not sessions it runs) ...
+    wait_for(lambda: sb_status() == {"admin_down"}, 10, what="SB BFD back to admin_down")
+    ovn.sync()
+    # ... and the policy still spreads over both instances, the dead gw2 included
+    src = Tracer(ovn, "subnet1", "pod1", "0a:58:c0:a8:00:0a", "192.168.0.10",
+                 "0a:58:c0:a8:00:01")
+    assert {src.outputs(EXTERNAL, select=i)[0] for i in (1, 2)} == {"gw2", "gw3"}
 
 
 def test_default_vpc_fails_closed(fresh_ovn, tmp_path, capsys):

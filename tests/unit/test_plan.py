@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from vegd.model.errors import ValidationError
 from vegd.model.instances import workload
 from vegd.model.resolve import resolve_gateway
 from vegd.model.snapshot import snapshot_from_objects
@@ -42,7 +45,8 @@ def objects(bfd=False, mode="route", replicas=2, phases=("Running", "Running")):
 def plan(settings=None, **kw):
     settings = settings or PlanSettings()
     snap = snapshot_from_objects(objects(**kw))
-    resolved = resolve_gateway(snap.gateways[0], snap, settings.policy_bfd_sessions)
+    resolved = resolve_gateway(snap.gateways[0], snap, settings.policy_bfd_sessions,
+                               settings.bfd_port_mode)
     return plan_gateway(resolved, snap, settings), resolved, snap
 
 
@@ -68,13 +72,24 @@ def test_route_mode_routes_and_bfd_rows_with_swapped_timers():
 
 
 def test_policy_mode_has_sessions_and_drops():
-    desired, _, _ = plan(PlanSettings(policy_bfd_sessions=True), bfd=True, mode="policy")
+    settings = PlanSettings(bfd_port_mode="kube-ovn", policy_bfd_sessions=True)
+    desired, _, _ = plan(settings, bfd=True, mode="policy")
     pols = desired.of(RouterPolicy)
     reroutes = [p for p in pols if p.action == "reroute"]
     drops = [p for p in pols if p.action == "drop"]
     assert len(reroutes) == 2 and len(drops) == 2
     assert all(len(p.bfd_sessions) == 2 for p in reroutes)
     assert {p.priority for p in drops} == {names.DROP_PRIORITY}
+
+
+def test_policy_mode_with_bfd_is_refused_on_stock_ovn():
+    """Stock ovn-northd (24.03+) runs a policy's session only on the port that routes to the
+    next hop, and ovn-controller only on gateway ports: bfd@<vpc> sessions never come up."""
+    with pytest.raises(ValidationError, match=r"spec\.bfdMode: policy mode with BFD needs "
+                                              r"Kube-OVN's OVN"):
+        plan(PlanSettings(policy_bfd_sessions=True), bfd=True, mode="policy")
+    desired, _, _ = plan(PlanSettings(policy_bfd_sessions=True), mode="policy")  # BFD off: fine
+    assert {p.action for p in desired.of(RouterPolicy)} == {"reroute"}
 
 
 def test_pods_not_running_are_not_nexthops():
@@ -92,6 +107,20 @@ def test_vpc_stock_mode_adds_peer_switch_and_ttl_helper():
     assert kinds == ["Bfd", "HaChassisGroup", "RouterPort", "Switch"]
     patched = plan_vpc(snap.vpc("v"), snap, PlanSettings(bfd_port_mode="kube-ovn"))
     assert sorted(type(r).__name__ for r in patched.rows) == ["HaChassisGroup", "RouterPort"]
+
+
+def test_ttl_helpers_only_on_subnets_on_the_router():
+    """A BFD row naming a router port that does not exist kills ovn-northd 25.03.0: subnets
+    that are not on the router (macvlan, `<nad>.<ns>` providers) get none."""
+    objs = [
+        *objects(),
+        {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": "mv"},
+         "spec": {"vpc": "v", "cidrBlock": "172.18.0.0/16", "provider": "eth1.default"}},
+        {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": "att"},
+         "spec": {"vpc": "v", "cidrBlock": "192.168.9.0/24", "provider": "net2.default.ovn"}}]
+    snap = snapshot_from_objects(objs)
+    bfds = plan_vpc(snap.vpc("v"), snap, PlanSettings()).of(Bfd)
+    assert sorted(b.logical_port for b in bfds) == ["v-att", "v-in"]
 
 
 def test_names_are_deterministic():

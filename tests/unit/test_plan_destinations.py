@@ -32,10 +32,12 @@ def with_dests(objs, policy=None, selector=None, selectors=None):
 
 
 def plan_of(objs, policy_bfd=False):
-    settings = PlanSettings(policy_bfd_sessions=policy_bfd)
+    # policy mode with BFD: Kube-OVN's OVN only (stock OVN refuses it, docs/bfd-port.md)
+    mode = "kube-ovn" if policy_bfd else "stock"
+    settings = PlanSettings(bfd_port_mode=mode, policy_bfd_sessions=policy_bfd)
     snap = snapshot_from_objects(objs)
     gw = next(g for g in snap.gateways if g.name == "g")
-    return plan_gateway(resolve_gateway(gw, snap, policy_bfd), snap, settings)
+    return plan_gateway(resolve_gateway(gw, snap, policy_bfd, mode), snap, settings)
 
 
 def test_no_destinations_is_unchanged():

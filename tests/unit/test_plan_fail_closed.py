@@ -71,7 +71,8 @@ def plan(settings=None, **kw):
     settings = settings or PlanSettings()
     snap = snapshot_from_objects(objects(**kw))
     gw = next(g for g in snap.gateways if g.name == "g")
-    return plan_gateway(resolve_gateway(gw, snap, settings.policy_bfd_sessions), snap, settings)
+    return plan_gateway(resolve_gateway(gw, snap, settings.policy_bfd_sessions,
+                                        settings.bfd_port_mode), snap, settings)
 
 
 def policies(desired, action=None):
@@ -187,7 +188,7 @@ def test_local_traffic_policy_adds_no_more_policies():
 
 @pytest.mark.parametrize("bfd,mode", [(False, "route"), (True, "policy")])
 def test_other_modes_are_unchanged(bfd, mode):
-    settings = PlanSettings(policy_bfd_sessions=True)
+    settings = PlanSettings(bfd_port_mode="kube-ovn", policy_bfd_sessions=True)
     desired = plan(settings, bfd=bfd, mode=mode)
     assert not [p for p in desired.of(RouterPolicy) if p.priority == names.ALLOW_PRIORITY]
     assert all("dst" not in p.match and "reg0" not in p.match for p in desired.of(RouterPolicy))

@@ -194,7 +194,8 @@ class Reconciler:
         if gw is None:
             return None
         try:
-            resolved = resolve_gateway(gw, snap, self.ctx.plan.policy_bfd_sessions)
+            resolved = resolve_gateway(gw, snap, self.ctx.plan.policy_bfd_sessions,
+                                       self.ctx.plan.bfd_port_mode)
         except ValidationError:
             return None
         if self.on_pulled is not None:
@@ -232,7 +233,8 @@ class Reconciler:
         deployment: Obj | None = None
         if gw is not None:
             try:
-                resolved = resolve_gateway(gw, snap, ctx.plan.policy_bfd_sessions)
+                resolved = resolve_gateway(gw, snap, ctx.plan.policy_bfd_sessions,
+                                           ctx.plan.bfd_port_mode)
                 deployment = wl.build_deployment(resolved, snap, ctx.workload)
             except ValidationError as exc:
                 invalid = exc

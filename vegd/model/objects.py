@@ -143,6 +143,12 @@ class Subnet:
         return tuple(f for f in (4, 6) if self.cidr(f) is not None)
 
     @property
+    def on_router(self) -> bool:
+        """A Kube-OVN subnet on the VPC's logical router (a logical switch with a router port):
+        provider `ovn` or `<nad>.<ns>.ovn`. Others (macvlan, underlay attachments) are not."""
+        return self.provider == "ovn" or self.provider.endswith(".ovn")
+
+    @property
     def attachment(self) -> str:
         """`<ns>/<name>` of the NetworkAttachmentDefinition a provider `<name>.<ns>[.x]` names."""
         parts = self.provider.split(".")

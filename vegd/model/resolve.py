@@ -89,11 +89,13 @@ def gateway_sources(gw: VpcEgressGateway, snap: Snapshot, strict: bool = True
     return {f: Sources(collapse(tuple(snat[f])), collapse(tuple(fwd[f]))) for f in FAMILIES}
 
 
-def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = True
-                    ) -> ResolvedGateway:
+def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = True,
+                    bfd_port_mode: str = "stock") -> ResolvedGateway:
     """Validate gw against snap.
 
     policy_bfd: whether the NB schema has Logical_Router_Policy.bfd_sessions.
+    bfd_port_mode: "stock" or "kube-ovn" (docs/bfd-port.md). Stock OVN cannot run a policy's
+    BFD sessions on bfd@<vpc>, so policy mode with BFD is refused there.
     """
     vpc = snap.vpc(gw.vpc)
     if vpc is None:
@@ -162,6 +164,12 @@ def resolve_gateway(gw: VpcEgressGateway, snap: Snapshot, policy_bfd: bool = Tru
             raise ValidationError(gw.ref, "spec.bfdMode",
                                   "policy mode needs Logical_Router_Policy.bfd_sessions, which "
                                   "this OVN's Northbound schema lacks; use bfdMode: route")
+        if gw.bfd_mode == "policy" and bfd_port_mode == "stock":
+            raise ValidationError(gw.ref, "spec.bfdMode",
+                                  "policy mode with BFD needs Kube-OVN's OVN (--bfd-port-mode "
+                                  "kube-ovn): stock ovn-northd keeps a policy's sessions on "
+                                  f"bfd@{vpc.name} admin_down, so they never fail over "
+                                  "(docs/bfd-port.md); use bfdMode: route")
 
     _check_destinations(gw)
     _check_overlap(gw, sources, snap)

@@ -15,6 +15,7 @@ write the others without them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +28,18 @@ from vegd.plan.rows import (
     OPTIONAL_DEFAULTS,
     ROW_TYPES,
     TABLES,
+    Bfd,
     Desired,
     HaChassisGroup,
     Ref,
+    RouterPolicy,
+    RouterPort,
     Row,
+    StaticRoute,
     Switch,
 )
+
+log = logging.getLogger(__name__)
 
 GARBAGE = "garbage"  # the result entry of rows whose owner is gone
 
@@ -102,6 +109,9 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
         self.result: dict[str, Changes] = {}
         self.rows: dict[tuple[str, tuple[str, ...]], Any] = {}  # desired key -> row, batch-wide
         self.deleted: set[Any] = set()  # uuids deleted in this transaction
+        self.planned_ports = {r.name for d in self.plans for r in d.rows
+                              if isinstance(r, RouterPort)}
+        self._bfd_refs: set[tuple[str, ...]] | None = None  # BFD keys routes/policies refer to
         lives = []
         for desired in self.plans:
             owner = (desired.owner.id_key, desired.owner.id_value)
@@ -159,6 +169,8 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
         table, key = want.table, want.key
         row = self.live.get((table, key))
         created = row is None
+        if isinstance(want, Bfd) and not self._port_exists(want, row):
+            return
         if created:
             self._check_free(want)
             row = self.txn.insert(self.api.tables[table])
@@ -207,6 +219,30 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
         holder = other.external_ids.get("vendor", "nobody")
         raise ReconcileError(f"{describe(table, key)} already exists and is not "
                              f"{self.desired.owner}'s (vendor={holder}); vegd leaves it alone")
+
+    def _port_exists(self, want: Bfd, live: Any) -> bool:
+        """Whether want's router port exists (and is not deleted now) or is written in this
+        batch. ovn-northd 25.03.0 dies (SIGSEGV) on a BFD row for a missing port, where 23.03
+        made an admin_down SB row (docs/bfd-port.md): such a row is not written (a live one is
+        deleted) when nothing refers to it, i.e. a stock-mode TTL helper whose subnet port is
+        not there (yet); a session a route or policy needs is refused."""
+        port = want.logical_port
+        holder = self.ix.holder("Logical_Router_Port", (port,))
+        if (holder is not None and holder.uuid not in self.deleted) or port in self.planned_ports:
+            return True
+        if self._bfd_refs is None:   # once per batch, and only when a port is missing
+            self._bfd_refs = {(b.logical_port, b.dst_ip) for d in self.plans for r in d.rows
+                              for b in ((r.bfd,) if isinstance(r, StaticRoute) and r.bfd else
+                                        r.bfd_sessions if isinstance(r, RouterPolicy) else ())}
+        if want.key in self._bfd_refs:
+            raise ReconcileError(f"{describe(want.table, want.key)}: logical router port {port} "
+                                 "does not exist in the Northbound database; a BFD row for a "
+                                 "missing port stops ovn-northd 25.03, so vegd writes none")
+        log.info("not writing %s: router port %s does not exist", describe(want.table, want.key),
+                 port)
+        if live is not None:
+            self._delete(want.table, live, self.changes, describe(want.table, want.key))
+        return False
 
     def _columns(self, want: Row) -> dict[str, Any]:
         cols = {c: self._resolve(v) for c, v in want.columns().items()}

@@ -129,7 +129,8 @@ def _verdict(gw: VpcEgressGateway, source: Pod, snap: Snapshot, settings: PlanSe
     if gw.deleting:
         return Verdict(gw.key, NOT_SELECTED, "the gateway is being deleted")
     try:
-        resolved = resolve_gateway(gw, snap, settings.policy_bfd_sessions)
+        resolved = resolve_gateway(gw, snap, settings.policy_bfd_sessions,
+                                   settings.bfd_port_mode)
     except ValidationError as exc:
         return Verdict(gw.key, NOT_SELECTED, f"gateway invalid: {exc.field}: {exc.message}")
     via, mode = _selection(resolved, source, snap)
@@ -254,7 +255,8 @@ def gateway_statuses(snap: Snapshot, settings: PlanSettings, bfd: BfdStatus,
            for key, problem in sorted((invalid or {}).items())]
     for gw in sorted(snap.gateways, key=lambda g: g.key):
         try:
-            resolved = resolve_gateway(gw, snap, settings.policy_bfd_sessions)
+            resolved = resolve_gateway(gw, snap, settings.policy_bfd_sessions,
+                                   settings.bfd_port_mode)
         except ValidationError as exc:
             out.append(GatewayStatus(gw.key, gw.vpc, False, f"{exc.field}: {exc.message}",
                                      gw.bfd.enabled, rows=rows.get(gw.key, {})))

@@ -63,13 +63,8 @@ def _ips(items: list[IPAddress]) -> tuple[str, ...]:
 def _internal_prefixes(r: ResolvedGateway, snap: Snapshot, family: Family) -> tuple[str, ...]:
     """The VPC's own (OVN-provider) subnets of the family: destinations sources may always reach."""
     return tuple(str(n) for n in collapse(c for s in snap.subnets_of(r.vpc.name)
-                                          if _on_router(s.provider)
+                                          if s.on_router
                                           for c in s.cidrs if c.version == family))
-
-
-def _on_router(provider: str) -> bool:
-    """Kube-OVN subnets on the VPC's logical router: provider `ovn` or `<nad>.<ns>.ovn`."""
-    return provider == "ovn" or provider.endswith(".ovn")
 
 
 def _family_rows(r: ResolvedGateway, snap: Snapshot, family: Family, settings: PlanSettings,

@@ -65,8 +65,11 @@ def plan_vpc(vpc: Vpc, snap: Snapshot, settings: PlanSettings) -> Desired:
         rows.append(Switch(names.bfd_peer_switch(vpc.name),
                            ((names.bfd_peer_switch(vpc.name), lrp),), ids))
         # 2. TTL: northd keeps TTL 255 on BFD packets only towards ports that have a BFD row, so
-        #    each subnet port gets one (never used: northd marks it admin_down).
+        #    each subnet port gets one (never used: northd marks it admin_down). Only subnets
+        #    with a router port: a BFD row naming a missing port crashes ovn-northd 25.03.
         for subnet in sorted(snap.subnets_of(vpc.name), key=lambda s: s.name):
+            if not subnet.on_router:
+                continue
             for gateway in subnet.gateways:
                 rows.append(Bfd(names.subnet_router_port(router, subnet.name), str(gateway),
                                 1000, 1000, 3, pairs({**dict(ids), "af": str(gateway.version)})))

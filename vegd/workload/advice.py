@@ -1,10 +1,11 @@
 """Advice on a valid spec that will work badly: said once, never refused.
 
-BFD timers on stock OVN 23.03 (measured in docs/performance.md, "Failover"): ovn-controller's
-pinctrl transmits late, about its own interval plus the instance's, so when the instance (FRR)
-transmits no faster than it expects to receive (minTX >= minRX) and FRR's detection time
-(multiplier x minRX) is short, FRR declares the session down and the sessions flap. Asymmetric
-timers (minTX 100, minRX 300, multiplier 3) failed over in 370 ms median without a flap.
+BFD timers on stock OVN 23.03 and 25.03 (measured in docs/performance.md, "Failover"):
+ovn-controller's pinctrl transmits late, about its own interval plus the instance's, so when
+the instance (FRR) transmits no faster than it expects to receive (minTX >= minRX) and FRR's
+detection time (multiplier x minRX) is short, FRR declares the session down and the sessions
+flap. Asymmetric timers (minTX 100, minRX 300, multiplier 3) failed over in 370 ms median
+without a flap.
 """
 
 from __future__ import annotations
