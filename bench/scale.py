@@ -110,7 +110,7 @@ def scenario_apply(shape: Shape, work: Path) -> dict[str, Any]:
     stack = new_nb(work / "nb", shape)
     try:
         cmd = [*VEGD, "apply", "-f", str(manifest), "--nb-connection", stack.nb_unix,
-               "--output", "json", "--timeout", "120"]
+               "--output", "json", "--timeout", "900"]
         cold, rss_cold, text = run_measured(cmd)
         doc = json.loads(text)
         out.update(cold_s=cold, cold_rss_mb=rss_cold, cold_transactions=doc["transactions"])
