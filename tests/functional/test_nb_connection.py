@@ -138,12 +138,14 @@ def test_raft_leader_killed_during_apply(raft_nb, tmp_path):
         time.sleep(rng.uniform(0.3, 1.2))  # the fault's moment, not a synchronisation
         victim = _leader(directory)
         os.kill(pids[victim], signal.SIGKILL)
+        dead = pids[victim]
         err = proc.communicate(timeout=90)[1]
         assert "Traceback" not in err, err
         assert proc.returncode in (0, 2), (proc.returncode, err)
         if proc.returncode == 2:
             assert "NB" in err
         outcomes.append(proc.returncode)
+        wait_for(lambda: not alive(dead), 10, what="the killed member to be gone")
         pids[victim] = _restart_member(directory, victim)
         wait_for(lambda: _leader(directory) >= 0, 15, what="a leader again")
         # a rerun converges, and a third run finds nothing to do: NB is exact
