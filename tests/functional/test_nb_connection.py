@@ -145,7 +145,7 @@ def test_raft_leader_killed_during_apply(raft_nb, tmp_path):
         if proc.returncode == 2:
             assert "NB" in err
         outcomes.append(proc.returncode)
-        wait_for(lambda: not alive(dead), 10, what="the killed member to be gone")
+        wait_for(lambda pid=dead: not alive(pid), 10, what="the killed member to be gone")
         pids[victim] = _restart_member(directory, victim)
         wait_for(lambda: _leader(directory) >= 0, 15, what="a leader again")
         # a rerun converges, and a third run finds nothing to do: NB is exact
