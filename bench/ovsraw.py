@@ -48,21 +48,28 @@ class Rpc:
 
     def _read(self) -> Obj:
         """One message; what was received of the next one stays buffered (also when a socket
-        timeout interrupts the wait)."""
+        timeout interrupts the wait). Decoding is tried only where a message can end: after a
+        read that emptied the socket and ended in "}" (so a 100 MB reply is decoded once)."""
+        drained = bool(self._buf)
+        chunks = [self._buf]
         while True:
-            # a message may end only where a chunk ends with "}": decode only then
-            if self._buf.rstrip().endswith(b"}"):
-                text = self._buf.decode().lstrip()
+            if drained and chunks[-1].rstrip().endswith(b"}"):
+                text = b"".join(chunks).decode().lstrip()
                 try:
                     msg, end = self._decoder.raw_decode(text)
                     self._buf = text[end:].lstrip().encode()
                     return msg
                 except json.JSONDecodeError:
-                    pass
-            chunk = self.sock.recv(1 << 20)
+                    chunks = [text.encode()]
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except TimeoutError:
+                self._buf = b"".join(chunks)
+                raise
             if not chunk:
                 raise ConnectionError("ovsdb-server closed the connection")
-            self._buf += chunk
+            chunks.append(chunk)
+            drained = len(chunk) < (1 << 20)
 
     def transact(self, ops: list[Obj]) -> list[Obj]:
         result = self.call(self.request("transact", ["OVN_Northbound", *ops]))
