@@ -216,10 +216,6 @@ class NbClient:
         session = getattr(self.api.idl, "_session", None)
         return int(session.get_seqno()) if session is not None else 0
 
-    @property
-    def change_seqno(self) -> int:
-        return int(self.api.idl.change_seqno)
-
     def bfd_status_by_owner(self, owner_key: str) -> dict[str, dict[str, str]]:
         """owner -> dst_ip -> BFD.status, for every owner at once."""
         out: dict[str, dict[str, str]] = {}
@@ -235,14 +231,6 @@ class NbClient:
             return {row.dst_ip: (row.status[0] if row.status else "")
                     for table, row in self.index().owned((owner_key, owner_value))
                     if table == "BFD"}
-
-    def owned_counts(self) -> dict[str, int]:
-        """Rows of ours per table (metrics)."""
-        counts: dict[str, int] = {}
-        with self.api.ovsdb_connection.lock:
-            for _, table, _ in self.index().all_owned():
-                counts[table] = counts.get(table, 0) + 1
-        return counts
 
     def owned_row_counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """(owner key, owner) -> table -> rows of ours (metrics, `vegd status`)."""
