@@ -10,7 +10,9 @@ Rules, in order, all in a nat postrouting chain:
 - SNAT sources: `oifname <external> saddr <cidr> masquerade fully-random` (the netfilter spelling of
   iptables' `MASQUERADE --random-fully`). Only traffic leaving by the external interface is
   translated, to the address of that interface.
-Every rule has a counter and a comment `<kind> <cidr>` that /metrics reports.
+Every rule has a counter and a comment `<kind> <cidr>` that /metrics reports. A filter forward
+chain drops SNAT sources' packets that conntrack calls invalid on their way out (masquerade does
+not translate those: they would leave with the pod's address).
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ def render(settings: Settings) -> str:
     for network in settings.snat_sources:
         lines.append(f'    oifname "{settings.external_interface}" {_match(network, "saddr")} '
                      f'counter masquerade fully-random comment "masquerade {network}"')
+    # A packet conntrack calls invalid (a mid-stream RST or retransmit of a connection this
+    # instance never saw, after a failover) is not translated by masquerade: it would leave with
+    # the pod's own address. Never forward SNAT sources that way.
+    lines += ["  }", "  chain forward {",
+              "    type filter hook forward priority filter; policy accept;"]
+    for network in settings.forward_sources:
+        lines.append(f"    {_match(network, 'saddr')} return")
+    for network in settings.snat_sources:
+        lines.append(f'    oifname "{settings.external_interface}" {_match(network, "saddr")} '
+                     "ct state invalid drop")
     lines += ["  }", "}", ""]
     return "\n".join(lines)
 
