@@ -42,7 +42,6 @@ class Written:
 
     changes: dict[str, Changes] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
-    transactions: int = 0
 
 
 def validate(snap: Snapshot, policy_bfd_sessions: bool = True,
@@ -92,9 +91,7 @@ def write_split(nb: NbClient, plans: list[Desired],
         if not batch and keep is None:
             return out
         try:
-            before = nb.transactions
             out.changes.update(nb.write(list(batch.values()), keep))
-            out.transactions += nb.transactions - before
             return out
         except BatchRefused as exc:
             pulled = False
@@ -119,7 +116,6 @@ def write_split(nb: NbClient, plans: list[Desired],
                 part = write_split(nb, half, plan_owner)
                 out.changes.update(part.changes)
                 out.refused.update(part.refused)
-                out.transactions += part.transactions
             if keep is not None:
                 part = write_split(nb, [], plan_owner, keep)
                 out.changes.update(part.changes)

@@ -105,18 +105,6 @@ class Reconciler:
         chassis = self.ctx.sb.chassis_by_hostname() if self.ctx.sb is not None else {}
         return self.ctx.cache.snapshot(chassis)
 
-    def reconcile(self, key: str) -> None:
-        """One key alone: its batch of one."""
-        errors = self.reconcile_batch([key])
-        if key in errors:
-            raise errors[key]
-
-    def reconcile_batch(self, keys: list[str]) -> dict[str, Exception]:
-        """Write the keys' NB rows, then finish them here. Returns the keys that failed."""
-        failed, finishes = self.write_batch(keys)
-        failed.update(self.finish_batch(finishes))
-        return failed
-
     def write_batch(self, keys: list[str]
                     ) -> tuple[dict[str, Exception], list[tuple[str, Callable[[], None]]]]:
         """Prepare every key and write all their NB rows in ONE transaction (refused owners left
