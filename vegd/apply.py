@@ -51,7 +51,8 @@ def run_apply(args: argparse.Namespace) -> int:
 
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     try:
-        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor)
+        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor,
+                      one_shot=True)
     except (NbUnavailable, ValueError) as exc:
         return _fail(EXIT_UNAVAILABLE, f"NB: {exc}")
     try:

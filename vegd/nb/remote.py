@@ -15,7 +15,10 @@ import ovs.poller
 import ovs.stream
 import ovs.timeval
 
+from vegd.nb import jsonparse
 from vegd.nb.errors import NbUnavailable
+
+jsonparse.install()
 
 _KINDS = ("unix:", "tcp:", "ssl:")
 
