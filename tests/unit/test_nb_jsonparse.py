@@ -6,7 +6,10 @@ import random
 import ovs.json
 import pytest
 
-from vegd.nb.jsonparse import StdlibParser, _PurePythonParser
+from vegd.nb import jsonparse
+from vegd.nb.jsonparse import StdlibParser, pure_python_parser
+
+jsonparse.install()
 
 MESSAGES = [
     {"id": 1, "result": {"Logical_Router": {"u1": {"initial": {
@@ -45,7 +48,7 @@ def test_messages_split_anywhere_come_out_whole_and_in_order(seed):
                    for m in msgs)
     chunks = [rng.randint(1, 40) for _ in range(len(text))]
     assert frame(StdlibParser, text, chunks) == msgs
-    assert frame(_PurePythonParser, text, chunks) == msgs
+    assert frame(pure_python_parser, text, chunks) == msgs
 
 
 def test_a_syntax_error_is_reported_as_a_string_like_python_ovs():
@@ -53,6 +56,10 @@ def test_a_syntax_error_is_reported_as_a_string_like_python_ovs():
     p.feed('{"id": 1, "result": [1,, 2]}')
     assert p.is_done()
     assert isinstance(p.finish(), str)
+
+
+def test_python_ovs_makes_this_parser_once_installed():
+    assert isinstance(ovs.json.Parser(), StdlibParser)
 
 
 def test_from_string_uses_it_for_whole_documents():

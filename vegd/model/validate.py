@@ -10,6 +10,7 @@ are `model.parse`'s job (which never lets a malformed value through as an Attrib
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ KINDS: tuple[Kind, ...] = (
 _BY_KIND = {k.kind: k for k in KINDS}
 
 
+@functools.lru_cache(maxsize=8192)  # namespaces and label keys repeat on every object
 def check_name(value: str, rule: str) -> str:
     """Why `value` is not a valid name under `rule`, or "" when it is."""
     limit, pattern = (63, DNS1123_LABEL) if rule == "label" else (253, DNS1123_SUBDOMAIN)
@@ -62,6 +64,7 @@ def check_name(value: str, rule: str) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=8192)
 def _check_qualified(key: str) -> str:
     prefix, _, name = key.rpartition("/")
     if "/" in key and (not prefix or check_name(prefix, "subdomain")):

@@ -31,15 +31,27 @@ FOREIGN_TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "BFD",
 Owner = tuple[str, str]  # (external_ids key, value): ("vpc-egress-gateway", "ns/name")
 
 
+def column(row: Any, name: str) -> Any:
+    """`getattr(row, name)` of an IDL row. python-ovs' `Row.__getattr__` rebuilds every set and
+    map column through `Datum.from_python` on each read (to merge pending mutations); a column
+    without pending changes is converted once, straight from the replica's datum."""
+    data = row._data
+    changes = row._changes
+    if data is not None and changes is not None and name not in changes \
+            and not row._mutations and name in data:
+        return data[name].to_python(row._uuid_to_row)
+    return getattr(row, name)
+
+
 def owner_of(row: Any, vendor: str) -> Owner | None:
-    ids = row.external_ids
+    ids = column(row, "external_ids")
     if ids.get("vendor") != vendor:
         return None
     return next(((k, ids[k]) for k in OWNER_KEYS if k in ids), None)
 
 
 def unique_key(table: str, row: Any) -> tuple[str, ...]:
-    return tuple(str(getattr(row, c)) for c in UNIQUE_KEYS[table])
+    return tuple(str(column(row, c)) for c in UNIQUE_KEYS[table])
 
 
 class OwnerIndex:
@@ -98,8 +110,8 @@ class OwnerIndex:
         if table == "Logical_Router":
             self.routers.setdefault(row.name, row)
             kids = set()
-            for column in ROUTER_CHILDREN.values():
-                for child in getattr(row, column):
+            for name in ROUTER_CHILDREN.values():
+                for child in column(row, name):
                     self.parent[child.uuid] = row
                     kids.add(child.uuid)
             self._children[row.uuid] = kids
@@ -109,7 +121,7 @@ class OwnerIndex:
             self.holders[table][key] = row
             self._held[row.uuid] = (table, key)
         if table in FOREIGN_TABLES:
-            ids = row.external_ids
+            ids = column(row, "external_ids")
             gateway, theirs = ids.get("vpc-egress-gateway"), ids.get("vendor", "")
             if gateway and theirs != self.vendor:
                 what = (theirs or "(none)", table)

@@ -25,9 +25,6 @@ _TOKEN = re.compile(r'(?P<s>"(?:[^"\\]|\\.)*")|(?P<o>[{\[])|(?P<c>[}\]])|(?P<u>"
 _STRING_REST = re.compile(r'(?:[^"\\]|\\.)*"', re.S)
 _STRING_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.S)
 
-_PurePythonParser = ovs.json.Parser
-
-
 class StdlibParser:
     """python-ovs' `ovs.json.Parser` interface over `json.loads`."""
 
@@ -98,11 +95,20 @@ class StdlibParser:
             return f"syntax error: {exc}"
 
 
-def _parser(*args: Any, **kwargs: Any) -> Any:
+def _new(cls: type, *args: Any, **kwargs: Any) -> StdlibParser:
     return StdlibParser(*args, **kwargs)
 
 
 def install() -> None:
-    """Make python-ovs use this parser, unless it has its own C parser."""
+    """Make `ovs.json.Parser(...)` give this parser, unless python-ovs has its own C parser.
+    (As python-ovs does for its C parser: `Parser.__new__` returns the other parser; the class
+    itself stays, since its methods name it.)"""
     if ovs.json.PARSER != ovs.json.PARSER_C:
-        ovs.json.Parser = _parser
+        ovs.json.Parser.__new__ = staticmethod(_new)  # type: ignore[method-assign,assignment]
+
+
+def pure_python_parser() -> Any:
+    """python-ovs' own pure-Python parser (the tests compare against it)."""
+    parser = object.__new__(ovs.json.Parser)
+    parser.__init__()
+    return parser

@@ -23,7 +23,7 @@ from typing import Any
 from ovsdbapp.backend.ovs_idl.command import BaseCommand
 
 from vegd.nb.errors import BatchRefused, OwnedElsewhere, ReconcileError
-from vegd.nb.index import ROUTER_CHILDREN, Owner, OwnerIndex
+from vegd.nb.index import ROUTER_CHILDREN, Owner, OwnerIndex, column
 from vegd.plan.rows import (
     OPTIONAL_DEFAULTS,
     ROW_TYPES,
@@ -66,10 +66,10 @@ def live_key(index: OwnerIndex, table: str, row: Any) -> tuple[str, ...]:
     """A live row's key, by the same definition as the desired row's (`plan/rows.py`)."""
     spec = TABLES[table]
     own = []
-    for column in spec.KEY:
-        value = getattr(row, column)
+    for name in spec.KEY:
+        value = column(row, name)
         if isinstance(value, list):  # an optional column
-            value = value[0] if value else OPTIONAL_DEFAULTS.get(column, "")
+            value = value[0] if value else OPTIONAL_DEFAULTS.get(name, "")
         own.append(str(value))
     if spec.ROUTER_COLUMN and not spec.UNIQUE:
         return (index.router_of(row), *own)
@@ -181,9 +181,9 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
             if want.ROUTER_COLUMN:
                 self._router(want).addvalue(want.ROUTER_COLUMN, row.uuid)
         changed = False
-        for column, value in self._columns(want).items():
-            if created or _normal(getattr(row, column)) != _normal(value):
-                setattr(row, column, value)
+        for name, value in self._columns(want).items():
+            if created or _normal(column(row, name)) != _normal(value):
+                setattr(row, name, value)
                 changed = True
         if isinstance(want, HaChassisGroup):
             changed |= self._sync_chassis(row, want, created)
@@ -300,9 +300,9 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
             if new:
                 row = self.txn.insert(self.api.tables["Logical_Switch_Port"])
                 switch.addvalue("ports", row.uuid)
-            for column, value in want.port_columns(name, router_port).items():
-                if new or _normal(getattr(row, column)) != _normal(value):
-                    setattr(row, column, value)
+            for col, value in want.port_columns(name, router_port).items():
+                if new or _normal(column(row, col)) != _normal(value):
+                    setattr(row, col, value)
                     changed = True
         return changed
 
