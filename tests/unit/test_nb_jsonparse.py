@@ -43,10 +43,13 @@ def frame(parser_class, text, chunks):
 @pytest.mark.parametrize("seed", range(40))
 def test_messages_split_anywhere_come_out_whole_and_in_order(seed):
     rng = random.Random(seed)
-    msgs = [rng.choice(MESSAGES) for _ in range(6)]
+    msgs = [rng.choice(MESSAGES) for _ in range(6)] + [{"id": seed, "result": {"T": {
+        f"u{i}": {"initial": {"name": f"n{i}\\\"{{[", "ids": ["map", [["k", "]}"]]]}}
+        for i in range(rng.randint(0, 300))}}}]
     text = "".join(json.dumps(m, separators=(",", ":"), ensure_ascii=rng.random() < 0.5)
                    for m in msgs)
-    chunks = [rng.randint(1, 40) for _ in range(len(text))]
+    largest = rng.choice((40, 400, 4096))
+    chunks = [rng.randint(1, largest) for _ in range(len(text))]
     assert frame(StdlibParser, text, chunks) == msgs
     assert frame(pure_python_parser, text, chunks) == msgs
 

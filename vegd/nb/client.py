@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import ovs.db.data
 import ovs.db.idl
 from ovsdbapp import api as ovsdbapp_api
 from ovsdbapp import exceptions as ovsdbapp_exceptions
@@ -41,6 +42,23 @@ _serial = itertools.count(1)
 vlog.use_python_logger()
 
 
+class _Defaults(ovs.db.idl.ColumnDefaultDict):  # type: ignore[misc]
+    """A row's columns, with the default of a column it lacks made from a template. python-ovs
+    builds each default from scratch (new atoms), and reads one for every column of every new
+    row it receives (`__row_update` compares against it): 14% of reading a 34,000-row NB."""
+
+    __slots__ = ()
+    _templates: dict[Any, dict[Any, Any]] = {}
+
+    def __missing__(self, name: str) -> Any:
+        column = self._table.columns[name]
+        values = self._templates.get(column)
+        if values is None:
+            values = self._templates[column] = ovs.db.data.Datum.default(column.type).values
+        # a fresh Datum and dict: python-ovs changes a datum's values in place (Datum.diff)
+        return ovs.db.data.Datum(column.type, dict(values))
+
+
 class _IndexedIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
     """An IDL that feeds every row notice to vegd's owner index."""
 
@@ -64,6 +82,9 @@ class _IndexedIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
         if self.stale:
             self.last_id = str(uuid.UUID(int=0))
         return result
+
+    def _Idl__create_row(self, table: Any, uuid: Any) -> Any:
+        return ovs.db.idl.Row(self, table, uuid, _Defaults(table))
 
     def cooperative_yield(self) -> None:
         """ovsdbapp sleeps(0) after every row of an update for eventlet's sake; with threads

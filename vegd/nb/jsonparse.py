@@ -12,7 +12,9 @@ in the connection's input, as with python-ovs' own parser.
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import re
 from typing import Any
 
@@ -24,6 +26,10 @@ _TOKEN = re.compile(r'(?P<s>"(?:[^"\\]|\\.)*")|(?P<o>[{\[])|(?P<c>[}\]])|(?P<u>"
 # The rest of a string that began in an earlier input, up to and including its closing quote.
 _STRING_REST = re.compile(r'(?:[^"\\]|\\.)*"', re.S)
 _STRING_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.S)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+# brackets as bytes 2 (opening) and 0 (closing), everything else dropped: a depth walk in C
+_BRACKETS = str.maketrans({"{": "\x02", "[": "\x02", "}": "\x00", "]": "\x00"})
+_DROP = re.compile(r"[^\[\]{}]+")
 
 class StdlibParser:
     """python-ovs' `ovs.json.Parser` interface over `json.loads`."""
@@ -66,6 +72,8 @@ class StdlibParser:
                 self._scalar = True  # a bare value: only a whole document can end it
         if self._scalar:
             return n
+        if self._depth > 0 and self._no_end_in(s, pos):
+            return n
         for m in _TOKEN.finditer(s, pos):
             kind = m.lastgroup
             if kind == "o":
@@ -81,6 +89,26 @@ class StdlibParser:
                 self._escaped = body < n
                 return n
         return n
+
+    def _no_end_in(self, s: str, pos: int) -> bool:
+        """True, with the state advanced to the end of `s`, when the value cannot end in
+        s[pos:]: its strings removed and its brackets walked at C speed (most inputs are the
+        middle of a large message). False: scan it token by token."""
+        rest = _STRING.sub("", s[pos:])
+        open_at = rest.find('"')  # an unterminated string: the rest of it is copied verbatim
+        region = rest if open_at < 0 else rest[:open_at]
+        steps = _DROP.sub("", region).translate(_BRACKETS).encode("latin-1")
+        lowest = min(itertools.accumulate(map(operator.sub, steps, itertools.repeat(1))),
+                     default=0)
+        if self._depth + lowest <= 0:
+            return False
+        self._depth += len(steps) - 2 * steps.count(0)
+        if open_at >= 0:
+            self._in_string = True
+            start = len(s) - (len(rest) - open_at)
+            body = _STRING_BODY.match(s, start + 1).end()  # type: ignore[union-attr]
+            self._escaped = body < len(s)
+        return True
 
     def is_done(self) -> bool:
         return self._done
