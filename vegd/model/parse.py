@@ -43,6 +43,20 @@ from vegd.model.observability import parse_observability
 from vegd.model.quantities import bandwidth_mbps, parse_resources
 from vegd.model.selectors import parse_label_selector, parse_node_selector_term
 
+# A dotted quad as `ipaddress` accepts it (no leading zeros): parsed here at C speed, since
+# every pod has one or two (ipaddress parses each octet in Python: 5% of a 20,000-pod apply).
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+def _ip(text: str) -> IPAddress:
+    m = _DOTTED_QUAD.fullmatch(text)
+    if m is None:
+        return ipaddress.ip_address(text)
+    a, b, c, d = m.groups()
+    return ipaddress.IPv4Address((int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d))
+
+
 _PREFIX = re.compile(r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*[-.]?$")
 
 
@@ -423,7 +437,7 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
         if not isinstance(entry, Mapping):
             raise _type_error(entry, obj, f"status.podIPs[{i}]", "an object with an ip")
         try:
-            ips.append(ipaddress.ip_address(str(entry.get("ip"))))
+            ips.append(_ip(str(entry.get("ip"))))
         except ValueError:
             continue  # a pod reports what the CNI gave; ignore what is not an address
     networks, has_status = _network_status(annotations.get(NETWORK_STATUS), obj)
@@ -466,7 +480,7 @@ def _network_status(text: Any, obj: str) -> tuple[tuple[AttachedNetwork, ...], b
         ips = []
         for ip in _list(e.get("ips"), obj, f"{field}[{i}].ips"):
             try:
-                ips.append(ipaddress.ip_address(ip if isinstance(ip, str) else ""))
+                ips.append(_ip(ip if isinstance(ip, str) else ""))
             except ValueError:
                 raise ValidationError(obj, f"{field}[{i}].ips",
                                       f"{ip!r} is not an IP address") from None
