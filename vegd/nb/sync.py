@@ -181,7 +181,10 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
             if want.ROUTER_COLUMN:
                 self._router(want).addvalue(want.ROUTER_COLUMN, row.uuid)
         changed = False
+        columns = self.api.tables[table].columns
         for name, value in self._columns(want).items():
+            if created and (value == [] or value == {}) and columns[name].type.n_min == 0:
+                continue  # an empty set or map is the column's default: nothing to send
             if created or _normal(column(row, name)) != _normal(value):
                 setattr(row, name, value)
                 changed = True
