@@ -118,3 +118,20 @@ def test_console_renders_library_records_too(capsys):
     structlog.get_logger("vegd").info("hidden")
     err = capsys.readouterr().err
     assert "lost the leader" in err and "[warning  ]" in err and "hidden" not in err
+
+
+def test_one_shot_commands_hide_the_connection_chatter_unless_debugging(capsys):
+    import ovs.vlog
+
+    import vegd.nb.client  # noqa: F401
+
+    try:
+        for level, shown in (("info", False), ("debug", True)):
+            logs.configure("console", level, one_shot=True)
+            ovs.vlog.Vlog("reconnect").info("unix:/x/nb.sock: connecting...")
+            ovs.vlog.Vlog("reconnect").warn("unix:/x/nb.sock: connection dropped")
+            err = capsys.readouterr().err
+            assert ("connecting..." in err) is shown, level
+            assert "connection dropped" in err
+    finally:
+        logs.configure("console", "info")
