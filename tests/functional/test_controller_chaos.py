@@ -21,6 +21,7 @@ import contextlib
 import io
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -151,6 +152,11 @@ def test_raft_leader_sigkilled_during_controller_churn(raft_nb, kubeapi, fake_cl
         i = wait_for(lambda: _leader(directory) + 1, 15, what="a leader") - 1
         return f"unix:{directory}/nb{i}.sock"
 
+    def vegd_on_leader() -> bool:
+        seen = re.findall(r"nb(\d)\.sock: (connected|connection closed|clustered database)",
+                          vegd.log_text())
+        return bool(seen) and seen[-1] == (str(_leader(directory)), "connected")
+
     foreign = foreign_rows(nb_tables(leader_socket()))
     churn = Churn(kubeapi, fake_cluster, rng.randrange(1 << 30))
     churn.setup()
@@ -162,9 +168,10 @@ def test_raft_leader_sigkilled_during_controller_churn(raft_nb, kubeapi, fake_cl
     try:
         wait_for(lambda: ACTIVE in vegd.log_text(), 20, what="vegd active")
         churn.start()
-        for _ in range(5):
-            leader_socket()
-            time.sleep(rng.uniform(0.3, 1.2))  # the fault's moment, not a synchronisation
+        for i in range(5):
+            # each kill cuts vegd's own connection: it is on the leader, churn writes going on
+            wait_for(vegd_on_leader, 20, what=f"vegd connected to the leader ({i} kills)")
+            time.sleep(rng.uniform(0.1, 0.6))  # the fault's moment, not a synchronisation
             victim = _leader(directory)
             dead = pids[victim]
             os.kill(dead, signal.SIGKILL)
@@ -176,7 +183,8 @@ def test_raft_leader_sigkilled_during_controller_churn(raft_nb, kubeapi, fake_cl
                 assert vegd.proc.returncode == 2 and "vegd run:" in vegd.log_text(), \
                     vegd.log_text()[-3000:]
                 vegd.start()
-        time.sleep(rng.uniform(0.3, 1.2))
+        wait_for(vegd_on_leader, 20, what="vegd connected to the leader at last")
+        time.sleep(rng.uniform(0.1, 0.6))  # the churn's end, at a random moment too
         churn.stop()
         took = _converge(kubeapi, fake_cluster, remote, tmp_path)
         rows = nb_tables(leader_socket())
@@ -184,6 +192,13 @@ def test_raft_leader_sigkilled_during_controller_churn(raft_nb, kubeapi, fake_cl
         assert foreign_rows(rows) == foreign
         assert vegd.proc.poll() is None
         _no_traceback(vegd)
+        # while the members answered "not leader" (an election), python-ovs retried every
+        # second instead of doubling its wait up to 8 s (vegd/nb/client.py)
+        log = vegd.log_text()
+        waits = re.findall(r"waiting ([\d.]+) seconds before reconnect", log)
+        assert all(float(w) <= 1 for w in waits), waits
+        cut = re.findall(r"connection closed by peer|connection dropped", log)
+        assert len(cut) >= 5, "a kill missed vegd's connection"
     finally:
         vegd.stop()
     print(f"5 leader kills in {time.monotonic() - started:.1f} s, vegd exits {exits}, "

@@ -35,6 +35,11 @@ NB_TABLES = ("Logical_Router", "Logical_Router_Port", "Logical_Router_Policy",
              "HA_Chassis", "Logical_Switch", "Logical_Switch_Port")
 SB_TABLES = ("Chassis",)
 _serial = itertools.count(1)
+# python-ovs' reconnect backoff doubles up to 8 s while every server it tries refuses it; during a
+# RAFT election every member answers "not leader" for a second or so, so one failover could leave
+# vegd off NB for 8 s and more after the new leader was elected (measured: 13 s to converge after
+# five leader kills). One client per vegd process: retrying each second costs the servers nothing.
+RECONNECT_BACKOFF_MS = 1000
 # python-ovs' own log (reconnects, lock contention) is discarded until routed somewhere: into the
 # stdlib loggers, which vegd.logs renders like every other line.
 vlog.use_python_logger()
@@ -87,6 +92,7 @@ def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
     helper = schema_helper(schema_json, tables)
     idl = _IndexedIdl(remote, helper, leader_only=True)
     idl.owner_index = index
+    idl._session.reconnect.set_backoff(RECONNECT_BACKOFF_MS, RECONNECT_BACKOFF_MS)
     if lock:
         # Set before the connection thread runs the IDL; python-ovs then asks for the lock on
         # every (re)connect and adds {"op": "assert", "lock": ...} to every transaction, so
