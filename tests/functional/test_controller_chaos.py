@@ -51,6 +51,9 @@ raft_nb = test_nb_connection.raft_nb  # the fixture: three clustered NB servers
 _leader, _restart_member = test_nb_connection._leader, test_nb_connection._restart_member
 
 ACTIVE = "holding the NB lock: active"
+CONNECTED = re.compile(r"nb\d\.sock: connected")
+LEFT = re.compile(r"clustered database|connection closed|connection dropped")
+COMMITTED = re.compile(r'"failed": 0,.*"event": "reconciled"')
 SEED_DEFAULT = 10
 
 
@@ -184,9 +187,16 @@ def test_raft_leader_sigkilled_during_controller_churn(raft_nb, kubeapi, fake_cl
         return f"unix:{directory}/nb{i}.sock"
 
     def vegd_on_leader() -> bool:
-        seen = re.findall(r"nb(\d)\.sock: (connected|connection closed|clustered database)",
-                          vegd.log_text())
-        return bool(seen) and seen[-1] == (str(_leader(directory)), "connected")
+        """vegd's last connection is to the leader, and a batch committed through it (a
+        connection to a member that is not the leader is closed again, once python-ovs has
+        read the member's `_Server` row)."""
+        lines = vegd.log_text().splitlines()
+        last = max((n for n, line in enumerate(lines) if CONNECTED.search(line)), default=-1)
+        if last < 0 or f"nb{_leader(directory)}.sock: connected" not in lines[last]:
+            return False
+        after = lines[last + 1:]
+        return not any(LEFT.search(line) for line in after) \
+            and any(COMMITTED.search(line) for line in after)
 
     foreign = foreign_rows(nb_tables(leader_socket()))
     churn = Churn(kubeapi, fake_cluster, rng.randrange(1 << 30))
