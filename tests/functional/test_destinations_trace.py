@@ -7,8 +7,8 @@ destination through an instance (ECMP), an excluded one and one outside the incl
 through the default route. Without instances, only the included destinations are dropped.
 With trafficPolicy Local a selected pod on the node of instance gw2 goes to gw2 for an included
 destination and to the default route for an excluded one. Route mode refuses destinations; the
-control at the end shows why: an `allow` policy for an
-excluded destination does not undo the src-ip route, the packet still goes to an instance.
+control at the end shows why: an `allow` policy for an excluded destination does not undo the
+src-ip route, the packet still goes to an instance.
 """
 
 from __future__ import annotations
