@@ -31,7 +31,7 @@ from vegd.nb.errors import NbUnavailable, ReconcileError
 from vegd.nb.remote import SslFiles
 from vegd.plan.gateway import gateway_owner, plan_gateway
 from vegd.plan.names import bfd_port
-from vegd.plan.rows import Bfd, Desired
+from vegd.plan.rows import AddressSet, Bfd, Desired
 from vegd.plan.settings import PlanSettings
 from vegd.plan.vpc import plan_vpc, vpc_owner
 from vegd.source.yamldir import SourceError, load_snapshot, read_manifests
@@ -95,7 +95,8 @@ def run_migrate(args: argparse.Namespace, on_step: Step | None = None) -> int:
         return _fail(EXIT_INVALID, str(exc))
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     try:
-        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor)
+        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor,
+                      extra_tables=nbm.EXTRA_TABLES)
         if settings.sb_connection:
             sb = SbClient(settings.sb_connection, settings.timeout, ssl)
             try:
@@ -149,10 +150,6 @@ def _plan(nb: NbClient, snap: Snapshot, args: argparse.Namespace, plan: PlanSett
         gw = snap.gateway(key)
         if gw is None:
             raise ValidationError(f"VpcEgressGateway {key}", "metadata", "is not in the manifests")
-        if gw.selectors:
-            raise ValidationError(gw.ref, "spec.selectors", "gateways with selectors are not "
-                                  "migrated yet: vegd's address set VEG.<h>_ip4 and the other "
-                                  "controller's port group VEG.<h> would share a Southbound name")
         resolved = resolve_gateway(gw, snap, plan.policy_bfd_sessions, plan.bfd_port_mode)
         port = bfd_port(resolved.vpc.name) if gw.bfd.enabled else ""
         saved = nbm.read_foreign(nb.api, args.from_vendor, key, port)
@@ -204,6 +201,12 @@ def _print_plan(moves: list[GatewayMove], args: argparse.Namespace) -> None:
         mine: dict[str, int] = {}
         for row in m.desired.rows + (m.vpc_desired.rows if m.vpc_desired else ()):
             mine[row.table] = mine.get(row.table, 0) + 1
+        swap = _selector_sets(m)
+        if swap:
+            groups = ", ".join(str(r.columns.get("name")) for r in m.saved.rows
+                               if r.table == "Port_Group")
+            print(f"  1b. replace Port_Group {groups} by vegd's address set(s) "
+                  f"{', '.join(str(c['name']) for c in swap)} (one transaction)")
         print(f"  2. write vegd's rows: {', '.join(f'{n} {t}' for t, n in sorted(mine.items()))}")
         rest = len(m.saved.rows) - adopt
         print(f"  3. {'keep' if args.keep_old else 'remove'} the other {rest} row(s)")
@@ -214,6 +217,10 @@ def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, bfd_wait
     gw_ids = {"vendor": vendor, "vpc-egress-gateway": m.key}
     nbm.commit(nb.api, nbm.Adopt(nb.api, m.saved, gw_ids, {"vendor": vendor, "vpc": m.vpc}))
     step("adopted")
+    swap = _selector_sets(m)
+    if swap:
+        nbm.commit(nb.api, nbm.SwapSelectorSets(nb.api, m.saved, swap))
+        step("swapped")
     if m.vpc_desired is not None:
         nb.reconcile(m.vpc_desired)
     nb.reconcile(m.desired)
@@ -227,6 +234,13 @@ def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, bfd_wait
         step("removed")
     print(f"{m.key}: migrated")
     return True
+
+
+def _selector_sets(m: GatewayMove) -> list[dict[str, Any]]:
+    """vegd's address sets that take the Southbound names of the other controller's Port_Group
+    (policy mode with selectors; route mode writes none and the group goes in step 3)."""
+    names = nbm.selector_set_names(m.saved)
+    return [r.columns() for r in m.desired.rows if isinstance(r, AddressSet) and r.name in names]
 
 
 def _sessions_up(nb: NbClient, key: str, timeout: float) -> bool:

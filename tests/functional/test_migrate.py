@@ -17,8 +17,10 @@ import pytest
 import yaml
 from kubeovn_rows import kube_ovn_rows, seed_gateways, write_bfd_port, write_gateway
 from ovnstack import OvnStack
-from scenario import Scenario, add_base_topology
+from scenario import Scenario, add_base_topology, pod
 from test_fail_closed_trace import EXTERNAL, Tracer, add_lsp, set_sessions
+
+from vegd.plan.names import owner_hash
 
 INSTANCES = {"ovn-cluster": {"gw12", "gw13"}, "vpc1": {"gw2", "gw3"}}
 
@@ -158,14 +160,92 @@ def _adopted(row) -> bool:
     return "dst_ip" in row  # BFD rows are adopted, never left behind
 
 
-def test_migrate_refuses_selectors_and_writes_nothing(fresh_ovn, tmp_path, capsys):
+def _selector_scenario(ovn, tmp_path):
+    """The seed's gateways with selectors only (no policies), Kube-OVN-shaped: an empty `.ipv4`
+    set, the Port_Group VEG.<h> of the selected pod (pod5, pod1) and policies on `$VEG.<h>_ip4`."""
+    scenario = Scenario(ovn, tmp_path)
+    for gw in ("gateway1", "gateway2"):
+        spec = scenario.find("VpcEgressGateway", gw)["spec"]
+        del spec["policies"]
+        spec["selectors"] = [{"podSelector": {"matchLabels": {"app": "a"}}}]
+    scenario.objects += [pod("pod5", "10.16.0.5", labels={"app": "a"}, switch="ovn-default"),
+                         pod("pod1", "192.168.0.10", labels={"app": "a"}, switch="subnet1")]
+    write_bfd_port(ovn, "vpc1", "10.255.255.255", ["3c8e1b4e-0c0f-4d2a-9e1d-000000000001"])
+    for gw, port in zip(seed_gateways(), ("pod5", "pod1"), strict=True):
+        gw.sources4, gw.selected_ports = [], [port]
+        write_gateway(ovn, gw)
+    return scenario
+
+
+@pytest.mark.parametrize("keep_old", [False, True])
+def test_migrate_selector_gateways_and_back(fresh_ovn, tmp_path, capsys, keep_old):
+    """gateway1 (policy mode): Kube-OVN's Port_Group VEG.<h> gives way to vegd's Address_Set
+    VEG.<h>_ip4 in one transaction ("swapped"), also with --keep-old; gateway2 (BFD, route mode)
+    needs no such set: its group goes with Kube-OVN's other rows. A working path throughout."""
+    ovn = fresh_ovn
+    tracers = _topology(ovn)
+    scenario = _selector_scenario(ovn, tmp_path)
+    h1 = owner_hash("default/gateway1")
+    _working(ovn, tracers, "before")
+    before_rows = kube_ovn_rows(ovn)
+    assert sorted(r["name"] for r in before_rows["Port_Group"]) == sorted(
+        f"VEG.{owner_hash(k)}" for k in ("default/gateway1", "default/gateway2"))
+    state = tmp_path / "state.json"
+    assert _migrate(scenario, state) == 0
+    out = capsys.readouterr().out
+    assert f"replace Port_Group VEG.{h1} by vegd's address set(s) VEG.{h1}_ip4" in out, out
+    assert kube_ovn_rows(ovn) == before_rows
+
+    steps = []
+
+    def step(name):
+        if name == "written" and ovn.nb_rows("Logical_Router_Static_Route",
+                                             "external_ids:vendor=vegd"):
+            set_sessions(ovn, "bfd@vpc1", {"192.168.0.2": "up", "192.168.0.3": "up"})
+        _working(ovn, tracers, name)
+        steps.append(name)
+
+    extra = ("--keep-old",) if keep_old else ()
+    assert _migrate(scenario, state, "--apply", *extra, on_step=step) == 0, capsys.readouterr()
+    removed = [] if keep_old else ["removed"]
+    assert steps == ["adopted", "swapped", "written", *removed, "adopted", "written", *removed]
+    _working(ovn, tracers, "after")
+    sets = {r["name"]: r for r in ovn.nb_rows("Address_Set", "external_ids:vendor=vegd")}
+    assert sets[f"VEG.{h1}_ip4"]["addresses"] == "10.16.0.5", sets
+    groups = [r["name"] for r in kube_ovn_rows(ovn)["Port_Group"]]
+    assert groups == ([f"VEG.{owner_hash('default/gateway2')}"] if keep_old else []), groups
+    capsys.readouterr()
+    code, report = scenario.apply(capsys=capsys)
+    assert code == 0 and report["transactions"] == 0, report
+    scratch = OvnStack(tmp_path / "scratch").start()
+    try:
+        _topology(scratch)
+        assert Scenario(scratch, tmp_path / "s", scenario.objects).apply()[0] == 0
+        assert _vegd_rows(ovn) == _vegd_rows(scratch)
+    finally:
+        scratch.stop()
+
+    steps.clear()
+    assert _migrate(scenario, state, "--back", on_step=lambda n: (_working(ovn, tracers, n),
+                                                                  steps.append(n))) == 0
+    assert steps == ["restored", "removed"] * 2
+    assert _strip(kube_ovn_rows(ovn)) == _strip(before_rows)  # the groups with their ports
+    assert not ovn.nb_rows("Address_Set", "external_ids:vendor=vegd")
+    assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+
+
+def test_migrate_refuses_bad_input_and_writes_nothing(fresh_ovn, tmp_path, capsys):
+    """A gateway vegd would refuse, or one not in the source: exit 1, no row and no state."""
     ovn = fresh_ovn
     _topology(ovn)
     _kube_ovn(ovn)
     scenario = Scenario(ovn, tmp_path)
-    scenario.find("VpcEgressGateway", "gateway1")["spec"]["selectors"] = [
-        {"podSelector": {"matchLabels": {"app": "a"}}}]
     before = kube_ovn_rows(ovn)
+    assert _migrate(scenario, tmp_path / "s.json", "--apply", "default/nope") == 1
+    assert "default/nope" in capsys.readouterr().err
+    scenario.find("VpcEgressGateway", "gateway1")["spec"]["selectors"] = [
+        {"podSelector": {"matchExpressions": [{"key": "app", "operator": "Bogus"}]}}]
     assert _migrate(scenario, tmp_path / "s.json", "--apply") == 1
-    assert "spec.selectors" in capsys.readouterr().err
+    assert "selectors" in capsys.readouterr().err
     assert kube_ovn_rows(ovn) == before and not (tmp_path / "s.json").exists()
+    assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
