@@ -11,14 +11,18 @@ gone (or kept with --keep-old); `--back` restores Kube-OVN's rows column for col
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from kubeapi.resources import default_registry
 from kubeovn_rows import kube_ovn_rows, seed_gateways, write_bfd_port, write_gateway
 from ovnstack import OvnStack
-from scenario import Scenario, add_base_topology, pod
+from scenario import ROOT, Scenario, add_base_topology, pod, seed_objects
 from test_fail_closed_trace import EXTERNAL, Tracer, add_lsp, set_sessions
+from vegd_harness import write_kubeconfig
 
 from vegd.plan.names import owner_hash
 
@@ -248,4 +252,133 @@ def test_migrate_refuses_bad_input_and_writes_nothing(fresh_ovn, tmp_path, capsy
     assert _migrate(scenario, tmp_path / "s.json", "--apply") == 1
     assert "selectors" in capsys.readouterr().err
     assert kube_ovn_rows(ovn) == before and not (tmp_path / "s.json").exists()
+    assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+
+
+# -- from the API server ---------------------------------------------------------------------
+
+VEGD_CRD = ROOT / "deploy" / "vegd-group" / "vpc-egress-gateway.yaml"
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.fixture
+def cluster_api(tmp_path):
+    """The test API server with Kube-OVN's and vegd's VpcEgressGateway CRDs and the seed's
+    objects as Kube-OVN runs them (kubeovn.io gateways, their pods, Vpc, Subnets, nodes)."""
+    from kubeapi.fixture import KubeApi
+
+    reg = default_registry()
+    reg.add_crd(yaml.safe_load(VEGD_CRD.read_text()))
+    api = KubeApi(reg)
+    try:
+        api.create_all(o for o in seed_objects()
+                       if not (o["kind"] == "Namespace" and o["metadata"]["name"] == "default"))
+        yield api, write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    finally:
+        api.close()
+
+
+def _kubectl(kubeconfig, *args: str) -> str:
+    proc = subprocess.run([KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), *args],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _cluster_migrate(ovn, kubeconfig, state: Path, *extra: str, on_step=None) -> int:
+    from vegd.cli import _parser
+    from vegd.migrate import run_migrate
+
+    args = _parser().parse_args(["migrate", "--kubeconfig", str(kubeconfig), "--nb-connection",
+                                 ovn.nb_unix, "--sb-connection", ovn.sb_unix, "--state",
+                                 str(state), *extra])
+    return run_migrate(args, on_step)
+
+
+def _twins(api) -> list[dict]:
+    return [o for o in api.store.list(api._type_of(
+        {"apiVersion": "vegd.io/v1", "kind": "VpcEgressGateway"}), None, lambda _o: True)["items"]]
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is missing")
+def test_migrate_from_the_cluster_creates_the_twins_and_back(fresh_ovn, cluster_api, tmp_path,
+                                                             capsys):
+    """Without -f the gateways, pods, Vpc, Subnets and nodes come from the API server; --apply
+    then creates vegd's twins there (kubectl shows them next to Kube-OVN's objects, which stay),
+    --back deletes exactly those; NB as with -f, a working path after every step."""
+    ovn = fresh_ovn
+    api, kubeconfig = cluster_api
+    tracers = _topology(ovn)
+    _kube_ovn(ovn)
+    before_rows = kube_ovn_rows(ovn)
+    state = tmp_path / "state.json"
+    assert _cluster_migrate(ovn, kubeconfig, state) == 0
+    out = capsys.readouterr().out
+    assert "default/gateway2: rows of vendor kube-ovn" in out and "4. create vegd's twin" in out
+    assert kube_ovn_rows(ovn) == before_rows and not _twins(api) and not state.exists()
+
+    def step(name):
+        if name == "written" and ovn.nb_rows("Logical_Router_Static_Route",
+                                             "external_ids:vendor=vegd"):
+            set_sessions(ovn, "bfd@vpc1", {"192.168.0.2": "up", "192.168.0.3": "up"})
+        _working(ovn, tracers, name)
+
+    assert _cluster_migrate(ovn, kubeconfig, state, "--apply", on_step=step) == 0, \
+        capsys.readouterr()
+    listed = _kubectl(kubeconfig, "get", "vpc-egress-gateways.vegd.io", "-A", "-o",
+                      "jsonpath={range .items[*]}{.metadata.name} {.spec.prefix} "
+                      "{.metadata.annotations.vegd\\.io/migrated-from}{'\\n'}{end}")
+    assert listed.splitlines() == ["gateway1 vegd- kubeovn.io/v1 default/gateway1",
+                                   "gateway2 vegd- kubeovn.io/v1 default/gateway2"], listed
+    originals = _kubectl(kubeconfig, "get", "vpc-egress-gateways.kubeovn.io", "-o", "name")
+    assert originals.split() == ["vpcegressgateway.kubeovn.io/gateway1",
+                                 "vpcegressgateway.kubeovn.io/gateway2"], originals
+    assert not [r for r in kube_ovn_rows(ovn)["Logical_Router_Policy"]
+                if "vpc-egress-gateway" in dict(r["external_ids"][1])]
+    saved = json.loads(state.read_text())
+    assert sorted(t["name"] for t in saved["twins"]) == ["gateway1", "gateway2"]
+
+    capsys.readouterr()
+    assert _cluster_migrate(ovn, kubeconfig, state, "--back",
+                            on_step=lambda n: _working(ovn, tracers, n)) == 0
+    assert "deleted vegd's twin" in capsys.readouterr().out
+    assert _kubectl(kubeconfig, "get", "vpc-egress-gateways.vegd.io", "-A", "-o", "name") == ""
+    assert len(_kubectl(kubeconfig, "get", "vpc-egress-gateways.kubeovn.io", "-o",
+                        "name").split()) == 2
+    assert _strip(kube_ovn_rows(ovn)) == _strip(before_rows)
+    assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+
+
+def test_migrate_from_the_cluster_refuses_and_writes_nothing(fresh_ovn, cluster_api, tmp_path,
+                                                             capsys):
+    """A vegd.io object of a twin's name that this migration did not make, an invalid gateway,
+    an API server that cannot be reached: exit 1 (2 unreachable), no NB row, no object, no
+    state."""
+    ovn = fresh_ovn
+    api, kubeconfig = cluster_api
+    _topology(ovn)
+    _kube_ovn(ovn)
+    before = kube_ovn_rows(ovn)
+    state = tmp_path / "state.json"
+    theirs = api.create({"apiVersion": "vegd.io/v1", "kind": "VpcEgressGateway",
+                         "metadata": {"name": "gateway2", "namespace": "default"},
+                         "spec": {"vpc": "vpc1", "externalSubnet": "macvlan1",
+                                  "policies": [{"snat": True, "ipBlocks": ["192.168.0.0/24"]}]}})
+    assert _cluster_migrate(ovn, kubeconfig, state, "--apply") == 1
+    assert "not this migration's twin" in capsys.readouterr().err
+    assert [t["metadata"]["uid"] for t in _twins(api)] == [theirs["metadata"]["uid"]]
+    api.store.delete(api._type_of(theirs), "default", "gateway2")
+
+    gw1 = api.get("kubeovn.io/v1", "VpcEgressGateway", "gateway1", "default")
+    gw1["spec"]["externalSubnet"] = "no-such-subnet"
+    api.store.update(api._type_of(gw1), "default", "gateway1", gw1)
+    assert _cluster_migrate(ovn, kubeconfig, state, "--apply") == 1
+    assert "gateway1" in capsys.readouterr().err
+    # ... but the other gateway, asked for by name, is not held up by it (dry run)
+    assert _cluster_migrate(ovn, kubeconfig, state, "default/gateway2") == 0
+
+    unreachable = write_kubeconfig(tmp_path / "gone", "http://127.0.0.1:9")
+    assert _cluster_migrate(ovn, unreachable, state, "--apply") == 2
+    assert "kubernetes" in capsys.readouterr().err
+    assert kube_ovn_rows(ovn) == before and not state.exists() and not _twins(api)
     assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
