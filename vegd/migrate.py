@@ -265,9 +265,21 @@ def _back(nb: NbClient, args: argparse.Namespace, settings: Settings, source: So
         state = json.loads(Path(args.state).read_text())
     except (OSError, ValueError) as exc:
         return _fail(EXIT_INVALID, f"--state {args.state}: {exc}")
+    wanted = [g for g in state["gateways"] if not args.gateways or g["key"] in args.gateways]
+    saved_rows = {g["key"]: nbm.SavedRows(g["key"], state["vendor"],
+                                          [nbm.SavedRow.from_dict(r) for r in g["rows"]])
+                  for g in wanted}
     made = [t for t in state.get("twins") or [] if not args.gateways
             or f"{t['namespace']}/{t['name']}" in args.gateways]
-    if made:  # first, so a running vegd does not write its rows again (docs/migration.md)
+    if made:
+        # A running vegd removes the twins' rows when they go, and repairs any change to them
+        # before: first the other controller's rows beside vegd's, then the twins deleted
+        # (waiting for vegd's finalizer), then the rest restored (docs/migration.md).
+        for g in wanted:
+            nbm.commit(nb.api, nbm.RestoreBeside(nb.api, saved_rows[g["key"]]))
+            g["rows"] = [r.as_dict() for r in saved_rows[g["key"]].rows]  # the new UUIDs
+            Path(args.state).write_text(json.dumps(state, indent=1))
+            step("beside")
         kube = source.kube or KubeApi(load_configuration(settings.kubeconfig))
         try:
             twins = ClusterTwins(kube, args.group)
@@ -275,16 +287,15 @@ def _back(nb: NbClient, args: argparse.Namespace, settings: Settings, source: So
                 if not twins.remove(t, args.delete_wait):
                     return _fail(EXIT_INVALID, f"vegd's twin {t['namespace']}/{t['name']} is "
                                  f"still there after {args.delete_wait:g} s (is vegd running to "
-                                 "remove its finalizer?): no row restored; run again")
+                                 "remove its finalizer?): the other controller's rows are back "
+                                 "beside vegd's; run again")
                 print(f"{t['namespace']}/{t['name']}: deleted vegd's twin in {t['group']}")
+                step("twin deleted")
         finally:
             if kube is not source.kube:
                 kube.close()
-    for g in state["gateways"]:
-        if args.gateways and g["key"] not in args.gateways:
-            continue
-        saved = nbm.SavedRows(g["key"], state["vendor"],
-                              [nbm.SavedRow.from_dict(r) for r in g["rows"]])
+    for g in wanted:
+        saved = saved_rows[g["key"]]
         nbm.commit(nb.api, nbm.Restore(nb.api, saved))
         step("restored")
         nb.reconcile(Desired(gateway_owner(g["key"], g["router"])))

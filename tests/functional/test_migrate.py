@@ -19,11 +19,12 @@ import pytest
 import yaml
 from kubeapi.resources import default_registry
 from kubeovn_rows import kube_ovn_rows, seed_gateways, write_bfd_port, write_gateway
-from ovnstack import OvnStack
+from ovnstack import OvnStack, wait_for
 from scenario import ROOT, Scenario, add_base_topology, pod, seed_objects
 from test_fail_closed_trace import EXTERNAL, Tracer, add_lsp, set_sessions
-from vegd_harness import write_kubeconfig
+from vegd_harness import InProcessController, write_kubeconfig
 
+from vegd.kube.resources import serve_gateways_in
 from vegd.plan.names import owner_hash
 
 INSTANCES = {"ovn-cluster": {"gw12", "gw13"}, "vpc1": {"gw2", "gw3"}}
@@ -259,6 +260,7 @@ def test_migrate_refuses_bad_input_and_writes_nothing(fresh_ovn, tmp_path, capsy
 
 VEGD_CRD = ROOT / "deploy" / "vegd-group" / "vpc-egress-gateway.yaml"
 KUBECTL = shutil.which("kubectl")
+FINALIZER = "vegd.kubeovn.io/nb-rows"
 
 
 @pytest.fixture
@@ -276,6 +278,7 @@ def cluster_api(tmp_path):
         yield api, write_kubeconfig(tmp_path / "kubeconfig", api.url)
     finally:
         api.close()
+        serve_gateways_in("kubeovn.io")  # vegd's controller in vegd.io changed it process-wide
 
 
 def _kubectl(kubeconfig, *args: str) -> str:
@@ -301,11 +304,14 @@ def _twins(api) -> list[dict]:
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is missing")
+@pytest.mark.parametrize("vegd_running", [False, True], ids=["alone", "vegd-running"])
 def test_migrate_from_the_cluster_creates_the_twins_and_back(fresh_ovn, cluster_api, tmp_path,
-                                                             capsys):
+                                                             capsys, vegd_running):
     """Without -f the gateways, pods, Vpc, Subnets and nodes come from the API server; --apply
     then creates vegd's twins there (kubectl shows them next to Kube-OVN's objects, which stay),
-    --back deletes exactly those; NB as with -f, a working path after every step."""
+    --back deletes exactly those; NB as with -f, a working path after every step. With vegd's
+    controller running in vegd.io: it takes the twins over without changing a row, and --back
+    waits for its finalizer, after which it writes nothing again."""
     ovn = fresh_ovn
     api, kubeconfig = cluster_api
     tracers = _topology(ovn)
@@ -338,9 +344,34 @@ def test_migrate_from_the_cluster_creates_the_twins_and_back(fresh_ovn, cluster_
     saved = json.loads(state.read_text())
     assert sorted(t["name"] for t in saved["twins"]) == ["gateway1", "gateway2"]
 
+    vegd = None
+    if vegd_running:
+        migrated = _vegd_rows(ovn)
+        vegd = InProcessController(api, ovn, api_group="vegd.io").start()
+        wait_for(lambda: vegd.idle() and all(
+            FINALIZER in (t["metadata"].get("finalizers") or []) for t in _twins(api)), 20,
+            what="vegd serving both twins")
+        assert _vegd_rows(ovn) == migrated  # what migrate wrote is what vegd writes
+        _working(ovn, tracers, "vegd running")
     capsys.readouterr()
-    assert _cluster_migrate(ovn, kubeconfig, state, "--back",
-                            on_step=lambda n: _working(ovn, tracers, n)) == 0
+    steps = []
+    try:
+        # Kube-OVN's rows beside vegd's, the twins deleted (a running vegd's finalizer removes
+        # its rows), the rest restored: ovn-trace after each, also with vegd's rows gone
+        def back_step(name):
+            _working(ovn, tracers, name)
+            steps.append(name)
+            if vegd is not None and steps.count("twin deleted") == 2:  # vegd removed its rows
+                assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+                assert not ovn.nb_rows("Logical_Router_Static_Route", "external_ids:vendor=vegd")
+
+        assert _cluster_migrate(ovn, kubeconfig, state, "--back", on_step=back_step) == 0
+        assert steps == ["beside"] * 2 + ["twin deleted"] * 2 + ["restored", "removed"] * 2
+        if vegd is not None:
+            wait_for(vegd.idle, 20, what="vegd idle after --back")
+    finally:
+        if vegd is not None:
+            vegd.stop()
     assert "deleted vegd's twin" in capsys.readouterr().out
     assert _kubectl(kubeconfig, "get", "vpc-egress-gateways.vegd.io", "-A", "-o", "name") == ""
     assert len(_kubectl(kubeconfig, "get", "vpc-egress-gateways.kubeovn.io", "-o",

@@ -50,16 +50,23 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _value(api: Any, saved: Any, rows: dict[str, Any]) -> Any:
-    """A saved column value as the IDL takes it; references to saved rows go to `rows`."""
+def _value(api: Any, saved: Any, rows: dict[str, Any], lenient: bool = False) -> Any:
+    """A saved column value as the IDL takes it; references to saved rows go to `rows`.
+    lenient: a reference to a row that is gone is left out (weak references)."""
     if isinstance(saved, dict) and "map" in saved:
-        return {_value(api, k, rows): _value(api, v, rows) for k, v in saved["map"]}
+        return {_value(api, k, rows, lenient): _value(api, v, rows, lenient)
+                for k, v in saved["map"]}
     if isinstance(saved, dict) and "lsp" in saved:  # by name: a recreated pod has a new LSP
         return _lsp(api, saved["lsp"])
     if isinstance(saved, dict) and "uuid" in saved:
-        return rows.get(saved["uuid"]) or _find(api, uuidlib.UUID(saved["uuid"]))
+        try:
+            return rows.get(saved["uuid"]) or _find(api, uuidlib.UUID(saved["uuid"]))
+        except LookupError:
+            if lenient:
+                return None
+            raise
     if isinstance(saved, list):  # a port that is gone is left out (as Kube-OVN does)
-        return [v for v in (_value(api, x, rows) for x in saved) if v is not None]
+        return [v for v in (_value(api, x, rows, lenient) for x in saved) if v is not None]
     return saved
 
 
@@ -197,6 +204,42 @@ class RemoveForeign(BaseCommand):  # type: ignore[misc]
                 row.delete()
             count += 1
         self.result = count
+
+
+class RestoreBeside(BaseCommand):  # type: ignore[misc]
+    """Back, before vegd's twin goes (a running vegd removes its rows then): recreate the removed
+    rows that can stand beside vegd's (not the Port_Group, whose Southbound names vegd's sets
+    hold, nor a name in use), leaving every row of vegd's as it is, so the other controller's
+    reroutes carry the traffic again first. References to vegd's (adopted) BFD rows are weak:
+    when vegd deletes those rows the policies lose them and still reroute. The saved rows get
+    the new UUIDs (`Restore` then finds them)."""
+
+    def __init__(self, api: Any, saved: SavedRows) -> None:
+        super().__init__(api)
+        self.saved = saved
+        self.inserted: list[tuple[SavedRow, Any]] = []
+
+    def run_idl(self, txn: Any) -> None:
+        routers = {r.name: r for r in self.api.tables["Logical_Router"].rows.values()}
+        names = {t: {r.name for r in self.api.tables[t].rows.values()}
+                 for t in ("Address_Set", "Port_Group")}
+        for s in self.saved.rows:
+            table = self.api.tables[s.table]
+            if s.adopted or s.table == "Port_Group" or uuidlib.UUID(s.uuid) in table.rows \
+                    or s.columns.get("name") in names.get(s.table, ()):
+                continue
+            row = txn.insert(table)
+            if s.table in ROUTER_CHILDREN and s.router in routers:
+                routers[s.router].addvalue(ROUTER_CHILDREN[s.table], row.uuid)
+            for column, saved in s.columns.items():
+                if column not in ("_uuid", "_version") and column in table.columns:
+                    setattr(row, column, _value(self.api, saved, {}, lenient=True))
+            self.inserted.append((s, row))
+        self.result = len(self.inserted)
+
+    def post_commit(self, txn: Any) -> None:
+        for s, row in self.inserted:
+            s.uuid = str(txn.get_insert_uuid(row.uuid) or row.uuid)
 
 
 class Restore(BaseCommand):  # type: ignore[misc]
