@@ -95,7 +95,7 @@ def run_migrate(args: argparse.Namespace, on_step: Step | None = None) -> int:
                                  kubeconfig=args.kubeconfig)
     except ConfigError as exc:
         return _fail(EXIT_UNAVAILABLE, f"configuration: {exc}")
-    logs.configure(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, settings.log_level, one_shot=True)
     if not settings.nb_connection:
         return _fail(EXIT_UNAVAILABLE, "no NB connection: give --nb-connection or set OVN_NB_DB")
     try:
