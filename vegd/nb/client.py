@@ -114,15 +114,16 @@ def lock_name(vendor: str) -> str:
 class NbClient:
     def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None,
                  lock: str = "", vendor: str = "vegd",
-                 on_owner_change: Callable[[Owner], None] | None = None) -> None:
+                 on_owner_change: Callable[[Owner], None] | None = None,
+                 extra_tables: tuple[str, ...] = ()) -> None:
         self.remote = remote
         self.lock = lock
         self.vendor = vendor
         self.timeout = timeout
         self._index = OwnerIndex(vendor)
         self._index.on_owner_change = on_owner_change
-        self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES, timeout, ssl, lock,
-                                 self._index)
+        self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES + extra_tables, timeout,
+                                 ssl, lock, self._index)
         self.capabilities = Capabilities.from_schema(schema)
         self.transactions = 0  # write transactions committed (tests and metrics count them)
         self.failures: Counter[str] = Counter()  # failed transactions by reason, for /metrics
