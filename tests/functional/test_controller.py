@@ -427,6 +427,11 @@ DRIFTS = {
     # stock bfd-port mode: the row that keeps TTL 255 towards subnet1 (docs/nb-contract.md)
     "deleted helper BFD row": (_setup_gateway2, "BFD", lambda env: env.ovn.nbctl(
         "destroy", "BFD", _uuid(env, "BFD", logical_port="vpc1-subnet1", dst_ip="192.168.0.1"))),
+    # rows of ours that hang off another row of ours (no owner index entry of their own)
+    "HA_Chassis priority": (_setup_gateway2, "HA_Chassis", lambda env: env.ovn.nbctl(
+        "set", "HA_Chassis", _uuid(env, "HA_Chassis", priority=100), "priority=7")),
+    "bfd-peer port options": (_setup_gateway2, "Logical_Switch_Port", lambda env: env.ovn.nbctl(
+        "set", "Logical_Switch_Port", "bfd-peer@vpc1", "options:router-port=elsewhere")),
 }
 # The rows vegd writes (docs/nb-contract.md), compared column by column.
 VEGD_TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "Address_Set", "BFD",
