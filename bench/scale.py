@@ -153,6 +153,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--dual-stack", action="store_true")
     p.add_argument("--scenarios", default="apply")
     p.add_argument("--rates", default="200,1000")
+    p.add_argument("--churn-clients", type=int, default=4,
+                   help="connections writing the churn in parallel (each paced at rate/N)")
     p.add_argument("--json", default="")
     p.add_argument("--plot", default="")
     args = p.parse_args(argv)
@@ -174,7 +176,8 @@ def main(argv: list[str]) -> int:
                     from scale_run import report_run, scenario_run
 
                     entry["run"] = scenario_run(shape, Path(d), scenarios,
-                                                [int(x) for x in args.rates.split(",")])
+                                                [int(x) for x in args.rates.split(",")],
+                                                args.churn_clients)
                     report_run(shape, entry["run"])
                 results.append(entry)
                 sys.stdout.flush()
