@@ -17,7 +17,10 @@ vegd process for each.
 
     python bench/scale.py [--gateways 10,100,1000] [--pods 20000] [--replicas 3]
         [--ip-blocks 2] [--vpcs 10] [--bfd off|on|both] [--dual-stack]
-        [--scenarios apply,run,churn] [--rates 200,1000] [--json FILE] [--plot PNG]
+        [--scenarios apply,run,churn] [--rates 200,1000] [--churn-clients 4]
+        [--json FILE] [--plot PNG]
+
+SCALE_PROFILE_DIR=DIR records py-spy profiles of vegd while it takes each churn rate.
 """
 
 from __future__ import annotations

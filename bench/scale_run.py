@@ -367,6 +367,7 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
     n = int(rate * seconds)
     updates0 = monitor.updates
     log_at = log.stat().st_size
+    rv0 = resource_version(port)
     start = time.perf_counter() + 0.05
     workers = [ChurnClient(shape, port, k, clients, rate / clients, n // clients, start)
                for k in range(clients)]
@@ -399,6 +400,7 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
     latencies += [monitor.removed[ip] - t for ip, t in removed.items() if ip in monitor.removed]
     latencies.sort()
     missing, extra = _nb_differs(port, monitor.rpc_path)
+    kube_writes = resource_version(port) - rv0 - sent  # each churn write is one resourceVersion
     with log.open("rb") as f:
         f.seek(log_at)
         batches = sum(1 for line in f if b'"event": "reconciled"' in line)
@@ -406,6 +408,7 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
               "events": sent, "measured": len(latencies), "changes": len(added) + len(removed),
               "nb_txn_per_s": round((monitor.updates - updates0) / elapsed, 1),
               "nb_txns": monitor.updates - updates0, "batches": batches,
+              "kube_writes": kube_writes,
               "nb_missing": missing, "nb_extra": extra, "rss_mb": peak_rss_mb(pid)}
     if latencies:
         result["p50_ms"] = round(statistics.median(latencies) * 1000, 1)
@@ -462,7 +465,8 @@ def report_run(shape: Shape, r: dict[str, Any]) -> None:
               f"{c['measured']} of {c['changes']} NB changes measured): "
               f"p50 {c.get('p50_ms', '-')} ms, p99 "
               f"{c.get('p99_ms', '-')} ms, {c['nb_txn_per_s']} NB txn/s ({c['nb_txns']} txns for "
-              f"{c['batches']} batches), RSS {c['rss_mb']} MB; "
+              f"{c['batches']} batches), {c['kube_writes']} Kubernetes writes by vegd, "
+              f"RSS {c['rss_mb']} MB; "
               f"after: NB lacks {c['nb_missing']}, has {c['nb_extra']} extra")
 
 
