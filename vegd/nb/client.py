@@ -33,6 +33,8 @@ from vegd.plan.rows import Desired
 NB_TABLES = ("Logical_Router", "Logical_Router_Port", "Logical_Router_Policy",
              "Logical_Router_Static_Route", "BFD", "Address_Set", "HA_Chassis_Group",
              "HA_Chassis", "Logical_Switch", "Logical_Switch_Port")
+# Read only, for another controller's reroutes of selected pods (`$<port group>_ip4`, nb/foreign.py)
+NB_COLUMNS = {"Port_Group": ["name", "ports"]}
 SB_TABLES = ("Chassis",)
 _serial = itertools.count(1)
 # python-ovs' own log (reconnects, lock contention) is discarded until routed somewhere: into the
@@ -84,7 +86,7 @@ def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
     members(remote)
     configure_ssl(remote, ssl)
     schema_json = fetch_schema(remote, schema, timeout)
-    helper = schema_helper(schema_json, tables)
+    helper = schema_helper(schema_json, tables, NB_COLUMNS if schema == "OVN_Northbound" else None)
     idl = _IndexedIdl(remote, helper, leader_only=True)
     idl.owner_index = index
     if lock:

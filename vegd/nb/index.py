@@ -27,6 +27,9 @@ OWNER_KEYS = ("vpc-egress-gateway", "vpc")
 # Tables in which another controller's rows for a gateway are counted (nb/foreign.py): Kube-OVN's
 # VEG rows always include some of these.
 FOREIGN_TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "BFD", "Address_Set")
+# Another vendor's rows that send sources somewhere, whatever gateway they name (nb/foreign.py):
+# reroute policies at the gateway priorities and src-ip static routes.
+REROUTE_PRIORITIES = (29100, 29150)
 
 Owner = tuple[str, str]  # (external_ids key, value): ("vpc-egress-gateway", "ns/name")
 
@@ -63,6 +66,7 @@ class OwnerIndex:
         # gateway key -> (other vendor, table) -> rows: what other controllers run
         self.foreign: dict[str, dict[tuple[str, str], int]] = {}
         self._foreign_of: dict[Any, tuple[str, tuple[str, str]]] = {}
+        self.foreign_reroutes: dict[Any, tuple[str, Any]] = {}  # uuid -> (table, row)
 
     # -- keeping it current ----------------------------------------------------------------
 
@@ -116,6 +120,8 @@ class OwnerIndex:
                 counts = self.foreign.setdefault(gateway, {})
                 counts[what] = counts.get(what, 0) + 1
                 self._foreign_of[row.uuid] = (gateway, what)
+            if _reroutes(table, row) and ids.get("vendor", self.vendor) != self.vendor:
+                self.foreign_reroutes[row.uuid] = (table, row)
         if table in TABLES:
             owner = owner_of(row, self.vendor)
             if owner is not None:
@@ -123,6 +129,7 @@ class OwnerIndex:
                 self._owner_of[row.uuid] = owner
 
     def _drop(self, uuid: Any) -> None:
+        self.foreign_reroutes.pop(uuid, None)
         foreign = self._foreign_of.pop(uuid, None)
         if foreign is not None:
             gateway, what = foreign
@@ -174,6 +181,12 @@ class OwnerIndex:
 
     def owner_of_row(self, row: Any) -> Owner | None:
         return self._owner_of.get(row.uuid)
+
+
+def _reroutes(table: str, row: Any) -> bool:
+    if table == "Logical_Router_Policy":
+        return row.action == "reroute" and row.priority in REROUTE_PRIORITIES
+    return table == "Logical_Router_Static_Route" and list(row.policy) == ["src-ip"]
 
 
 def _status_only(table: str, updates: Any) -> bool:
