@@ -187,7 +187,7 @@ def test_migrated_twin_runs_beside_the_old_rows_and_deployment(fresh_ovn, both_g
     """`vegd migrate --objects-out`'s twin (annotation vegd.io/migrated-from, Deployment prefix
     vegd-): lingering Kube-OVN rows of the same key do not hold it off; vegd runs its own
     Deployment next to Kube-OVN's and writes its own rows, and still touches none of theirs."""
-    from vegd.migrate import twin
+    from vegd.migrate_twins import twin
 
     ovn, api = fresh_ovn, both_groups
     add_base_topology(ovn)

@@ -6,8 +6,9 @@ server's updates (in the connection thread, under the connection lock, like ever
 reconcile of one owner then costs its own rows, not a scan of every table. A reconnect clears the
 IDL's tables without notices, so a new connection epoch rebuilds the index once from the tables.
 
-The same notices tell the controller when a row of ours was changed by someone else (drift) or
-when ovn-northd reported a BFD session state: `on_owner_change(owner)`.
+The same notices tell the controller when a row of ours (or a child row of ours: CHILD_TABLES) was
+changed by someone else (drift) or when ovn-northd reported a BFD session state:
+`on_owner_change(owner)`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ ROUTER_CHILDREN = {t.table: t.ROUTER_COLUMN for t in TABLES.values() if t.ROUTER
 UNIQUE_KEYS = {t.table: t.KEY for t in TABLES.values() if t.UNIQUE}
 UNIQUE_KEYS["Logical_Switch_Port"] = ("name",)
 OWNER_KEYS = ("vpc-egress-gateway", "vpc")
+# Rows of ours that hang off a row of ours (HA_Chassis_Group.ha_chassis, Logical_Switch.ports):
+# indexed with their parent, but a change to one alone changes no parent, so a notice about one
+# goes to the owner its own external_ids name.
+CHILD_TABLES = ("HA_Chassis", "Logical_Switch_Port")
 # Tables in which another controller's rows for a gateway are counted (nb/foreign.py): Kube-OVN's
 # VEG rows always include some of these.
 FOREIGN_TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "BFD", "Address_Set")
@@ -85,13 +90,16 @@ class OwnerIndex:
             if event != "delete":
                 self._add(table, row)
             return
-        if table not in UNIQUE_KEYS and table not in TABLES and table not in FOREIGN_TABLES:
+        if table not in UNIQUE_KEYS and table not in TABLES and table not in FOREIGN_TABLES \
+                and table not in CHILD_TABLES:
             return
         before = self._owner_of.get(row.uuid)
         self._drop(row.uuid)
         if event != "delete":
             self._add(table, row)
         after = self._owner_of.get(row.uuid)
+        if table in CHILD_TABLES:
+            before, after = _old_owner(row, updates, self.vendor), owner_of(row, self.vendor)
         if self.on_owner_change is None:
             return
         for owner in {before, after} - {None}:
@@ -195,3 +203,11 @@ def _status_only(table: str, updates: Any) -> bool:
         return False
     changed = set(getattr(updates, "_data", {}) or {})
     return bool(changed) and changed <= {"status"}
+
+
+def _old_owner(row: Any, updates: Any, vendor: str) -> Owner | None:
+    """The owner a row had before an update that changed its external_ids (python-ovs gives the
+    old values of the changed columns only); else its current owner."""
+    if updates is not None and "external_ids" in (getattr(updates, "_data", None) or {}):
+        return owner_of(updates, vendor)
+    return owner_of(row, vendor)

@@ -121,13 +121,14 @@ def _transact(rpc: ovs.jsonrpc.Connection, request: Any, timeout: float) -> tupl
 
 def schema_helper(schema_json: Any, tables: tuple[str, ...],
                   columns: Mapping[str, list[str]] | None = None) -> ovs.db.idl.SchemaHelper:
-    """Replicate `tables` whole and, of the tables in `columns`, only those columns."""
+    """Replicate `tables` whole and, of the other tables in `columns`, only those columns (a
+    table asked for whole stays whole: python-ovs would narrow it to the columns)."""
     helper = ovs.db.idl.SchemaHelper(schema_json=schema_json)
     present = schema_json["tables"]
     for table in tables:
         if table in present:
             helper.register_table(table)
     for table, names in (columns or {}).items():
-        if table in present:
+        if table in present and table not in tables:
             helper.register_columns(table, names)
     return helper
