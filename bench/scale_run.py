@@ -233,7 +233,7 @@ def peak_rss_mb(pid: int) -> int:
 
 
 def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int],
-                 clients: int = 4) -> dict[str, Any]:
+                 clients: int = 8) -> dict[str, Any]:
     out: dict[str, Any] = {}
     objs = cluster(shape)
     objects = work / "cluster.json"
@@ -357,7 +357,7 @@ class ChurnClient(threading.Thread):
 
 
 def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: Path,
-          seconds: float = 5.0, clients: int = 4) -> dict[str, Any]:
+          seconds: float = 5.0, clients: int = 8) -> dict[str, Any]:
     """Pods created, relabelled out of their gateway's selector, and deleted, at `rate` events
     per second in all, by `clients` connections; latency from the API server's answer to the
     write (its watch event goes out before it answers) to the NB commit of the address change,
