@@ -205,3 +205,37 @@ def test_nb_server_restarted_or_gone_during_apply(fresh_ovn, tmp_path, fault):
                                        "Logical_Router_Policy", "external_ids:vendor=vegd")
     finally:
         stack.stop()
+
+
+def test_a_follower_granting_the_lock_does_not_make_vegd_active(raft_nb):
+    """python-ovs asks for the lock at once on connecting, before it has checked that the
+    server is the leader; a follower grants it until the check disconnects. vegd must never
+    count that lock as held (it would write beside the real holder on the leader)."""
+    import time
+
+    import ovs.poller
+
+    from vegd.nb.client import NB_TABLES, _IndexedIdl
+    from vegd.nb.remote import fetch_schema, schema_helper
+
+    _, _, directory = raft_nb
+    leader = _leader(directory)
+    follower = f"unix:{directory}/nb{(leader + 1) % 3}.sock"
+    helper = schema_helper(fetch_schema(follower, "OVN_Northbound", 5), NB_TABLES)
+    idl = _IndexedIdl(follower, helper, leader_only=True)
+    idl._session.reconnect.set_backoff(100, 100)
+    idl.set_lock("vegd_test")
+    granted = counted = 0
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline and granted < 3:
+            idl.run()
+            granted += idl.lock_granted
+            counted += idl.has_lock
+            idl.wait(poller := ovs.poller.Poller())
+            poller.timer_wait(10)
+            poller.block()
+    finally:
+        idl.close()
+    assert granted, "the follower never granted the lock: the race was not reproduced"
+    assert counted == 0

@@ -51,6 +51,21 @@ class _IndexedIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
     """An IDL that feeds every row notice to vegd's owner index."""
 
     owner_index: OwnerIndex | None = None
+    lock_granted = False  # what the server last said of our lock request
+
+    # python-ovs asks for the lock on every (re)connect together with its check that the server
+    # is the cluster leader; a RAFT follower grants it, and vegd would be "active" (and python-ovs
+    # would commit through that follower, which forwards to the leader) for the ~100 ms until the
+    # check disconnects - while another vegd holds the same lock on the leader. So the lock
+    # counts only once this IDL monitors the data of a server that passed the check; commits are
+    # refused (NOT_LOCKED) until then.
+    @property  # type: ignore[override]
+    def has_lock(self) -> bool:
+        return self.lock_granted and getattr(self, "state", None) == self.IDL_S_MONITORING
+
+    @has_lock.setter
+    def has_lock(self, granted: bool) -> None:
+        self.lock_granted = granted
 
     def cooperative_yield(self) -> None:
         """ovsdbapp sleeps(0) after every row of an update for eventlet's sake; with threads
