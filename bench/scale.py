@@ -17,7 +17,10 @@ vegd process for each.
 
     python bench/scale.py [--gateways 10,100,1000] [--pods 20000] [--replicas 3]
         [--ip-blocks 2] [--vpcs 10] [--bfd off|on|both] [--dual-stack]
-        [--scenarios apply,run,churn] [--rates 200,1000] [--json FILE] [--plot PNG]
+        [--scenarios apply,run,churn] [--rates 200,1000] [--churn-clients 8]
+        [--json FILE] [--plot PNG]
+
+SCALE_PROFILE_DIR=DIR records py-spy profiles of vegd while it takes each churn rate.
 """
 
 from __future__ import annotations
@@ -153,6 +156,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--dual-stack", action="store_true")
     p.add_argument("--scenarios", default="apply")
     p.add_argument("--rates", default="200,1000")
+    p.add_argument("--churn-clients", type=int, default=8,
+                   help="connections writing the churn in parallel (each paced at rate/N)")
     p.add_argument("--json", default="")
     p.add_argument("--plot", default="")
     args = p.parse_args(argv)
@@ -174,7 +179,8 @@ def main(argv: list[str]) -> int:
                     from scale_run import report_run, scenario_run
 
                     entry["run"] = scenario_run(shape, Path(d), scenarios,
-                                                [int(x) for x in args.rates.split(",")])
+                                                [int(x) for x in args.rates.split(",")],
+                                                args.churn_clients)
                     report_run(shape, entry["run"])
                 results.append(entry)
                 sys.stdout.flush()

@@ -232,8 +232,8 @@ def peak_rss_mb(pid: int) -> int:
     return 0
 
 
-def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int]
-                 ) -> dict[str, Any]:
+def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int],
+                 clients: int = 8) -> dict[str, Any]:
     out: dict[str, Any] = {}
     objs = cluster(shape)
     objects = work / "cluster.json"
@@ -279,7 +279,8 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         out["restart_kube_writes"] = resource_version(port) - rv
         out["restart_rss_mb"] = peak_rss_mb(vegd.pid)
         if "churn" in scenarios:
-            out["churn"] = [churn(shape, port, monitor, rate, vegd.pid) for rate in rates]
+            out["churn"] = [churn(shape, port, monitor, rate, vegd.pid, log, clients=clients)
+                            for rate in rates]
         out["rss_mb"] = peak_rss_mb(vegd.pid)
         monitor.stop()
     finally:
@@ -293,53 +294,103 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
 _POD_SERIAL = itertools.count()
 
 
-def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int,
-          seconds: float = 5.0) -> dict[str, Any]:
+class ChurnClient(threading.Thread):
+    """One keep-alive connection writing its share of the churn at `rate` events/s: pods
+    created (POST, then PUT /status: 2 events), relabelled out of their selector (PATCH) and
+    deleted (DELETE). Each client relabels and deletes only pods it made, so the writes to one
+    pod stay in order; several clients let the offered rate exceed one connection's round trip."""
+
+    def __init__(self, shape: Shape, port: int, index: int, clients: int, rate: float,
+                 events: int, start: float) -> None:
+        super().__init__(daemon=True)
+        self.shape, self.port, self.index, self.clients = shape, port, index, clients
+        self.rate, self.events, self.start_at = rate, events, start
+        self.added: dict[str, float] = {}  # ip -> when the API server had the selected, running pod
+        self.removed: dict[str, float] = {}  # ip -> when it had it relabelled away or deleted
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._churn()
+        except BaseException as e:  # reported by churn()
+            self.error = e
+
+    def _churn(self) -> None:
+        shape = self.shape
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        made: list[tuple[str, str, str]] = []  # (namespace, name, ip), selected
+        step = 0
+        while self.sent < self.events:
+            due = self.start_at + self.sent / self.rate
+            now = time.perf_counter()
+            if now < due:
+                time.sleep(due - now)
+            g = (step * self.clients + self.index) % shape.gateways
+            v = g % shape.vpcs
+            if step % 3 == 0 or len(made) < 2:  # create a selected pod
+                i = next(_POD_SERIAL)  # pod names and addresses are never reused across runs
+                ip = f"10.{v}.{200 + (i // 250) % 50}.{i % 250 + 1}"
+                obj = pod(f"ns{g}", f"churn-{i}", f"node{i % shape.nodes}", [ip], f"sub{v}",
+                          {"app": "sel"})
+                stored = json.loads(_request(conn, "POST", f"/api/v1/namespaces/ns{g}/pods", {
+                    k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec")}))
+                _request(conn, "PUT", f"/api/v1/namespaces/ns{g}/pods/churn-{i}/status",
+                         {**stored, "status": obj["status"]})
+                self.added[ip] = time.perf_counter()
+                made.append((f"ns{g}", f"churn-{i}", ip))
+                self.sent += 2
+            elif step % 3 == 1:  # relabel one from the middle out of its selector
+                ns, name, ip = made.pop(len(made) // 2)
+                _request(conn, "PATCH", f"/api/v1/namespaces/{ns}/pods/{name}",
+                         {"metadata": {"labels": {"app": "other"}}},
+                         ctype="application/merge-patch+json")
+                self.removed[ip] = time.perf_counter()
+                self.sent += 1
+            else:  # delete the oldest selected one
+                ns, name, ip = made.pop(0)
+                _request(conn, "DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", None)
+                self.removed[ip] = time.perf_counter()
+                self.sent += 1
+            step += 1
+        conn.close()
+
+
+def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: Path,
+          seconds: float = 5.0, clients: int = 8) -> dict[str, Any]:
     """Pods created, relabelled out of their gateway's selector, and deleted, at `rate` events
-    per second in all; latency from the API server's answer to the write (its watch event goes
-    out before it answers) to the NB commit of the address change, seen by the bench's monitor."""
+    per second in all, by `clients` connections; latency from the API server's answer to the
+    write (its watch event goes out before it answers) to the NB commit of the address change,
+    seen by the bench's monitor. The rate actually offered is measured and reported, and NB
+    transactions are counted against vegd's batches that changed something (its "reconciled"
+    info lines: one per batch of keys worked on together)."""
     n = int(rate * seconds)
     updates0 = monitor.updates
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    made: list[tuple[str, str, str]] = []  # (namespace, name, ip), selected
-    added: dict[str, float] = {}  # ip -> when the API server had the selected, running pod
-    removed: dict[str, float] = {}  # ip -> when it had it relabelled away or deleted
-    start = time.perf_counter()
-    sent = 0
-    step = 0
-    while sent < n:
-        due = start + sent / rate
-        now = time.perf_counter()
-        if now < due:
-            time.sleep(due - now)
-        g = step % shape.gateways
-        v = g % shape.vpcs
-        if step % 3 == 0 or len(made) < 2:  # create a selected pod
-            i = next(_POD_SERIAL)  # pod names and addresses are never reused across runs
-            ip = f"10.{v}.{200 + (i // 250) % 50}.{i % 250 + 1}"
-            obj = pod(f"ns{g}", f"churn-{i}", f"node{i % shape.nodes}", [ip], f"sub{v}",
-                      {"app": "sel"})
-            stored = json.loads(_request(conn, "POST", f"/api/v1/namespaces/ns{g}/pods", {
-                k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec")}))
-            _request(conn, "PUT", f"/api/v1/namespaces/ns{g}/pods/churn-{i}/status",
-                     {**stored, "status": obj["status"]})
-            added[ip] = time.perf_counter()
-            made.append((f"ns{g}", f"churn-{i}", ip))
-            sent += 2
-        elif step % 3 == 1:  # relabel one from the middle out of its selector
-            ns, name, ip = made.pop(len(made) // 2)
-            _request(conn, "PATCH", f"/api/v1/namespaces/{ns}/pods/{name}",
-                     {"metadata": {"labels": {"app": "other"}}},
-                     ctype="application/merge-patch+json")
-            removed[ip] = time.perf_counter()
-            sent += 1
-        else:  # delete the oldest selected one
-            ns, name, ip = made.pop(0)
-            _request(conn, "DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", None)
-            removed[ip] = time.perf_counter()
-            sent += 1
-        step += 1
+    log_at = log.stat().st_size
+    rv0 = resource_version(port)
+    start = time.perf_counter() + 0.05
+    workers = [ChurnClient(shape, port, k, clients, rate / clients, n // clients, start)
+               for k in range(clients)]
+    profiler = None
+    if os.environ.get("SCALE_PROFILE_DIR"):  # py-spy on vegd while it takes the churn
+        profiler = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+             "--duration", str(int(seconds) + 2),
+             "--output", str(Path(os.environ["SCALE_PROFILE_DIR"]) / f"vegd-churn-{rate}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if profiler is not None:
+        profiler.wait()
+    for w in workers:
+        if w.error is not None:
+            raise w.error
+    sent = sum(w.sent for w in workers)
     offered = sent / (time.perf_counter() - start)
+    added = {ip: t for w in workers for ip, t in w.added.items()}
+    removed = {ip: t for w in workers for ip, t in w.removed.items()}
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (set(added) <= set(monitor.added)
                                                and set(removed) <= set(monitor.removed)):
@@ -348,11 +399,16 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int,
     latencies = [monitor.added[ip] - t for ip, t in added.items() if ip in monitor.added]
     latencies += [monitor.removed[ip] - t for ip, t in removed.items() if ip in monitor.removed]
     latencies.sort()
-    conn.close()
     missing, extra = _nb_differs(port, monitor.rpc_path)
-    result = {"rate": rate, "offered_per_s": round(offered, 1), "events": sent,
-              "measured": len(latencies), "changes": len(added) + len(removed),
+    kube_writes = resource_version(port) - rv0 - sent  # each churn write is one resourceVersion
+    with log.open("rb") as f:
+        f.seek(log_at)
+        batches = sum(1 for line in f if b'"event": "reconciled"' in line)
+    result = {"rate": rate, "clients": clients, "offered_per_s": round(offered, 1),
+              "events": sent, "measured": len(latencies), "changes": len(added) + len(removed),
               "nb_txn_per_s": round((monitor.updates - updates0) / elapsed, 1),
+              "nb_txns": monitor.updates - updates0, "batches": batches,
+              "kube_writes": kube_writes,
               "nb_missing": missing, "nb_extra": extra, "rss_mb": peak_rss_mb(pid)}
     if latencies:
         result["p50_ms"] = round(statistics.median(latencies) * 1000, 1)
@@ -408,7 +464,9 @@ def report_run(shape: Shape, r: dict[str, Any]) -> None:
         print(f"  churn {c['rate']:>5}/s (offered {c['offered_per_s']}/s, {c['events']} events, "
               f"{c['measured']} of {c['changes']} NB changes measured): "
               f"p50 {c.get('p50_ms', '-')} ms, p99 "
-              f"{c.get('p99_ms', '-')} ms, {c['nb_txn_per_s']} NB txn/s, RSS {c['rss_mb']} MB; "
+              f"{c.get('p99_ms', '-')} ms, {c['nb_txn_per_s']} NB txn/s ({c['nb_txns']} txns for "
+              f"{c['batches']} batches), {c['kube_writes']} Kubernetes writes by vegd, "
+              f"RSS {c['rss_mb']} MB; "
               f"after: NB lacks {c['nb_missing']}, has {c['nb_extra']} extra")
 
 

@@ -373,7 +373,7 @@ class _Handler(BaseHTTPRequestHandler):
             assert isinstance(item, Event)
             seen = watcher.translate(item)
             if seen:
-                send(seen[0], seen[1])
+                self._chunk(item.line(seen[0]))
         store.close_watch(watcher)  # unregistered before the client can see the end
         self._chunk(b"")  # the terminating chunk: a clean end of the stream
 

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import cel, crds
@@ -122,6 +122,17 @@ class Event:
     type: str  # ADDED, MODIFIED, DELETED
     obj: Obj
     old: Obj | None
+    # the watch-stream line per event type as a watcher sees it, encoded by the first watcher
+    # that sends it: every other watcher of the type sends the same bytes (stored objects are
+    # never mutated, only replaced)
+    lines: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+    def line(self, etype: str) -> bytes:
+        data = self.lines.get(etype)
+        if data is None:
+            data = json.dumps({"type": etype, "object": self.obj}).encode() + b"\n"
+            self.lines[etype] = data
+        return data
 
 
 class Watcher:
@@ -172,6 +183,12 @@ class Store:
         self.objects: dict[tuple[str, str], dict[Key, Obj]] = {}
         self.uids: dict[str, tuple[ResourceType, Key]] = {}
         self.watchers: set[Watcher] = set()
+        # The garbage collector's work, kept as writes happen so that a pass costs what changed,
+        # not what is stored: dependents by owner uid, and the uids and terminating namespaces
+        # whose GC verdict a write may have changed (see _note_for_gc).
+        self.dependents: dict[str, set[str]] = {}
+        self.gc_uids: set[str] = set()
+        self.gc_namespaces: set[str] = set()
         self.request = threading.local()  # per-request options the HTTP front end sets
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self._bootstrap_namespace(name)
@@ -199,6 +216,7 @@ class Store:
         if rt.key == CRD_KEY:
             self._crd_stored(etype, obj)
         ev = Event(int(obj["metadata"]["resourceVersion"]), rt.key, etype, obj, old)
+        self._note_for_gc(rt, etype, obj, old)
         self.log.append(ev)
         while len(self.log) > self.history_limit:
             self.watermark = self.log.popleft().rv
@@ -206,6 +224,36 @@ class Store:
             if w.rt.key == rt.key:
                 w.queue.put(ev)
         self.changed.notify_all()
+
+    def _note_for_gc(self, rt: ResourceType, etype: str, obj: Obj, old: Obj | None) -> None:
+        """Keep the owner index and mark what the next GC pass must look at: the object itself
+        (its owners or its deletion changed), its owners (a dependent came, changed or went:
+        foreground deletion may proceed), its dependents (their owner is gone) and its
+        namespace when that is terminating."""
+        meta = obj["metadata"]
+        uid = meta["uid"]
+        old_owners = _owner_uids(old)
+        new_owners = set() if etype == "DELETED" else _owner_uids(obj)
+        for owner in old_owners - new_owners:
+            deps = self.dependents.get(owner)
+            if deps is not None:
+                deps.discard(uid)
+                if not deps:
+                    del self.dependents[owner]
+        for owner in new_owners - old_owners:
+            self.dependents.setdefault(owner, set()).add(uid)
+        self.gc_uids.update(old_owners | new_owners)
+        if etype == "DELETED":
+            self.gc_uids.update(self.dependents.get(uid, ()))
+        elif new_owners or meta.get("deletionTimestamp"):
+            self.gc_uids.add(uid)
+        if rt.kind == "Namespace" and rt.group == "":
+            if etype != "DELETED" and meta.get("deletionTimestamp"):
+                self.gc_namespaces.add(meta["name"])
+        elif rt.namespaced:
+            nsobj = self.objects.get(("", "namespaces"), {}).get(("", meta.get("namespace")))
+            if nsobj is not None and nsobj["metadata"].get("deletionTimestamp"):
+                self.gc_namespaces.add(meta["namespace"])
 
     def _stamp(self, obj: Obj) -> Obj:
         obj["metadata"]["resourceVersion"] = str(self._next_rv())
@@ -563,15 +611,13 @@ class Store:
                 "details": details}
 
     def _orphan_dependents(self, uid: str) -> None:
-        for rt, key in list(self.uids.values()):
-            obj = self._bucket(rt)[key]
+        for rt, obj in list(self._dependents(uid)):
             refs = obj["metadata"].get("ownerReferences") or []
-            if any(r.get("uid") == uid for r in refs):
-                new = copy.deepcopy(obj)
-                new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
-                if not new["metadata"]["ownerReferences"]:
-                    del new["metadata"]["ownerReferences"]
-                self._commit_update(rt, obj, new)
+            new = copy.deepcopy(obj)
+            new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
+            if not new["metadata"]["ownerReferences"]:
+                del new["metadata"]["ownerReferences"]
+            self._commit_update(rt, obj, new)
 
     # ------------------------------------------------------------ scale subresource
 
@@ -683,15 +729,17 @@ class Store:
         """One pass of GC and namespace cleanup; True when it changed something."""
         with self.lock:
             changed = False
-            live = set(self.uids)
-            for rt, key in list(self.uids.values()):
-                obj = self._bucket(rt).get(key)
+            uids, self.gc_uids = self.gc_uids, set()
+            for uid in sorted(uids):
+                where = self.uids.get(uid)
+                obj = self._bucket(where[0]).get(where[1]) if where else None
                 if obj is None:
                     continue
+                rt = where[0]
                 meta = obj["metadata"]
                 refs = meta.get("ownerReferences") or []
                 if refs and not meta.get("deletionTimestamp"):
-                    alive = [r for r in refs if r.get("uid") in live]
+                    alive = [r for r in refs if r.get("uid") in self.uids]
                     if not alive:
                         self.delete(rt, meta.get("namespace"), meta["name"],
                                     {"propagationPolicy": "Background"})
@@ -705,13 +753,18 @@ class Store:
                 if meta.get("deletionTimestamp") and FOREGROUND in (meta.get("finalizers") or []):
                     changed |= self._foreground(rt, obj)
             nsrt = self._rt("", "v1", "namespaces")
-            for key, nsobj in list(self._bucket(nsrt).items()):
-                if nsobj["metadata"].get("deletionTimestamp"):
-                    changed |= self._empty_namespace(nsrt, key[1], nsobj)
+            names, self.gc_namespaces = self.gc_namespaces, set()
+            for name in sorted(names):
+                nsobj = self._bucket(nsrt).get(("", name))
+                if nsobj is not None and nsobj["metadata"].get("deletionTimestamp"):
+                    changed |= self._empty_namespace(nsrt, name, nsobj)
             return changed
 
     def _dependents(self, uid: str) -> Iterable[tuple[ResourceType, Obj]]:
-        for rt, key in list(self.uids.values()):
+        for dep in sorted(self.dependents.get(uid, ())):
+            if dep not in self.uids:
+                continue
+            rt, key = self.uids[dep]
             obj = self._bucket(rt).get(key)
             if obj and any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences")
                            or []):
@@ -756,6 +809,12 @@ class Store:
             self._remove(nsrt, nsobj)
             changed = True
         return changed
+
+
+def _owner_uids(obj: Obj | None) -> set[str]:
+    if obj is None:
+        return set()
+    return {r["uid"] for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid")}
 
 
 def _spec_of(obj: Obj, rt: ResourceType) -> Obj:

@@ -56,6 +56,33 @@ def _by_vpc(snap: Snapshot) -> dict[str, list[VpcEgressGateway]]:
     return snap.memo("gateways_by_vpc", group)
 
 
+PodCandidates = tuple[tuple[VpcEgressGateway, ...],
+                      dict[tuple[str, str], tuple[VpcEgressGateway, ...]]]
+
+
+def _pod_candidates(snap: Snapshot) -> dict[str, PodCandidates]:
+    """Per VPC, the gateways a pod event may concern: those that must always be asked (Local
+    ones, and selectors whose namespaceSelector has no matchLabels), and the others by one
+    matchLabels pair of each selector's namespaceSelector, which the pod's namespace must carry.
+    A pod event then checks a few gateways instead of every gateway of its VPC. Reads no pod:
+    inherited across pod events (Snapshot.POD_FREE_MEMOS)."""
+    def build() -> dict[str, PodCandidates]:
+        out: dict[str, PodCandidates] = {}
+        for vpc, gateways in _by_vpc(snap).items():
+            always: list[VpcEgressGateway] = []
+            by_label: dict[tuple[str, str], list[VpcEgressGateway]] = {}
+            for gw in gateways:
+                wanted = [s.namespace_selector.match_labels[:1] for s in gw.selectors]
+                if gw.traffic_policy == "Local" or any(not kv for kv in wanted):
+                    always.append(gw)
+                    continue
+                for kv in {kv[0] for kv in wanted}:
+                    by_label.setdefault(kv, []).append(gw)
+            out[vpc] = (tuple(always), {kv: tuple(g) for kv, g in by_label.items()})
+        return out
+    return snap.memo("gateways_by_namespace_selector", build)
+
+
 def _keys_for_one(obj: Any, snap: Snapshot) -> set[str]:
     if isinstance(obj, VpcEgressGateway):
         return {gateway_key(obj.key)}
@@ -72,7 +99,11 @@ def _keys_for_one(obj: Any, snap: Snapshot) -> set[str]:
         # per-node sets hold the source pods). CIDR sources do not depend on pods.
         ns_labels = snap.namespace_labels(obj.namespace)
         pod_labels = obj.label_map
-        return {gateway_key(g.key) for g in _by_vpc(snap).get(subnet.vpc, ()) if (
+        always, by_label = _pod_candidates(snap).get(subnet.vpc, ((), {}))
+        candidates = {g.key: g for g in always}
+        for kv in ns_labels.items():
+            candidates.update((g.key, g) for g in by_label.get(kv, ()))
+        return {gateway_key(g.key) for g in candidates.values() if (
             g.traffic_policy == "Local"
             or any(s.namespace_selector.matches(ns_labels) and s.pod_selector.matches(pod_labels)
                    for s in g.selectors))}

@@ -34,6 +34,7 @@ from vegd.kube.resources import (
     CONFIGMAPS,
     DEPLOYMENTS,
     GATEWAYS,
+    PODS,
     VPCS,
     Resource,
     object_key,
@@ -112,7 +113,9 @@ class Controller:
         else:
             if old == new:
                 return  # nothing vegd reads changed (status heartbeats, other annotations)
-            keys = keys_for(old, new, self.cache.snapshot())
+            # which gateways a pod concerns reads no other pod: no snapshot rebuilt per event
+            snap = self.cache.pod_free_snapshot() if resource is PODS else self.cache.snapshot()
+            keys = keys_for(old, new, snap)
         for key in keys:
             self.queue.add(key)
 

@@ -90,6 +90,8 @@ class Reconciler:
         self.foreign: dict[str, str] = {}  # gateway key -> why another controller runs it
         self._overlapping: dict[str, str] = {}  # gateway key -> the reroutes last logged
         self._lingering: dict[str, str] = {}  # migrated twins: the old controller's rows left
+        # gateway key -> (resolved, subnets, attachments, the Deployment built from them)
+        self._built: dict[str, tuple[ResolvedGateway, object, object, Obj]] = {}
 
     @property
     def summary(self) -> dict[str, int]:
@@ -201,6 +203,7 @@ class Reconciler:
         raw = ctx.cache.raw(GATEWAYS, key)
         if raw is None:  # gone (a finalizer-less delete, or deleted while we were down)
             self.foreign.pop(key, None)
+            self._built.pop(key, None)
             self._overlapping.pop(key, None)
             if ctx.cache.served(GATEWAYS):  # absent, not merely unlisted
                 return Pending(key, Desired(gateway_owner(key)), _raise_on_error)
@@ -226,7 +229,7 @@ class Reconciler:
             try:
                 resolved = resolve_gateway(gw, snap, ctx.plan.policy_bfd_sessions,
                                            ctx.plan.bfd_port_mode)
-                deployment = wl.build_deployment(resolved, snap, ctx.workload)
+                deployment = self._build_deployment(key, resolved, snap)
             except ValidationError as exc:
                 invalid = exc
         if gw is None and invalid is None:
@@ -254,6 +257,19 @@ class Reconciler:
                 if needs_finalizer else raw
             self._finish_gateway(key, current, gw, resolved, deployment, snap, nb_error)
         return Pending(key, rows, finish)
+
+    def _build_deployment(self, key: str, resolved: ResolvedGateway, snap: Snapshot) -> Obj:
+        """The Deployment vegd renders reads only the resolved gateway and the snapshot's
+        subnets and attachments (whose tuples the cache keeps across pod events), so a pod
+        event reuses the last build instead of rendering and hashing it again. Nobody mutates
+        it: updates are merged into a deep copy (wl.merge_for_update)."""
+        hit = self._built.get(key)
+        if hit is not None and hit[1] is snap.subnets and hit[2] is snap.attachments \
+                and hit[0] == resolved:
+            return hit[3]
+        deployment = wl.build_deployment(resolved, snap, self.ctx.workload)
+        self._built[key] = (resolved, snap.subnets, snap.attachments, deployment)
+        return deployment
 
     def _finish_gateway(self, key: str, raw: Obj, gw: VpcEgressGateway,
                         resolved: ResolvedGateway, deployment: Obj, snap: Snapshot,

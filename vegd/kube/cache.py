@@ -194,16 +194,30 @@ class Cache:
             hit = self._snapshot
             if hit is not None and hit[0] == self._version and hit[1] == chassis:
                 return hit[2]
-            fields = {SNAPSHOT_FIELDS[kind]: tuple(table.values())
-                      for kind, table in self._parsed.items() if kind in SNAPSHOT_FIELDS}
+            pods_only = hit is not None and hit[1] == chassis and \
+                self._snapshot_nonpod == self._nonpod_version
+            # only pods changed: the other kinds' tuples of the last snapshot are still exact
+            fields = {name: getattr(hit[2], name) if pods_only and kind != PODS.kind
+                      else tuple(self._parsed[kind].values())
+                      for kind, name in SNAPSHOT_FIELDS.items() if kind in self._parsed}
             snap = Snapshot(**fields, chassis_by_hostname=chassis,
                             pods_by_namespace=self._pods_by_namespace())
-            if hit is not None and hit[1] == chassis and self._snapshot_nonpod == \
-                    self._nonpod_version:
+            if pods_only:
+                assert hit is not None
                 snap.inherit(hit[2])  # only pods changed: gateway-side indexes stay valid
             self._snapshot = (self._version, chassis, snap)
             self._snapshot_nonpod = self._nonpod_version
             return snap
+
+    def pod_free_snapshot(self) -> Snapshot:
+        """A snapshot whose every kind but pods is current (its pods may lag behind): for
+        questions that read no pod, such as which gateways a pod event concerns. After pod
+        events it is the last snapshot taken, so a pod event costs no O(pods) rebuild."""
+        with self._lock:
+            hit = self._snapshot
+            if hit is not None and self._snapshot_nonpod == self._nonpod_version:
+                return hit[2]
+        return self.snapshot()
 
     def gateway_keys(self) -> list[str]:
         """Every gateway in the cache, parsed or not."""

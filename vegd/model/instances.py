@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from vegd.model.objects import (
     FAMILIES,
     GATEWAY_LABEL,
+    NAMESPACE_NAME_LABEL,
     Family,
     IPAddress,
     IPNetwork,
@@ -190,8 +191,10 @@ def pods_selected_by(resolved: ResolvedGateway, snap: Snapshot,
 
 
 def _candidate_namespaces(snap: Snapshot, selections: tuple[PodSelection, ...]) -> set[str]:
-    """Namespaces with pods that some selection's namespaceSelector may match: by its
-    matchLabels through a label index, every namespace for a selector without them."""
+    """Namespaces that some selection's namespaceSelector may match (a superset; those without
+    pods have none to offer): by its matchLabels through a label index of the Namespace
+    objects, every namespace with pods for a selector without them. The index reads no pod, so
+    a snapshot after pod events inherits it (Snapshot.POD_FREE_MEMOS)."""
     index = snap.memo("namespaces-by-label", lambda: _namespaces_by_label(snap))
     out: set[str] = set()
     for selection in selections:
@@ -199,15 +202,17 @@ def _candidate_namespaces(snap: Snapshot, selections: tuple[PodSelection, ...]) 
         if not wanted:
             return set(snap.pod_namespaces())
         found = set.intersection(*(index.get(kv, set()) for kv in wanted))
+        if len(wanted) == 1 and wanted[0][0] == NAMESPACE_NAME_LABEL:
+            found.add(wanted[0][1])  # pods of a namespace without its object: only this label
         out |= found
     return out
 
 
 def _namespaces_by_label(snap: Snapshot) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
-    for namespace in snap.pod_namespaces():
-        for kv in snap.namespace_labels(namespace).items():
-            out.setdefault(kv, set()).add(namespace)
+    for namespace in snap.namespaces:
+        for kv in snap.namespace_labels(namespace.name).items():
+            out.setdefault(kv, set()).add(namespace.name)
     return out
 
 

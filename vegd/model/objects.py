@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 DEFAULT_VPC = "ovn-cluster"
 GATEWAY_LABEL = "ovn.kubernetes.io/vpc-egress-gateway"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # every namespace has it (Kubernetes >= 1.21)
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"
 
 
@@ -255,7 +256,8 @@ class Snapshot:
     # take them over (the informer cache does, after every pod event)
     POD_FREE_MEMOS: ClassVar[frozenset[str]] = frozenset({
         "gateway", "vpc", "subnet", "node", "namespace", "ip_pool", "gateway_by_label",
-        "gateways_by_vpc", "source-claims", "address-claims"})
+        "gateways_by_vpc", "source-claims", "address-claims", "namespaces-by-label",
+        "gateways_by_namespace_selector"})
 
     def inherit(self, previous: Snapshot) -> None:
         """Take over the pod-free memos of a snapshot equal to this one but for its pods."""
@@ -319,7 +321,7 @@ class Snapshot:
         ns = self._lookup("namespace", self.namespaces, "name").get(name)
         # a namespace always carries its own name label (Kubernetes >= 1.21)
         labels = dict(ns.labels) if isinstance(ns, Namespace) else {}
-        labels.setdefault("kubernetes.io/metadata.name", name)
+        labels.setdefault(NAMESPACE_NAME_LABEL, name)
         return labels
 
     def has_attachment(self, ref: str) -> bool:

@@ -16,6 +16,7 @@ still win, because the agent puts their `return` rules first.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -34,7 +35,7 @@ from vegd.model.objects import (
     collapse,
     label_value,
 )
-from vegd.model.observability import observability_spec
+from vegd.model.observability import Observability, observability_spec
 from vegd.model.resolve import ResolvedGateway
 from vegd.model.selectors import NodeSelectorTerm, Requirement
 from vegd.workload.compare import contained
@@ -203,8 +204,6 @@ def build_observability_configmap(r: ResolvedGateway, options: WorkloadOptions
     """The ConfigMap the agent reloads its observability settings from. It always exists and is
     always mounted, so switching observability on, off or changing it never rolls the pods."""
     gw = r.gateway
-    config = {"version": 1, "namespace": gw.namespace, "gateway": gw.name,
-              "observability": observability_spec(gw.observability)}
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {
@@ -214,8 +213,18 @@ def build_observability_configmap(r: ResolvedGateway, options: WorkloadOptions
                 "apiVersion": options.api_version, "kind": "VpcEgressGateway", "name": gw.name,
                 "uid": gw.uid, "controller": True, "blockOwnerDeletion": True}],
         },
-        "data": {OBSERVABILITY_KEY: json.dumps(config, sort_keys=True, indent=1)},
+        "data": {OBSERVABILITY_KEY: _observability_document(gw.namespace, gw.name,
+                                                            gw.observability)},
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _observability_document(namespace: str, name: str, observability: Observability) -> str:
+    """The agent's settings file; memoised because every reconcile of a gateway renders it
+    (json with indent is the pure-Python encoder) and it changes only with the spec."""
+    config = {"version": 1, "namespace": namespace, "gateway": name,
+              "observability": observability_spec(observability)}
+    return json.dumps(config, sort_keys=True, indent=1)
 
 
 def configmap_needs_update(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
