@@ -15,6 +15,7 @@ from ovsdbapp.backend import ovs_idl
 from ovsdbapp.backend.ovs_idl import connection as ovs_connection
 from ovsdbapp.backend.ovs_idl import vlog
 
+from vegd.nb import json_parser
 from vegd.nb.capabilities import Capabilities
 from vegd.nb.errors import (
     ConnectionLost,
@@ -38,6 +39,8 @@ _serial = itertools.count(1)
 # python-ovs' own log (reconnects, lock contention) is discarded until routed somewhere: into the
 # stdlib loggers, which vegd.logs renders like every other line.
 vlog.use_python_logger()
+# JSON-RPC messages decoded by the stdlib's C decoder, not python-ovs' pure-Python one
+json_parser.install()
 
 
 class _IndexedIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
