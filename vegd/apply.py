@@ -34,7 +34,7 @@ def run_apply(args: argparse.Namespace) -> int:
                                  bfd_port_mode=args.bfd_port_mode, timeout=args.timeout)
     except ConfigError as exc:
         return _fail(EXIT_UNAVAILABLE, f"configuration: {exc}")
-    logs.configure(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, settings.log_level, one_shot=True)
     if not settings.nb_connection:
         return _fail(EXIT_UNAVAILABLE, "no NB connection: give --nb-connection or set OVN_NB_DB")
 

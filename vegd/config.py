@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from vegd.model.quantities import quantity
+
 
 class ConfigError(ValueError):
     pass
@@ -73,7 +75,7 @@ class Option:
         if self.choices:
             text = text.lower()
             if text not in self.choices:
-                raise bad(f"is not one of {', '.join(self.choices)}")
+                raise bad(f"is not one of {', '.join(c or '(empty)' for c in self.choices)}")
         if self.required and not text:
             raise bad("may not be empty")
         if self.pattern and not re.fullmatch(self.pattern, text):
@@ -89,6 +91,9 @@ class Option:
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = rf"{_LABEL}(\.{_LABEL})+"  # an API group: at least two DNS labels
+# apimachinery's quantity grammar without the sign (a resource amount is never negative)
+_QUANTITY = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE]([+-])?[0-9]+))?"
+PULL_POLICIES = ("always", "ifnotpresent", "never")  # compared lowercased, as every choice
 
 OPTIONS: tuple[Option, ...] = (
     Option("nb_connection", "ovn", "nb_connection", str, "",
@@ -118,7 +123,9 @@ OPTIONS: tuple[Option, ...] = (
            "vegd's own lines and those of ovsdbapp, python-ovs, the kubernetes client and "
            "urllib3.", choices=("console", "json")),
     Option("log_level", "vegd", "log_level", str, "info",
-           "Lowest level logged.", choices=("debug", "info", "warning", "error")),
+           "Lowest level logged. `vegd apply` and `vegd migrate` show python-ovs' connection "
+           "lines (connecting..., connected) only at debug; `vegd run` logs them at info.",
+           choices=("debug", "info", "warning", "error")),
     Option("health_port", "vegd", "health_port", int, 10667,
            "Port of /livez, /readyz and /metrics; 0: no HTTP server.", minimum=0,
            maximum=65535),
@@ -136,6 +143,33 @@ OPTIONS: tuple[Option, ...] = (
            "Image of the gateway pods (the Containerfile's: vegd gateway agent, FRR bfdd, "
            "nftables, iproute2); a VpcEgressGateway's spec.image wins. Empty: a gateway "
            "without spec.image is reported invalid."),
+    Option("gateway_image_pull_policy", "kubernetes", "gateway_image_pull_policy", str, "",
+           "imagePullPolicy of the gateway container: Always, IfNotPresent or Never. Empty: "
+           "the API server's default (Always for a :latest tag, else IfNotPresent).",
+           choices=("", *PULL_POLICIES)),
+    Option("gateway_cpu_request", "kubernetes", "gateway_cpu_request", str, "50m",
+           "CPU request of the gateway container (no CPU limit is set: CFS throttling delays "
+           "BFD packets). A VpcEgressGateway's spec.resources replaces all three.",
+           required=True, pattern=_QUANTITY),
+    Option("gateway_memory_request", "kubernetes", "gateway_memory_request", str, "64Mi",
+           "Memory request of the gateway container.", required=True, pattern=_QUANTITY),
+    Option("gateway_memory_limit", "kubernetes", "gateway_memory_limit", str, "256Mi",
+           "Memory limit of the gateway container.", required=True, pattern=_QUANTITY),
+    Option("gateway_agent_port", "kubernetes", "gateway_agent_port", int, 10669,
+           "Port of the gateway agent's /livez, /readyz and /metrics in the gateway pods.",
+           minimum=1, maximum=65535),
+    Option("gateway_agent_bandwidth", "kubernetes", "gateway_agent_bandwidth", bool, True,
+           "The gateway agent also enforces spec.bandwidth (tc on its interfaces), for CNIs "
+           "that ignore Kube-OVN's rate annotations."),
+    Option("gateway_drain_seconds", "kubernetes", "gateway_drain_seconds", int, 3,
+           "preStop delay of a gateway pod: time for vegd to take the instance out of NB and "
+           "for ovn-controller to update its flows before the pod stops forwarding.",
+           minimum=0, maximum=600),
+    Option("gateway_termination_grace_period", "kubernetes",
+           "gateway_termination_grace_period", int, 10,
+           "terminationGracePeriodSeconds of the gateway pods; must be longer than "
+           "gateway_drain_seconds (the preStop delay counts against it).", minimum=1,
+           maximum=3600),
     Option("api_group", "kubernetes", "api_group", str, "kubeovn.io",
            "API group of the VpcEgressGateways vegd serves: kubeovn.io where no other controller "
            "reconciles them (Kube-OVN before v1.14, or without its VEG controller); vegd.io "
@@ -166,6 +200,14 @@ class Settings:
     kubeconfig: str = ""
     resync_period: float = 300.0
     gateway_image: str = ""
+    gateway_image_pull_policy: str = ""
+    gateway_cpu_request: str = "50m"
+    gateway_memory_request: str = "64Mi"
+    gateway_memory_limit: str = "256Mi"
+    gateway_agent_port: int = 10669
+    gateway_agent_bandwidth: bool = True
+    gateway_drain_seconds: int = 3
+    gateway_termination_grace_period: int = 10
     api_group: str = "kubeovn.io"
     leader_election: bool = True
 
@@ -190,6 +232,15 @@ def load_settings(config: str | None = None, environ: Mapping[str, str] | None =
     for option in OPTIONS:  # the defaults obey the rules too (required ones)
         if option.name not in found:
             option.convert(getattr(settings, option.name), "the default")
+    if settings.gateway_termination_grace_period <= settings.gateway_drain_seconds:
+        raise ConfigError(
+            f"gateway_termination_grace_period: {settings.gateway_termination_grace_period} is "
+            f"not longer than gateway_drain_seconds {settings.gateway_drain_seconds}: the pod "
+            "would be killed during its preStop delay")
+    if quantity(settings.gateway_memory_request) > quantity(settings.gateway_memory_limit):
+        raise ConfigError(f"gateway_memory_request: {settings.gateway_memory_request} is more "
+                          f"than gateway_memory_limit {settings.gateway_memory_limit} (the API "
+                          "server would refuse every gateway Deployment)")
     return settings
 
 
@@ -250,7 +301,7 @@ def _wrap(text: str, prefix: str, width: int = 99) -> list[str]:
 
 def _constraint(option: Option) -> str:
     if option.choices:
-        return "one of " + ", ".join(option.choices)
+        return "one of " + ", ".join(c or "empty" for c in option.choices)
     if option.minimum is not None or option.maximum is not None:
         return f"{option.kind.__name__} {_number(option.minimum)}..{_number(option.maximum)}"
     if option.address:

@@ -17,6 +17,9 @@ import structlog
 LEVELS = ("debug", "info", "warning", "error")
 # The libraries' INFO is the connection chatter of every request; their warnings are not.
 CHATTY = ("kubernetes", "urllib3")
+# python-ovs' "connecting..."/"connected" lines: worth seeing in a daemon's log, noise around
+# the report of a one-shot command (`vegd apply`, `vegd migrate`) unless debugging.
+CONNECTION_CHATTER = ("ovsdbapp.backend.ovs_idl.vlog",)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -35,7 +38,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def configure(fmt: str = "console", level: str = "info") -> None:
+def configure(fmt: str = "console", level: str = "info", one_shot: bool = False) -> None:
     numeric = getattr(logging, level.upper())
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -61,6 +64,9 @@ def configure(fmt: str = "console", level: str = "info") -> None:
     root.setLevel(numeric)
     for name in CHATTY:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    for name in CONNECTION_CHATTER:
+        quiet = one_shot and numeric > logging.DEBUG
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING) if quiet else logging.NOTSET)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

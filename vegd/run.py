@@ -107,10 +107,25 @@ def build_controller(settings: Settings, kube: KubeApi, nb: NbClient, sb: SbClie
                         nb.capabilities.policy_bfd_sessions)
     ctx = Context(cache=cache, kube=kube, nb=nb, sb=sb, events=EventRecorder(kube),
                   vendor=settings.vendor, plan=plan,
-                  workload=WorkloadOptions(image=settings.gateway_image,
-                                           vendor=settings.vendor,
-                                           api_version=GATEWAYS.api_version))
+                  workload=workload_options(settings, GATEWAYS.api_version))
     return Controller(Reconciler(ctx), resync_period=settings.resync_period, metrics=metrics)
+
+
+PULL_POLICY = {"always": "Always", "ifnotpresent": "IfNotPresent", "never": "Never"}
+
+
+def workload_options(settings: Settings, api_version: str) -> WorkloadOptions:
+    """The gateway Deployments' knobs from `[kubernetes] gateway_*`."""
+    return WorkloadOptions(
+        image=settings.gateway_image, vendor=settings.vendor, api_version=api_version,
+        image_pull_policy=PULL_POLICY.get(settings.gateway_image_pull_policy, ""),
+        resources={"requests": {"cpu": settings.gateway_cpu_request,
+                                "memory": settings.gateway_memory_request},
+                   "limits": {"memory": settings.gateway_memory_limit}},
+        agent_port=settings.gateway_agent_port,
+        agent_bandwidth=settings.gateway_agent_bandwidth,
+        drain_seconds=settings.gateway_drain_seconds,
+        termination_grace_period=settings.gateway_termination_grace_period)
 
 
 def _checks(controller: Controller) -> tuple[probes.Check, probes.Check]:

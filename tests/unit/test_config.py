@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,47 @@ def test_console_renders_library_records_too(capsys):
     structlog.get_logger("vegd").info("hidden")
     err = capsys.readouterr().err
     assert "lost the leader" in err and "[warning  ]" in err and "hidden" not in err
+
+
+def test_one_shot_commands_hide_the_connection_chatter_unless_debugging(capsys):
+    import ovs.vlog
+
+    import vegd.nb.client  # noqa: F401
+
+    try:
+        for level, shown in (("info", False), ("debug", True)):
+            logs.configure("console", level, one_shot=True)
+            ovs.vlog.Vlog("reconnect").info("unix:/x/nb.sock: connecting...")
+            ovs.vlog.Vlog("reconnect").warn("unix:/x/nb.sock: connection dropped")
+            err = capsys.readouterr().err
+            assert ("connecting..." in err) is shown, level
+            assert "connection dropped" in err
+    finally:
+        logs.configure("console", "info")
+
+
+def test_gateway_workload_knobs_reach_the_deployment():
+    from vegd.run import workload_options
+    from vegd.workload.deployment import WorkloadOptions
+
+    defaults = workload_options(load_settings(environ={}), "kubeovn.io/v1")
+    assert defaults == WorkloadOptions(api_version="kubeovn.io/v1")  # the same defaults
+    tuned = workload_options(load_settings(environ={
+        "VEGD_GATEWAY_IMAGE_PULL_POLICY": "ifNotPresent", "VEGD_GATEWAY_MEMORY_LIMIT": "1Gi",
+        "VEGD_GATEWAY_DRAIN_SECONDS": "5", "VEGD_GATEWAY_TERMINATION_GRACE_PERIOD": "30",
+        "VEGD_GATEWAY_AGENT_BANDWIDTH": "false"}), "vegd.io/v1")
+    assert tuned.image_pull_policy == "IfNotPresent"
+    assert tuned.resources["limits"] == {"memory": "1Gi"}
+    assert (tuned.drain_seconds, tuned.termination_grace_period) == (5, 30)
+    assert tuned.agent_bandwidth is False
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"VEGD_GATEWAY_DRAIN_SECONDS": "10"}, "is not longer than gateway_drain_seconds 10"),
+    ({"VEGD_GATEWAY_MEMORY_REQUEST": "512Mi"}, "is more than gateway_memory_limit 256Mi"),
+    ({"VEGD_GATEWAY_CPU_REQUEST": "-1"}, "gateway_cpu_request: '-1' from environment"),
+    ({"VEGD_GATEWAY_IMAGE_PULL_POLICY": "sometimes"}, "is not one of (empty), always"),
+])
+def test_gateway_workload_knobs_are_checked(env, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(environ=env)
