@@ -93,7 +93,7 @@ def _snapshot(args: argparse.Namespace, settings: Settings) -> tuple[Snapshot, d
     except KubeError as exc:
         raise _Failed(EXIT_UNAVAILABLE, str(exc)) from None
     try:
-        objects = list(_list_all(kube))
+        objects = list(kube.list_all(WATCHED))
     except KubeError as exc:
         raise _Failed(EXIT_UNAVAILABLE, f"kubernetes: {exc}") from None
     finally:
@@ -104,23 +104,6 @@ def _snapshot(args: argparse.Namespace, settings: Settings) -> tuple[Snapshot, d
     invalid = {e.obj.removeprefix(prefix): f"{e.field}: {e.message}" for e in errors
                if e.obj.startswith(prefix)}
     return snap, invalid
-
-
-def _list_all(kube: KubeApi) -> Any:
-    for resource in WATCHED:
-        cont = ""
-        while True:
-            try:
-                page = kube.list(resource, cont=cont)
-            except KubeError as exc:
-                if exc.not_found:  # the kind is not served (a CRD not installed)
-                    break
-                raise
-            for item in page.get("items") or []:
-                yield {**item, "apiVersion": resource.api_version, "kind": resource.kind}
-            cont = str((page.get("metadata") or {}).get("continue") or "")
-            if not cont:
-                break
 
 
 def _nb(settings: Settings) -> NbClient:

@@ -1,28 +1,32 @@
-"""`vegd migrate -f DIR`: move gateways from another controller's NB rows (Kube-OVN's, vendor
+"""`vegd migrate [-f DIR]`: move gateways from another controller's NB rows (Kube-OVN's, vendor
 `kube-ovn`) to vegd's, so that at every moment each source has a working path; `--back` undoes
 it. Dry run unless `--apply`. docs/migration.md is the operator's guide.
 
-DIR holds the gateways as Kube-OVN runs them and what they refer to (the manifests `vegd apply`
-reads). Exit codes as `vegd apply`: 0 done (or planned); 1 refused, nothing written; 2 a database
-cannot be reached or the arguments are wrong.
+The gateways as Kube-OVN runs them and what they refer to come from DIR (the manifests `vegd
+apply` reads) or, without -f, from the API server (migrate_source.py); from the cluster, --apply
+also creates vegd's twins there and --back deletes them (migrate_twins.py). Exit codes as `vegd
+apply`: 0 done (or planned); 1 refused, nothing written; 2 a database or the API server cannot be
+reached or the arguments are wrong.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from vegd import logs
-from vegd.config import ConfigError, load_settings
+from vegd.config import ConfigError, Settings, load_settings
 from vegd.exits import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
-from vegd.model.errors import InvalidObjects, ValidationError
+from vegd.kube.api import KubeApi, KubeError, load_configuration
+from vegd.migrate_source import Source, SourceFailed, load_source
+from vegd.migrate_twins import ClusterTwins, write_twins
+from vegd.model.errors import ValidationError
 from vegd.model.objects import Snapshot
 from vegd.model.resolve import resolve_gateway
 from vegd.nb import migrate as nbm
@@ -31,11 +35,9 @@ from vegd.nb.errors import NbUnavailable, ReconcileError
 from vegd.nb.remote import SslFiles
 from vegd.plan.gateway import gateway_owner, plan_gateway
 from vegd.plan.names import bfd_port
-from vegd.plan.rows import Bfd, Desired
+from vegd.plan.rows import AddressSet, Bfd, Desired
 from vegd.plan.settings import PlanSettings
 from vegd.plan.vpc import plan_vpc, vpc_owner
-from vegd.source.yamldir import SourceError, load_snapshot, read_manifests
-from vegd.workload.status import MIGRATED_FROM
 
 Step = Callable[[str], None]  # called after each transaction (tests trace there)
 
@@ -51,8 +53,14 @@ class GatewayMove:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--filename", required=True, dest="directory",
-                   help="manifests of the gateways as the other controller runs them")
+    p.add_argument("-f", "--filename", default=None, dest="directory",
+                   help="manifests of the gateways as the other controller runs them (default: "
+                        "read them from the API server)")
+    p.add_argument("--kubeconfig", default=None,
+                   help="kubeconfig (default: $KUBECONFIG, else in-cluster credentials)")
+    p.add_argument("--delete-wait", type=float, default=60.0,
+                   help="--back from the cluster: seconds to wait until the twins are gone "
+                        "(default 60; still there: nothing restored, exit 1)")
     p.add_argument("gateways", nargs="*", metavar="NS/NAME",
                    help="only these gateways (default: every gateway in the manifests)")
     p.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
@@ -83,19 +91,34 @@ def run_migrate(args: argparse.Namespace, on_step: Step | None = None) -> int:
     try:
         settings = load_settings(args.config, nb_connection=args.nb_connection,
                                  sb_connection=args.sb_connection, vendor=args.vendor,
-                                 bfd_port_mode=args.bfd_port_mode, timeout=args.timeout)
+                                 bfd_port_mode=args.bfd_port_mode, timeout=args.timeout,
+                                 kubeconfig=args.kubeconfig)
     except ConfigError as exc:
         return _fail(EXIT_UNAVAILABLE, f"configuration: {exc}")
     logs.configure(settings.log_format, settings.log_level, one_shot=True)
     if not settings.nb_connection:
         return _fail(EXIT_UNAVAILABLE, "no NB connection: give --nb-connection or set OVN_NB_DB")
     try:
-        snap = load_snapshot(args.directory)
-    except (SourceError, InvalidObjects) as exc:
-        return _fail(EXIT_INVALID, str(exc))
+        source = load_source(args.directory, settings.kubeconfig, args.gateways)
+    except SourceFailed as exc:
+        return _fail(exc.code, str(exc))
+    try:
+        return _migrate(args, settings, source, on_step)
+    except SourceFailed as exc:
+        return _fail(exc.code, str(exc))
+    except KubeError as exc:
+        return _fail(EXIT_UNAVAILABLE, f"kubernetes: {exc}")
+    finally:
+        source.close()
+
+
+def _migrate(args: argparse.Namespace, settings: Settings, source: Source,
+             on_step: Step | None) -> int:
+    snap = source.snap
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     try:
-        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor)
+        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor,
+                      extra_tables=nbm.EXTRA_TABLES)
         if settings.sb_connection:
             sb = SbClient(settings.sb_connection, settings.timeout, ssl)
             try:
@@ -110,27 +133,34 @@ def run_migrate(args: argparse.Namespace, on_step: Step | None = None) -> int:
         plan = PlanSettings(settings.vendor, settings.bfd_port_mode,  # type: ignore[arg-type]
                             nb.capabilities.policy_bfd_sessions)
         if args.back:
-            return _back(nb, args, settings.vendor, snap, step)
+            return _back(nb, args, settings, source, step)
         try:
             moves = _plan(nb, snap, args, plan)
         except ValidationError as exc:
             return _fail(EXIT_INVALID, str(exc))
-        _print_plan(moves, args)
+        twins = ClusterTwins(source.kube, args.group) if source.kube else None
+        todo = twins.check({m.key: source.gateways[m.key] for m in moves}) if twins else {}
+        _print_plan(moves, args, todo)
         if not args.apply:
             print("dry run: nothing written (add --apply)")
             return EXIT_OK
-        Path(args.state).write_text(json.dumps(
-            {"vendor": args.from_vendor, "gateways": [
-                {"key": m.key, "router": m.router, "vpc": m.vpc,
-                 "rows": [r.as_dict() for r in m.saved.rows]} for m in moves]}, indent=1))
+        state = {"vendor": args.from_vendor, "gateways": [
+            {"key": m.key, "router": m.router, "vpc": m.vpc,
+             "rows": [r.as_dict() for r in m.saved.rows]} for m in moves], "twins": []}
+        Path(args.state).write_text(json.dumps(state, indent=1))
         for m in moves:
             if not _forward(nb, m, settings.vendor, args.keep_old, args.bfd_wait, step):
                 return _fail(EXIT_INVALID, f"{m.key}: vegd's BFD sessions are not up after "
                              f"{args.bfd_wait:g} s; both controllers' rows are in place (a "
                              "working path); run again, or --back")
         print(f"migrated {len(moves)} gateway(s); saved the old rows in {args.state}")
+        if twins is not None:
+            for key in (k for k, create in todo.items() if create):
+                state["twins"].append(twins.create(source.gateways[key]))
+                Path(args.state).write_text(json.dumps(state, indent=1))
+                print(f"{key}: created vegd's twin in {args.group}")
         if args.objects_out:
-            out = write_twins(args.directory, [m.key for m in moves], args.group,
+            out = write_twins([source.gateways[m.key] for m in moves], args.group,
                               Path(args.objects_out))
             print(f"wrote vegd's objects to {out}: kubectl apply -f {out}")
         return EXIT_OK
@@ -148,11 +178,8 @@ def _plan(nb: NbClient, snap: Snapshot, args: argparse.Namespace, plan: PlanSett
     for key in wanted:
         gw = snap.gateway(key)
         if gw is None:
-            raise ValidationError(f"VpcEgressGateway {key}", "metadata", "is not in the manifests")
-        if gw.selectors:
-            raise ValidationError(gw.ref, "spec.selectors", "gateways with selectors are not "
-                                  "migrated yet: vegd's address set VEG.<h>_ip4 and the other "
-                                  "controller's port group VEG.<h> would share a Southbound name")
+            raise ValidationError(f"VpcEgressGateway {key}", "metadata",
+                                  "is not in the source (manifests or cluster)")
         resolved = resolve_gateway(gw, snap, plan.policy_bfd_sessions, plan.bfd_port_mode)
         port = bfd_port(resolved.vpc.name) if gw.bfd.enabled else ""
         saved = nbm.read_foreign(nb.api, args.from_vendor, key, port)
@@ -165,36 +192,8 @@ def _plan(nb: NbClient, snap: Snapshot, args: argparse.Namespace, plan: PlanSett
     return moves
 
 
-TWIN_PREFIX = "vegd-"  # the twin's Deployment must not take the other one's name
-
-
-def twin(raw: Mapping[str, Any], group: str) -> dict[str, Any]:
-    """vegd's object for a gateway the other controller ran: the same name and spec in vegd's
-    group, its Deployment prefixed so both workloads can run side by side."""
-    meta = raw.get("metadata") or {}
-    spec = copy.deepcopy(raw.get("spec") or {})
-    spec["prefix"] = TWIN_PREFIX + str(spec.get("prefix") or "")
-    version = str(raw.get("apiVersion") or "kubeovn.io/v1")
-    return {"apiVersion": f"{group}/{version.rpartition('/')[2]}", "kind": "VpcEgressGateway",
-            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace") or "default",
-                         "labels": dict(meta.get("labels") or {}),
-                         "annotations": {MIGRATED_FROM: f"{version} {meta.get('namespace')}/"
-                                                        f"{meta.get('name')}"}},
-            "spec": spec}
-
-
-def write_twins(directory: str, keys: list[str], group: str, out: Path) -> Path:
-    objs = [twin(obj, group) for _, obj in read_manifests(directory)
-            if obj.get("kind") == "VpcEgressGateway" and
-            f"{(obj.get('metadata') or {}).get('namespace') or 'default'}/"
-            f"{(obj.get('metadata') or {}).get('name')}" in keys]
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "vpc-egress-gateways.yaml"
-    path.write_text("".join("---\n" + json.dumps(o, indent=2) + "\n" for o in objs))
-    return path
-
-
-def _print_plan(moves: list[GatewayMove], args: argparse.Namespace) -> None:
+def _print_plan(moves: list[GatewayMove], args: argparse.Namespace, todo: dict[str, bool]
+                ) -> None:
     for m in moves:
         found = ", ".join(f"{n} {t}" for t, n in sorted(m.saved.count().items()))
         adopt = sum(r.adopted for r in m.saved.rows)
@@ -204,9 +203,17 @@ def _print_plan(moves: list[GatewayMove], args: argparse.Namespace) -> None:
         mine: dict[str, int] = {}
         for row in m.desired.rows + (m.vpc_desired.rows if m.vpc_desired else ()):
             mine[row.table] = mine.get(row.table, 0) + 1
+        swap = _selector_sets(m)
+        if swap:
+            groups = ", ".join(str(r.columns.get("name")) for r in m.saved.rows
+                               if r.table == "Port_Group")
+            print(f"  1b. replace Port_Group {groups} by vegd's address set(s) "
+                  f"{', '.join(str(c['name']) for c in swap)} (one transaction)")
         print(f"  2. write vegd's rows: {', '.join(f'{n} {t}' for t, n in sorted(mine.items()))}")
         rest = len(m.saved.rows) - adopt
         print(f"  3. {'keep' if args.keep_old else 'remove'} the other {rest} row(s)")
+        if m.key in todo:
+            print(f"  4. {'create' if todo[m.key] else 'keep'} vegd's twin in {args.group}")
 
 
 def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, bfd_wait: float,
@@ -214,6 +221,10 @@ def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, bfd_wait
     gw_ids = {"vendor": vendor, "vpc-egress-gateway": m.key}
     nbm.commit(nb.api, nbm.Adopt(nb.api, m.saved, gw_ids, {"vendor": vendor, "vpc": m.vpc}))
     step("adopted")
+    swap = _selector_sets(m)
+    if swap:
+        nbm.commit(nb.api, nbm.SwapSelectorSets(nb.api, m.saved, swap))
+        step("swapped")
     if m.vpc_desired is not None:
         nb.reconcile(m.vpc_desired)
     nb.reconcile(m.desired)
@@ -229,6 +240,13 @@ def _forward(nb: NbClient, m: GatewayMove, vendor: str, keep_old: bool, bfd_wait
     return True
 
 
+def _selector_sets(m: GatewayMove) -> list[dict[str, Any]]:
+    """vegd's address sets that take the Southbound names of the other controller's Port_Group
+    (policy mode with selectors; route mode writes none and the group goes in step 3)."""
+    names = nbm.selector_set_names(m.saved)
+    return [r.columns() for r in m.desired.rows if isinstance(r, AddressSet) and r.name in names]
+
+
 def _sessions_up(nb: NbClient, key: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
@@ -240,17 +258,44 @@ def _sessions_up(nb: NbClient, key: str, timeout: float) -> bool:
         time.sleep(0.1)
 
 
-def _back(nb: NbClient, args: argparse.Namespace, vendor: str, snap: Snapshot,
+def _back(nb: NbClient, args: argparse.Namespace, settings: Settings, source: Source,
           step: Step) -> int:
+    snap = source.snap
     try:
         state = json.loads(Path(args.state).read_text())
     except (OSError, ValueError) as exc:
         return _fail(EXIT_INVALID, f"--state {args.state}: {exc}")
-    for g in state["gateways"]:
-        if args.gateways and g["key"] not in args.gateways:
-            continue
-        saved = nbm.SavedRows(g["key"], state["vendor"],
-                              [nbm.SavedRow.from_dict(r) for r in g["rows"]])
+    wanted = [g for g in state["gateways"] if not args.gateways or g["key"] in args.gateways]
+    saved_rows = {g["key"]: nbm.SavedRows(g["key"], state["vendor"],
+                                          [nbm.SavedRow.from_dict(r) for r in g["rows"]])
+                  for g in wanted}
+    made = [t for t in state.get("twins") or [] if not args.gateways
+            or f"{t['namespace']}/{t['name']}" in args.gateways]
+    if made:
+        # A running vegd removes the twins' rows when they go, and repairs any change to them
+        # before: first the other controller's rows beside vegd's, then the twins deleted
+        # (waiting for vegd's finalizer), then the rest restored (docs/migration.md).
+        for g in wanted:
+            nbm.commit(nb.api, nbm.RestoreBeside(nb.api, saved_rows[g["key"]]))
+            g["rows"] = [r.as_dict() for r in saved_rows[g["key"]].rows]  # the new UUIDs
+            Path(args.state).write_text(json.dumps(state, indent=1))
+            step("beside")
+        kube = source.kube or KubeApi(load_configuration(settings.kubeconfig))
+        try:
+            twins = ClusterTwins(kube, args.group)
+            for t in made:
+                if not twins.remove(t, args.delete_wait):
+                    return _fail(EXIT_INVALID, f"vegd's twin {t['namespace']}/{t['name']} is "
+                                 f"still there after {args.delete_wait:g} s (is vegd running to "
+                                 "remove its finalizer?): the other controller's rows are back "
+                                 "beside vegd's; run again")
+                print(f"{t['namespace']}/{t['name']}: deleted vegd's twin in {t['group']}")
+                step("twin deleted")
+        finally:
+            if kube is not source.kube:
+                kube.close()
+    for g in wanted:
+        saved = saved_rows[g["key"]]
         nbm.commit(nb.api, nbm.Restore(nb.api, saved))
         step("restored")
         nb.reconcile(Desired(gateway_owner(g["key"], g["router"])))

@@ -59,3 +59,40 @@ def test_snat_only_for_included_destinations(dataplane, tmp_path):
     plain = lab.who(dp.tcp_connect(pod, EXCLUDED_SERVER, PORT, count=10))
     print(f"without destinations, to {EXCLUDED_SERVER}: {plain}")
     assert set(plain) <= {"gw1", "gw2"} and sum(plain.values()) == 10, plain
+
+
+class LocalDestinationRows(DestinationRows):
+    """The same with trafficPolicy Local, gw2 moved (in the manifests) to another node: the
+    pod's node runs gw1 only."""
+
+    def objects(self):
+        objs = super().objects()
+        for o in objs:
+            if o["kind"] == "VpcEgressGateway":
+                o["spec"]["trafficPolicy"] = "Local"
+            if o["kind"] == "Pod" and o["metadata"]["name"].endswith("-gw2"):
+                o["spec"]["nodeName"] = "another-node"
+        return objs
+
+
+def test_local_traffic_policy_only_for_included_destinations(dataplane, tmp_path):
+    """trafficPolicy Local with destinations: the included destination leaves through the
+    pod's node's instance only (gw1), the excluded one untranslated via vpc1's route."""
+    dp = dataplane
+    lab = build_egress_lab(dp, gateways=2, pods=1)
+    pod = lab.pods[0]
+    add_leak_router(lab)
+    dp.exec(lab.ext, "ip", "addr", "add", f"{EXCLUDED_SERVER}/32", "dev", "lo")
+    dp.start_echo_server(lab.ext, EXCLUDED_SERVER, PORT)
+
+    LocalDestinationRows(workdir=tmp_path / "manifests").apply(dp.stack, lab.spec())
+    pols = dp.stack.nbctl("lr-policy-list", "vpc1")
+    assert "29150" in pols and pols.count(
+        "ip4.dst == {203.0.113.0/24} && ip4.dst != {203.0.113.128/25}") == 2, pols
+    dp.wait_hv_sync()
+
+    included = lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=20))
+    excluded = lab.who(dp.tcp_connect(pod, EXCLUDED_SERVER, PORT, count=20))
+    print(f"\nLocal: to {SERVER4} (included): {included}; to {EXCLUDED_SERVER}: {excluded}")
+    assert included == {"gw1": 20}, included
+    assert excluded == {pod.addr(4): 20}, excluded

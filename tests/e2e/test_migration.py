@@ -37,8 +37,12 @@ def _args(dp, directory, state, *extra) -> argparse.Namespace:
                                  "--state", str(state), *extra])
 
 
-@pytest.mark.parametrize("bfd", [False, True], ids=["no-bfd", "bfd"])
-def test_migration_and_back_without_a_failed_connection(dataplane, tmp_path, bfd):
+@pytest.mark.parametrize("bfd,selectors", [(False, False), (True, False), (False, True)],
+                         ids=["no-bfd", "bfd", "selectors"])
+def test_migration_and_back_without_a_failed_connection(dataplane, tmp_path, bfd, selectors):
+    """selectors: the gateway selects the pod by label (no policies); Kube-OVN matches it
+    through its Port_Group VEG.<h>, which the migration swaps for vegd's Address_Set
+    VEG.<h>_ip4 in one transaction (and --back swaps back)."""
     if bfd and not have_frr():
         pytest.skip("FRR (bfdd, zebra, vtysh) is not installed")
     dp = dataplane
@@ -49,9 +53,9 @@ def test_migration_and_back_without_a_failed_connection(dataplane, tmp_path, bfd
     if bfd:
         write_bfd_port(dp.stack, "vpc1", BFD.port_ip, [dp.chassis])
     write_gateway(dp.stack, KubeOvnGateway(
-        spec.name, "vpc1", list(lab.snat_sources), lab.internal_ips(),
+        spec.name, "vpc1", [] if selectors else list(lab.snat_sources), lab.internal_ips(),
         bfd=(BFD.min_tx, BFD.min_rx, BFD.detect_mult) if bfd else None,
-        bfd_port="bfd@vpc1" if bfd else ""))
+        bfd_port="bfd@vpc1" if bfd else "", selected_ports=[pod.lsp] if selectors else []))
     dp.wait_hv_sync()
     assert set(lab.who(dp.tcp_connect(pod, SERVER4, PORT, count=10))) <= {"gw1", "gw2"}
 
@@ -59,7 +63,12 @@ def test_migration_and_back_without_a_failed_connection(dataplane, tmp_path, bfd
     writer.specs[spec.name] = spec
     if bfd:
         writer.bfd_ports["vpc1"] = BFD.port_ip
-    directory = manifests.write(tmp_path / "manifests", writer.objects())
+    objects = writer.objects()
+    if selectors:
+        gw_spec = next(o for o in objects if o["kind"] == "VpcEgressGateway")["spec"]
+        del gw_spec["policies"]
+        gw_spec["selectors"] = [{"podSelector": {"matchLabels": {"app": pod.name}}}]
+    directory = manifests.write(tmp_path / "manifests", objects)
     state = tmp_path / "state.json"
 
     prober = dp.start_prober(pod, SERVER4, PORT, interval=0.05, timeout=1.0, max_duration=300)
@@ -71,6 +80,11 @@ def test_migration_and_back_without_a_failed_connection(dataplane, tmp_path, bfd
     assert not [r for r in kube_ovn_rows(dp.stack)["Logical_Router_Policy"]
                 if "vpc-egress-gateway" in dict(r["external_ids"][1])]
     assert dp.stack.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+    assert bool(kube_ovn_rows(dp.stack)["Port_Group"]) is False
+    if selectors:  # the pod is matched through vegd's set of the Port_Group's SB name
+        assert [r["addresses"] for r in dp.stack.nb_rows(
+            "Address_Set", "external_ids:vendor=vegd") if r["name"].endswith("_ip4")] == \
+            [pod.addr(4)]
     wait_for(lambda: sum(t > t1 for t, _ in prober.results) >= 20, 30, interval=0.05,
              what="20 probes after the migration")
     t2 = time.time()
@@ -78,13 +92,15 @@ def test_migration_and_back_without_a_failed_connection(dataplane, tmp_path, bfd
     t3 = time.time()
     dp.wait_hv_sync()
     assert not dp.stack.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+    assert len(kube_ovn_rows(dp.stack)["Port_Group"]) == (1 if selectors else 0)
     wait_for(lambda: sum(t > t3 for t, _ in prober.results) >= 20, 30, interval=0.05,
              what="20 probes after --back")
     rows = prober.stop()
     names = lab.gateway_by_external_ip()
     during = [names.get(r, r) for t, r in rows if t >= t0 - 1]
     failed = [r for r in during if r not in ("gw1", "gw2")]
-    print(f"\nbfd={bfd}: migrate {1000 * (t1 - t0):.0f} ms, --back {1000 * (t3 - t2):.0f} ms; "
+    print(f"\nbfd={bfd} selectors={selectors}: migrate {1000 * (t1 - t0):.0f} ms, "
+          f"--back {1000 * (t3 - t2):.0f} ms; "
           f"{len(during)} connections from 1 s before the migration to the end: "
           f"{dict(Counter(during))}, {len(failed)} failed or not SNATed")
     assert not failed, failed

@@ -50,7 +50,8 @@ def write_gateway(ovn, gw: KubeOvnGateway) -> None:
     _run(ovn, cmds)
     if gw.selected_ports:
         ovn.nbctl("pg-add", f"VEG.{h}", *gw.selected_ports)
-        ovn.nbctl("set", "Port_Group", f"VEG.{h}", *_ids(gw, None))
+        # the af=4 then af=6 passes both rewrite its external_ids: af ends as 6 (§3.3)
+        ovn.nbctl("set", "Port_Group", f"VEG.{h}", *_ids(gw, 6))
     sessions: dict[str, str] = {}
     if gw.bfd:
         min_rx, min_tx, mult = gw.bfd

@@ -187,7 +187,7 @@ def test_migrated_twin_runs_beside_the_old_rows_and_deployment(fresh_ovn, both_g
     """`vegd migrate --objects-out`'s twin (annotation vegd.io/migrated-from, Deployment prefix
     vegd-): lingering Kube-OVN rows of the same key do not hold it off; vegd runs its own
     Deployment next to Kube-OVN's and writes its own rows, and still touches none of theirs."""
-    from vegd.migrate import twin
+    from vegd.migrate_twins import twin
 
     ovn, api = fresh_ovn, both_groups
     add_base_topology(ovn)
@@ -227,3 +227,88 @@ def test_migrated_twin_runs_beside_the_old_rows_and_deployment(fresh_ovn, both_g
         vegd.stop()
     assert kube_ovn_rows(ovn) == before
     assert deployment("gateway1").metadata.resource_version == old["metadata"]["resourceVersion"]
+
+
+def test_other_controllers_reroutes_of_the_same_sources_hold_the_gateway_off(fresh_ovn,
+                                                                            both_groups):
+    """Kube-OVN runs gateways of other names whose sources are vegd's: legacy1 reroutes
+    10.16.0.0/16 (gateway1's subnet) on ovn-cluster, legacy2 reroutes the selected pod
+    192.168.0.10 (a port group: `$VEG.<h>_ip4`), inside gateway2's 192.168.0.0/24, on vpc1.
+    vegd holds both off (Validated=False/ForeignSourceOverlap, an Event, the gauge), writes
+    nothing for them and leaves Kube-OVN's rows byte-identical. gateway3 (10.17.0.0/24, BFD off)
+    is served although another vendor's src-ip route covers its source: in the policy modes
+    vegd's reroute comes after routing. With legacy1's rows gone, gateway1 is served."""
+    ovn, api = fresh_ovn, both_groups
+    add_base_topology(ovn)
+    api.create_all(d for d in yaml.safe_load_all((SEED / "cluster.yaml").read_text())
+                   if d and not (d["kind"] == "Namespace" and d["metadata"]["name"] == "default"))
+    ovn.nbctl("lsp-add", "subnet1", "pod1.default", "--", "lsp-set-addresses", "pod1.default",
+              "0a:58:c0:a8:00:0a 192.168.0.10")
+    write_gateway(ovn, KubeOvnGateway("default/legacy1", "ovn-cluster", ["10.16.0.0/16"],
+                                      ["10.16.0.40"]))
+    write_gateway(ovn, KubeOvnGateway("default/legacy2", "vpc1", [], ["192.168.0.40"],
+                                      selected_ports=["pod1.default"]))
+    ovn.nbctl("--", "--id=@r", "create", "Logical_Router_Static_Route", "policy=src-ip",
+              "ip_prefix=10.17.0.0/16", "nexthop=10.16.0.99", "external_ids:vendor=kube-ovn",
+              "--", "add", "Logical_Router", "ovn-cluster", "static_routes", "@r")
+    before = kube_ovn_rows(ovn)
+    routes_before = ovn.nbctl("lr-route-list", "ovn-cluster")
+
+    custom = client.CustomObjectsApi(api.api_client())
+    gateways = seed_gateway_objects()
+    third = copy.deepcopy(gateways[0])
+    third["metadata"]["name"] = "gateway3"
+    third["spec"]["policies"] = [{"snat": True, "ipBlocks": ["10.17.0.0/24"]}]
+    for veg in (*gateways, third):
+        body = copy.deepcopy(veg)
+        body["apiVersion"] = f"{VEGD_GROUP}/v1"
+        custom.create_namespaced_custom_object(VEGD_GROUP, "v1", "default", PLURAL, body)
+
+    def condition(name: str) -> dict:
+        obj = custom.get_namespaced_custom_object(VEGD_GROUP, "v1", "default", PLURAL, name)
+        return next((c for c in (obj.get("status") or {}).get("conditions") or []
+                     if c["type"] == "Validated"), {})
+
+    def vegd_rows(name: str) -> list:
+        return ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd",
+                           f'external_ids:vpc-egress-gateway="default/{name}"') + \
+            ovn.nb_rows("Logical_Router_Static_Route", "external_ids:vendor=vegd",
+                        f'external_ids:vpc-egress-gateway="default/{name}"')
+
+    vegd = InProcessController(api, ovn, api_group=VEGD_GROUP).start()
+    try:
+        wait_for(lambda: all(condition(n).get("reason") == "ForeignSourceOverlap"
+                             for n in ("gateway1", "gateway2")), 20,
+                 what="Validated=False/ForeignSourceOverlap on gateway1 and gateway2")
+        wait_for(lambda: vegd_rows("gateway3"), 20, what="vegd's rows for gateway3")
+        wait_for(lambda: vegd.idle(), 20, what="vegd idle")
+        assert condition("gateway3")["status"] == "True"
+        h1, h2 = owner_hash("default/legacy1"), owner_hash("default/legacy2")
+        msg1, msg2 = condition("gateway1")["message"], condition("gateway2")["message"]
+        assert f"29100 'ip4.src == $VEG.{h1}.ipv4' of default/legacy1 overlaps 10.16.0.0/16" \
+            in msg1 and "vendor kube-ovn" in msg1, msg1
+        assert f"'ip4.src == $VEG.{h2}_ip4' of default/legacy2 overlaps 192.168.0.0/24" \
+            in msg2, msg2
+        for name in ("gateway1", "gateway2"):
+            assert not vegd_rows(name), name
+        metrics = generate_latest(vegd.controller.metrics.registry).decode()
+        assert "vegd_foreign_gateways 2" in metrics, metrics
+        events = client.CoreV1Api(api.api_client()).list_namespaced_event("default").items
+        assert {e.involved_object.name for e in events if e.reason == "ForeignSourceOverlap"
+                and e.type == "Warning"} == {"gateway1", "gateway2"}
+        assert kube_ovn_rows(ovn) == before  # byte-identical: _uuid and every column
+        assert "10.16.0.99" in routes_before and \
+            ovn.nbctl("lr-route-list", "ovn-cluster") == routes_before
+
+        # Kube-OVN's legacy1 deleted (its controller removes its rows): the next event of
+        # gateway1 finds no overlap and serves it
+        for row in ovn.nb_rows("Logical_Router_Policy",
+                               'external_ids:vpc-egress-gateway="default/legacy1"'):
+            ovn.nbctl("lr-policy-del", "ovn-cluster", row["_uuid"])
+        custom.patch_namespaced_custom_object(VEGD_GROUP, "v1", "default", PLURAL, "gateway1",
+                                              {"metadata": {"labels": {"touched": "1"}}})
+        wait_for(lambda: condition("gateway1").get("status") == "True" and vegd_rows("gateway1"),
+                 20, what="gateway1 served once legacy1's reroutes are gone")
+        assert condition("gateway2").get("reason") == "ForeignSourceOverlap"
+    finally:
+        vegd.stop()

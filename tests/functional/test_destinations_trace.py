@@ -5,14 +5,17 @@ through the gateway, except 203.0.113.128/25. vpc1 has a covering default route 
 192.168.0.254 ("vnat"): the VPC's normal route. A pod of the source reaches an included
 destination through an instance (ECMP), an excluded one and one outside the included list
 through the default route. Without instances, only the included destinations are dropped.
-Route mode refuses destinations; the control at the end shows why: an `allow` policy for an
-excluded destination does not undo the src-ip route, the packet still goes to an instance.
+With trafficPolicy Local a selected pod on the node of instance gw2 goes to gw2 for an included
+destination and to the default route for an excluded one. Route mode refuses destinations; the
+control at the end shows why: an `allow` policy for an excluded destination does not undo the
+src-ip route, the packet still goes to an instance.
 """
 
 from __future__ import annotations
 
 import re
 
+from scenario import pod
 from test_fail_closed_trace import EXTERNAL, Tracer, add_lsp, set_sessions
 
 INCLUDED = "203.0.113.0/24"
@@ -84,3 +87,51 @@ def test_route_mode_refuses_destinations_and_why(seed, capsys):
               f"ip4.src == 192.168.0.0/24 && ip4.dst == {EXCLUDED}", "allow")
     ovn.sync()
     assert src.outputs(EXCLUDED_DST)[0] in ("gw2", "gw3")  # still the instance, not vnat
+
+
+def test_local_traffic_policy_prefers_the_nodes_instance_for_included_destinations(seed, capsys):
+    """trafficPolicy Local: pod1 (on kube-ovn-worker, like instance gw2) is chosen by a selector
+    with destinations; its included destination goes to gw2 only, the excluded one and one outside
+    the list follow the VPC's default route. pod2, inside the policy's (unrestricted) block on the
+    same node, goes to gw2 for every destination: each destination list has its own node set."""
+    ovn = seed.ovn
+    src = _vpc1_lsps(ovn)
+    add_lsp(ovn, "subnet1", "pod2", "0a:58:c0:a8:00:82", "192.168.0.130")
+    other = Tracer(ovn, "subnet1", "pod2", "0a:58:c0:a8:00:82", "192.168.0.130",
+                   "0a:58:c0:a8:00:01")
+    gw = seed.find("VpcEgressGateway", "gateway2")["spec"]
+    gw.update(trafficPolicy="Local", bfd={"enabled": False})
+    gw["policies"][0]["ipBlocks"] = ["192.168.0.128/25"]
+    gw["selectors"] = [{"podSelector": {"matchLabels": {"app": "a"}},
+                        "destinationCIDRs": [INCLUDED], "excludedCIDRs": [EXCLUDED]}]
+    seed.objects += [pod("pod1", "192.168.0.10", labels={"app": "a"}, switch="subnet1"),
+                     pod("pod2", "192.168.0.130", switch="subnet1")]
+    code, report = seed.apply(capsys=capsys)
+    assert code == 0, report
+    assert seed.apply(capsys=capsys)[1]["transactions"] == 0
+    pols = ovn.nbctl("lr-policy-list", "vpc1")
+    clause = f" && ip4.dst == {{{INCLUDED}}} && ip4.dst != {{{EXCLUDED}}}"
+    local = {}  # clause -> (address set, nexthops)
+    for line in pols.splitlines():
+        if m := re.match(r"\s*29150\s+ip4.src == \$(\S+)(.*?)\s+reroute\s+(.+?)\s*$", line):
+            local[m[2]] = (m[1], m[3])
+    assert {c: hop for c, (_, hop) in local.items()} == {"": "192.168.0.2",
+                                                       clause: "192.168.0.2"}, pols
+    members = {c: ovn.nb_rows("Address_Set", f"name={name}")[0]["addresses"]
+               for c, (name, _) in local.items()}
+    assert members == {"": "192.168.0.130", clause: "192.168.0.10"}
+    ovn.sync()
+    assert {src.outputs(EXTERNAL, select=i)[0] for i in (1, 2)} == {"gw2"}
+    assert src.outputs(EXCLUDED_DST) == ["vnat"]
+    assert src.outputs(OTHER_DST) == ["vnat"]
+    assert other.outputs(EXCLUDED_DST) == ["gw2"]
+
+    # the local instance gone: the included destination still goes through the gateway
+    seed.remove("Pod", next(p["metadata"]["name"] for p in seed.pods_of("gateway2")
+                            if p["spec"]["nodeName"] == "kube-ovn-worker"))
+    code, report = seed.apply(capsys=capsys)
+    assert code == 0, report
+    ovn.sync()
+    assert "29150" not in ovn.nbctl("lr-policy-list", "vpc1")
+    assert src.outputs(EXTERNAL) == ["gw3"]
+    assert src.outputs(EXCLUDED_DST) == ["vnat"]

@@ -11,14 +11,21 @@ gone (or kept with --keep-old); `--back` restores Kube-OVN's rows column for col
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from kubeapi.resources import default_registry
 from kubeovn_rows import kube_ovn_rows, seed_gateways, write_bfd_port, write_gateway
-from ovnstack import OvnStack
-from scenario import Scenario, add_base_topology
+from ovnstack import OvnStack, wait_for
+from scenario import ROOT, Scenario, add_base_topology, pod, seed_objects
 from test_fail_closed_trace import EXTERNAL, Tracer, add_lsp, set_sessions
+from vegd_harness import InProcessController, write_kubeconfig
+
+from vegd.kube.resources import serve_gateways_in
+from vegd.plan.names import owner_hash
 
 INSTANCES = {"ovn-cluster": {"gw12", "gw13"}, "vpc1": {"gw2", "gw3"}}
 
@@ -158,14 +165,251 @@ def _adopted(row) -> bool:
     return "dst_ip" in row  # BFD rows are adopted, never left behind
 
 
-def test_migrate_refuses_selectors_and_writes_nothing(fresh_ovn, tmp_path, capsys):
+def _selector_scenario(ovn, tmp_path):
+    """The seed's gateways with selectors only (no policies), Kube-OVN-shaped: an empty `.ipv4`
+    set, the Port_Group VEG.<h> of the selected pod (pod5, pod1) and policies on `$VEG.<h>_ip4`."""
+    scenario = Scenario(ovn, tmp_path)
+    for gw in ("gateway1", "gateway2"):
+        spec = scenario.find("VpcEgressGateway", gw)["spec"]
+        del spec["policies"]
+        spec["selectors"] = [{"podSelector": {"matchLabels": {"app": "a"}}}]
+    scenario.objects += [pod("pod5", "10.16.0.5", labels={"app": "a"}, switch="ovn-default"),
+                         pod("pod1", "192.168.0.10", labels={"app": "a"}, switch="subnet1")]
+    write_bfd_port(ovn, "vpc1", "10.255.255.255", ["3c8e1b4e-0c0f-4d2a-9e1d-000000000001"])
+    for gw, port in zip(seed_gateways(), ("pod5", "pod1"), strict=True):
+        gw.sources4, gw.selected_ports = [], [port]
+        write_gateway(ovn, gw)
+    return scenario
+
+
+@pytest.mark.parametrize("keep_old", [False, True])
+def test_migrate_selector_gateways_and_back(fresh_ovn, tmp_path, capsys, keep_old):
+    """gateway1 (policy mode): Kube-OVN's Port_Group VEG.<h> gives way to vegd's Address_Set
+    VEG.<h>_ip4 in one transaction ("swapped"), also with --keep-old; gateway2 (BFD, route mode)
+    needs no such set: its group goes with Kube-OVN's other rows. A working path throughout."""
+    ovn = fresh_ovn
+    tracers = _topology(ovn)
+    scenario = _selector_scenario(ovn, tmp_path)
+    h1 = owner_hash("default/gateway1")
+    _working(ovn, tracers, "before")
+    before_rows = kube_ovn_rows(ovn)
+    assert sorted(r["name"] for r in before_rows["Port_Group"]) == sorted(
+        f"VEG.{owner_hash(k)}" for k in ("default/gateway1", "default/gateway2"))
+    state = tmp_path / "state.json"
+    assert _migrate(scenario, state) == 0
+    out = capsys.readouterr().out
+    assert f"replace Port_Group VEG.{h1} by vegd's address set(s) VEG.{h1}_ip4" in out, out
+    assert kube_ovn_rows(ovn) == before_rows
+
+    steps = []
+
+    def step(name):
+        if name == "written" and ovn.nb_rows("Logical_Router_Static_Route",
+                                             "external_ids:vendor=vegd"):
+            set_sessions(ovn, "bfd@vpc1", {"192.168.0.2": "up", "192.168.0.3": "up"})
+        _working(ovn, tracers, name)
+        steps.append(name)
+
+    extra = ("--keep-old",) if keep_old else ()
+    assert _migrate(scenario, state, "--apply", *extra, on_step=step) == 0, capsys.readouterr()
+    removed = [] if keep_old else ["removed"]
+    assert steps == ["adopted", "swapped", "written", *removed, "adopted", "written", *removed]
+    _working(ovn, tracers, "after")
+    sets = {r["name"]: r for r in ovn.nb_rows("Address_Set", "external_ids:vendor=vegd")}
+    assert sets[f"VEG.{h1}_ip4"]["addresses"] == "10.16.0.5", sets
+    groups = [r["name"] for r in kube_ovn_rows(ovn)["Port_Group"]]
+    assert groups == ([f"VEG.{owner_hash('default/gateway2')}"] if keep_old else []), groups
+    capsys.readouterr()
+    code, report = scenario.apply(capsys=capsys)
+    assert code == 0 and report["transactions"] == 0, report
+    scratch = OvnStack(tmp_path / "scratch").start()
+    try:
+        _topology(scratch)
+        assert Scenario(scratch, tmp_path / "s", scenario.objects).apply()[0] == 0
+        assert _vegd_rows(ovn) == _vegd_rows(scratch)
+    finally:
+        scratch.stop()
+
+    steps.clear()
+    assert _migrate(scenario, state, "--back", on_step=lambda n: (_working(ovn, tracers, n),
+                                                                  steps.append(n))) == 0
+    assert steps == ["restored", "removed"] * 2
+    assert _strip(kube_ovn_rows(ovn)) == _strip(before_rows)  # the groups with their ports
+    assert not ovn.nb_rows("Address_Set", "external_ids:vendor=vegd")
+    assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+
+
+def test_migrate_refuses_bad_input_and_writes_nothing(fresh_ovn, tmp_path, capsys):
+    """A gateway vegd would refuse, or one not in the source: exit 1, no row and no state."""
     ovn = fresh_ovn
     _topology(ovn)
     _kube_ovn(ovn)
     scenario = Scenario(ovn, tmp_path)
-    scenario.find("VpcEgressGateway", "gateway1")["spec"]["selectors"] = [
-        {"podSelector": {"matchLabels": {"app": "a"}}}]
     before = kube_ovn_rows(ovn)
+    assert _migrate(scenario, tmp_path / "s.json", "--apply", "default/nope") == 1
+    assert "default/nope" in capsys.readouterr().err
+    scenario.find("VpcEgressGateway", "gateway1")["spec"]["selectors"] = [
+        {"podSelector": {"matchExpressions": [{"key": "app", "operator": "Bogus"}]}}]
     assert _migrate(scenario, tmp_path / "s.json", "--apply") == 1
-    assert "spec.selectors" in capsys.readouterr().err
+    assert "selectors" in capsys.readouterr().err
     assert kube_ovn_rows(ovn) == before and not (tmp_path / "s.json").exists()
+    assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+
+
+# -- from the API server ---------------------------------------------------------------------
+
+VEGD_CRD = ROOT / "deploy" / "vegd-group" / "vpc-egress-gateway.yaml"
+KUBECTL = shutil.which("kubectl")
+FINALIZER = "vegd.kubeovn.io/nb-rows"
+
+
+@pytest.fixture
+def cluster_api(tmp_path):
+    """The test API server with Kube-OVN's and vegd's VpcEgressGateway CRDs and the seed's
+    objects as Kube-OVN runs them (kubeovn.io gateways, their pods, Vpc, Subnets, nodes)."""
+    from kubeapi.fixture import KubeApi
+
+    reg = default_registry()
+    reg.add_crd(yaml.safe_load(VEGD_CRD.read_text()))
+    api = KubeApi(reg)
+    try:
+        api.create_all(o for o in seed_objects()
+                       if not (o["kind"] == "Namespace" and o["metadata"]["name"] == "default"))
+        yield api, write_kubeconfig(tmp_path / "kubeconfig", api.url)
+    finally:
+        api.close()
+        serve_gateways_in("kubeovn.io")  # vegd's controller in vegd.io changed it process-wide
+
+
+def _kubectl(kubeconfig, *args: str) -> str:
+    proc = subprocess.run([KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig), *args],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _cluster_migrate(ovn, kubeconfig, state: Path, *extra: str, on_step=None) -> int:
+    from vegd.cli import _parser
+    from vegd.migrate import run_migrate
+
+    args = _parser().parse_args(["migrate", "--kubeconfig", str(kubeconfig), "--nb-connection",
+                                 ovn.nb_unix, "--sb-connection", ovn.sb_unix, "--state",
+                                 str(state), *extra])
+    return run_migrate(args, on_step)
+
+
+def _twins(api) -> list[dict]:
+    return [o for o in api.store.list(api._type_of(
+        {"apiVersion": "vegd.io/v1", "kind": "VpcEgressGateway"}), None, lambda _o: True)["items"]]
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is missing")
+@pytest.mark.parametrize("vegd_running", [False, True], ids=["alone", "vegd-running"])
+def test_migrate_from_the_cluster_creates_the_twins_and_back(fresh_ovn, cluster_api, tmp_path,
+                                                             capsys, vegd_running):
+    """Without -f the gateways, pods, Vpc, Subnets and nodes come from the API server; --apply
+    then creates vegd's twins there (kubectl shows them next to Kube-OVN's objects, which stay),
+    --back deletes exactly those; NB as with -f, a working path after every step. With vegd's
+    controller running in vegd.io: it takes the twins over without changing a row, and --back
+    waits for its finalizer, after which it writes nothing again."""
+    ovn = fresh_ovn
+    api, kubeconfig = cluster_api
+    tracers = _topology(ovn)
+    _kube_ovn(ovn)
+    before_rows = kube_ovn_rows(ovn)
+    state = tmp_path / "state.json"
+    assert _cluster_migrate(ovn, kubeconfig, state) == 0
+    out = capsys.readouterr().out
+    assert "default/gateway2: rows of vendor kube-ovn" in out and "4. create vegd's twin" in out
+    assert kube_ovn_rows(ovn) == before_rows and not _twins(api) and not state.exists()
+
+    def step(name):
+        if name == "written" and ovn.nb_rows("Logical_Router_Static_Route",
+                                             "external_ids:vendor=vegd"):
+            set_sessions(ovn, "bfd@vpc1", {"192.168.0.2": "up", "192.168.0.3": "up"})
+        _working(ovn, tracers, name)
+
+    assert _cluster_migrate(ovn, kubeconfig, state, "--apply", on_step=step) == 0, \
+        capsys.readouterr()
+    listed = _kubectl(kubeconfig, "get", "vpc-egress-gateways.vegd.io", "-A", "-o",
+                      "jsonpath={range .items[*]}{.metadata.name} {.spec.prefix} "
+                      "{.metadata.annotations.vegd\\.io/migrated-from}{'\\n'}{end}")
+    assert listed.splitlines() == ["gateway1 vegd- kubeovn.io/v1 default/gateway1",
+                                   "gateway2 vegd- kubeovn.io/v1 default/gateway2"], listed
+    originals = _kubectl(kubeconfig, "get", "vpc-egress-gateways.kubeovn.io", "-o", "name")
+    assert originals.split() == ["vpcegressgateway.kubeovn.io/gateway1",
+                                 "vpcegressgateway.kubeovn.io/gateway2"], originals
+    assert not [r for r in kube_ovn_rows(ovn)["Logical_Router_Policy"]
+                if "vpc-egress-gateway" in dict(r["external_ids"][1])]
+    saved = json.loads(state.read_text())
+    assert sorted(t["name"] for t in saved["twins"]) == ["gateway1", "gateway2"]
+
+    vegd = None
+    if vegd_running:
+        migrated = _vegd_rows(ovn)
+        vegd = InProcessController(api, ovn, api_group="vegd.io").start()
+        wait_for(lambda: vegd.idle() and all(
+            FINALIZER in (t["metadata"].get("finalizers") or []) for t in _twins(api)), 20,
+            what="vegd serving both twins")
+        assert _vegd_rows(ovn) == migrated  # what migrate wrote is what vegd writes
+        _working(ovn, tracers, "vegd running")
+    capsys.readouterr()
+    steps = []
+    try:
+        # Kube-OVN's rows beside vegd's, the twins deleted (a running vegd's finalizer removes
+        # its rows), the rest restored: ovn-trace after each, also with vegd's rows gone
+        def back_step(name):
+            _working(ovn, tracers, name)
+            steps.append(name)
+            if vegd is not None and steps.count("twin deleted") == 2:  # vegd removed its rows
+                assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+                assert not ovn.nb_rows("Logical_Router_Static_Route", "external_ids:vendor=vegd")
+
+        assert _cluster_migrate(ovn, kubeconfig, state, "--back", on_step=back_step) == 0
+        assert steps == ["beside"] * 2 + ["twin deleted"] * 2 + ["restored", "removed"] * 2
+        if vegd is not None:
+            wait_for(vegd.idle, 20, what="vegd idle after --back")
+    finally:
+        if vegd is not None:
+            vegd.stop()
+    assert "deleted vegd's twin" in capsys.readouterr().out
+    assert _kubectl(kubeconfig, "get", "vpc-egress-gateways.vegd.io", "-A", "-o", "name") == ""
+    assert len(_kubectl(kubeconfig, "get", "vpc-egress-gateways.kubeovn.io", "-o",
+                        "name").split()) == 2
+    assert _strip(kube_ovn_rows(ovn)) == _strip(before_rows)
+    assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")
+
+
+def test_migrate_from_the_cluster_refuses_and_writes_nothing(fresh_ovn, cluster_api, tmp_path,
+                                                             capsys):
+    """A vegd.io object of a twin's name that this migration did not make, an invalid gateway,
+    an API server that cannot be reached: exit 1 (2 unreachable), no NB row, no object, no
+    state."""
+    ovn = fresh_ovn
+    api, kubeconfig = cluster_api
+    _topology(ovn)
+    _kube_ovn(ovn)
+    before = kube_ovn_rows(ovn)
+    state = tmp_path / "state.json"
+    theirs = api.create({"apiVersion": "vegd.io/v1", "kind": "VpcEgressGateway",
+                         "metadata": {"name": "gateway2", "namespace": "default"},
+                         "spec": {"vpc": "vpc1", "externalSubnet": "macvlan1",
+                                  "policies": [{"snat": True, "ipBlocks": ["192.168.0.0/24"]}]}})
+    assert _cluster_migrate(ovn, kubeconfig, state, "--apply") == 1
+    assert "not this migration's twin" in capsys.readouterr().err
+    assert [t["metadata"]["uid"] for t in _twins(api)] == [theirs["metadata"]["uid"]]
+    api.store.delete(api._type_of(theirs), "default", "gateway2")
+
+    gw1 = api.get("kubeovn.io/v1", "VpcEgressGateway", "gateway1", "default")
+    gw1["spec"]["externalSubnet"] = "no-such-subnet"
+    api.store.update(api._type_of(gw1), "default", "gateway1", gw1)
+    assert _cluster_migrate(ovn, kubeconfig, state, "--apply") == 1
+    assert "gateway1" in capsys.readouterr().err
+    # ... but the other gateway, asked for by name, is not held up by it (dry run)
+    assert _cluster_migrate(ovn, kubeconfig, state, "default/gateway2") == 0
+
+    unreachable = write_kubeconfig(tmp_path / "gone", "http://127.0.0.1:9")
+    assert _cluster_migrate(ovn, unreachable, state, "--apply") == 2
+    assert "kubernetes" in capsys.readouterr().err
+    assert kube_ovn_rows(ovn) == before and not state.exists() and not _twins(api)
+    assert not ovn.nb_rows("Logical_Router_Policy", "external_ids:vendor=vegd")

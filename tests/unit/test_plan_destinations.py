@@ -2,10 +2,13 @@
 
 The source match of each policy and selector gets `&& ip4.dst == {...}` / `&& ip4.dst != {...}`;
 reroute and drop share it, so only the selected destinations go through the gateway and only they
-fail closed. Route mode and trafficPolicy Local refuse destinations (Validated=False).
+fail closed; trafficPolicy Local's 29150 rows get the same clause. Route mode refuses
+destinations (Validated=False).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import pytest
 from test_plan_fail_closed import objects, pod, policies
@@ -14,12 +17,17 @@ from vegd.model.errors import ValidationError
 from vegd.model.parse import parse_gateway
 from vegd.model.resolve import resolve_gateway
 from vegd.model.snapshot import snapshot_from_objects
-from vegd.plan.destinations import destination_set
+from vegd.plan import names
+from vegd.plan.destinations import destination_set, local_node_set
 from vegd.plan.gateway import plan_gateway
-from vegd.plan.rows import AddressSet
+from vegd.plan.rows import AddressSet, RouterPolicy
 from vegd.plan.settings import PlanSettings
 
 SRC = "192.168.0.0/24"
+
+
+def the_gateway(objs):
+    return next(o for o in objs if o["kind"] == "VpcEgressGateway")
 
 
 def with_dests(objs, policy=None, selector=None, selectors=None):
@@ -155,12 +163,89 @@ def test_selector_destinations_are_validated_too():
     assert e.value.field == "spec.selectors[0].excludedCIDRs"
 
 
-@pytest.mark.parametrize("kw,why", [
-    ({"bfd": True, "mode": "route"}, "bfdMode route"),
-    ({"bfd": False, "traffic": "Local"}, "trafficPolicy: Local"),
-])
-def test_route_mode_and_local_refuse_destinations(kw, why):
-    objs = with_dests(objects(**kw), policy={"destinationCIDRs": ["203.0.113.0/24"]})
-    with pytest.raises(ValidationError, match=why) as e:
+@pytest.mark.parametrize("traffic", ["Cluster", "Local"])
+def test_route_mode_refuses_destinations(traffic):
+    """Also with trafficPolicy Local: its host routes cannot match a destination either."""
+    objs = with_dests(objects(bfd=True, mode="route", traffic=traffic),
+                      policy={"destinationCIDRs": ["203.0.113.0/24"]})
+    with pytest.raises(ValidationError, match="bfdMode route") as e:
         plan_of(objs)
     assert e.value.field == "spec.policies[0].destinationCIDRs"
+
+
+# trafficPolicy Local: instance g-0 (192.168.0.2) runs on n0, g-1 (192.168.0.3) on n1.
+TO = {"destinationCIDRs": ["203.0.113.0/24"], "excludedCIDRs": ["203.0.113.128/25"]}
+CLAUSE = " && ip4.dst == {203.0.113.0/24} && ip4.dst != {203.0.113.128/25}"
+
+
+def local_rows(desired):
+    sets = {s.name: s.addresses for s in desired.of(AddressSet)}
+    pols = {p.match: p for p in desired.of(RouterPolicy) if p.priority == 29150}
+    return sets, pols
+
+
+def test_local_policies_carry_the_entrys_destinations():
+    objs = with_dests(objects(bfd=False, traffic="Local",
+                              extra=[pod("p0", "192.168.0.10", node="n0")]), policy=TO)
+    desired = plan_of(objs)
+    dests = parse_gateway(the_gateway(objs)).policies[0].destinations
+    name = local_node_set("default/g", "n0", dests, 4)
+    digest = hashlib.sha256
+    assert name == (f"VEG.{digest(b'default/g').hexdigest()[:12]}.n"
+                    f"{digest(b'n0').hexdigest()[:8]}.d{digest(str(dests).encode()).hexdigest()[:8]}"
+                    "_ip4")
+    sets, pols = local_rows(desired)
+    assert sets == {name: ("192.168.0.10",)}
+    assert list(pols) == [f"ip4.src == ${name}{CLAUSE}"]
+    assert pols[f"ip4.src == ${name}{CLAUSE}"].nexthops == ("192.168.0.2",)
+    assert (29100, f"ip4.src == {SRC}{CLAUSE}", "reroute") in policies(desired)
+
+
+def test_local_node_set_per_destination_list():
+    """Entries with different destination lists get a node set each: a pod goes to its node's
+    instance for the destinations of its own entries only. A pod in two entries is in both sets
+    (entries add up, as the 29100 rows do)."""
+    sel = {"podSelector": {"matchLabels": {"app": "a"}}, **TO}
+    objs = objects(bfd=False, traffic="Local", blocks=("192.168.0.0/25",), extra=[
+        pod("low", "192.168.0.10", node="n0"),
+        pod("both", "192.168.0.11", node="n0", labels={"app": "a"}),
+        pod("high", "192.168.0.200", node="n0", labels={"app": "a"}),
+        pod("far", "192.168.0.201", node="n1", labels={"app": "a"}),
+        pod("none", "192.168.0.202", node="n0")])
+    with_dests(objs, selectors=[sel])
+    desired = plan_of(objs)
+    dests = parse_gateway(the_gateway(objs)).selectors[0].destinations
+    plain = names.node_set("default/g", "n0", 4)
+    restricted = {n: local_node_set("default/g", n, dests, 4) for n in ("n0", "n1")}
+    sets, pols = local_rows(desired)
+    assert {k: v for k, v in sets.items() if ".n" in k} == {
+        plain: ("192.168.0.10", "192.168.0.11"),
+        restricted["n0"]: ("192.168.0.11", "192.168.0.200"),
+        restricted["n1"]: ("192.168.0.201",)}
+    assert {m: p.nexthops for m, p in pols.items()} == {
+        f"ip4.src == ${plain}": ("192.168.0.2",),
+        f"ip4.src == ${restricted['n0']}{CLAUSE}": ("192.168.0.2",),
+        f"ip4.src == ${restricted['n1']}{CLAUSE}": ("192.168.0.3",)}
+
+
+def test_local_in_policy_mode_is_backed_by_reroute_and_drop_of_the_same_destinations():
+    objs = with_dests(objects(bfd=True, mode="policy", traffic="Local",
+                              extra=[pod("p0", "192.168.0.10", node="n0")]), policy=TO)
+    desired = plan_of(objs, policy_bfd=True)
+    _, pols = local_rows(desired)
+    (local,) = pols.values()
+    assert local.match.endswith(CLAUSE) and local.nexthops == ("192.168.0.2",)
+    assert [b.dst_ip for b in local.bfd_sessions] == ["192.168.0.2"]
+    assert sorted(p for p in policies(desired) if p[0] != 29150) == [
+        (29090, f"ip4.src == {SRC}{CLAUSE}", "drop"),
+        (29100, f"ip4.src == {SRC}{CLAUSE}", "reroute")]
+
+
+def test_local_family_without_destinations_has_no_local_policy():
+    objs = with_dests(objects(bfd=False, traffic="Local", cidr="192.168.0.0/24,fd00:1::/64",
+                              blocks=("192.168.0.0/24", "fd00:1::/64"),
+                              extra=[pod("p0", "192.168.0.10,fd00:1::10", node="n0")]),
+                      policy={"destinationCIDRs": ["2001:db8::/32"]})
+    sets, pols = local_rows(plan_of(objs))
+    assert [s for s in sets if ".n" in s] == [s for s in sets if s.endswith("_ip6")]
+    assert [m.split(" && ", 1)[1] for m in pols] == ["ip6.dst == {2001:db8::/32}"]

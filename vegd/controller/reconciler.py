@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from ipaddress import ip_network
 from typing import Any
 
 import structlog
@@ -25,8 +26,8 @@ from vegd.kube.cache import Cache
 from vegd.kube.events import EventRecorder
 from vegd.kube.resources import CONFIGMAPS, GATEWAYS, VPCS
 from vegd.model.errors import ValidationError
-from vegd.model.instances import workload
-from vegd.model.objects import Snapshot, VpcEgressGateway
+from vegd.model.instances import selected_pods, workload
+from vegd.model.objects import FAMILIES, IPNetwork, Snapshot, VpcEgressGateway
 from vegd.model.resolve import ResolvedGateway, resolve_gateway
 from vegd.nb.client import NbClient, SbClient
 from vegd.nb.errors import NbUnavailable
@@ -87,6 +88,7 @@ class Reconciler:
         self._advised: dict[str, int] = {}  # gateway key -> generation whose advice was given
         self._foreign_rows = ForeignRows(ctx.nb)
         self.foreign: dict[str, str] = {}  # gateway key -> why another controller runs it
+        self._overlapping: dict[str, str] = {}  # gateway key -> the reroutes last logged
         self._lingering: dict[str, str] = {}  # migrated twins: the old controller's rows left
 
     @property
@@ -199,6 +201,7 @@ class Reconciler:
         raw = ctx.cache.raw(GATEWAYS, key)
         if raw is None:  # gone (a finalizer-less delete, or deleted while we were down)
             self.foreign.pop(key, None)
+            self._overlapping.pop(key, None)
             if ctx.cache.served(GATEWAYS):  # absent, not merely unlisted
                 return Pending(key, Desired(gateway_owner(key)), _raise_on_error)
             return None
@@ -235,6 +238,8 @@ class Reconciler:
             held = self._foreign_controller(gw, live, migrated)
             if held:  # report, never fight: no Deployment, NB or other controller's writes
                 invalid, live = ValidationError(gw.ref, st.FOREIGN_FIELD, held), None
+            elif resolved is not None and (held := self._foreign_sources(resolved, snap)):
+                invalid = ValidationError(gw.ref, st.FOREIGN_FIELD, held, st.FOREIGN_SOURCES)
         if resolved is None or deployment is None or gw is None or invalid is not None:
             self._update_status(raw, st.gateway_status(
                 gw or st.unparsed_gateway(raw), now=ctx.clock(), previous=raw.get("status"),
@@ -310,6 +315,32 @@ class Reconciler:
             self.foreign[gw.key] = why
         else:
             self.foreign.pop(gw.key, None)
+        return why
+
+    def _foreign_sources(self, r: ResolvedGateway, snap: Snapshot) -> str:
+        """Why another controller's reroutes claim some of this gateway's sources on its router
+        ('' when none do): its prefixes, and its selected pods' addresses. src-ip routes count
+        in route mode only; in the policy modes vegd's reroutes come after routing and win."""
+        gw, router = r.gateway, r.vpc.router_name
+        why = found = ""
+        if self._foreign_rows.any_reroutes(router):
+            sources: dict[int, list[IPNetwork]] = {f: list(r.sources[f].all) for f in FAMILIES}
+            for pod in selected_pods(r, snap):
+                for ip in pod.ips:
+                    sources[ip.version].append(ip_network(ip))
+            route_mode = gw.bfd.enabled and gw.bfd_mode == "route"
+            found = self._foreign_rows.reroutes(self.ctx.vendor, gw.key, router, sources,
+                                                routes=route_mode)
+            why = (f"another controller reroutes sources of {gw.key} on router {router}: "
+                   f"{found}; vegd leaves them alone and writes nothing for this gateway "
+                   "(give the sources to one controller only)") if found else ""
+        if why and self._overlapping.get(gw.key) != why:
+            log.warning("another controller reroutes this gateway's sources", key=gw.key,
+                        found=found)
+        if why:
+            self.foreign[gw.key] = self._overlapping[gw.key] = why
+        else:  # (_foreign_controller has dropped it from self.foreign)
+            self._overlapping.pop(gw.key, None)
         return why
 
     def _advise(self, raw: Obj, gw: VpcEgressGateway) -> None:

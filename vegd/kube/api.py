@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kubernetes import client, config
@@ -198,6 +198,44 @@ class KubeApi:
     def replace_configmap(self, namespace: str, name: str, body: Obj) -> Obj:
         return self._call(f"update ConfigMap {namespace}/{name}",
                           self.core.replace_namespaced_config_map, name, namespace, body)
+
+    # -- whole collections and custom objects of a given resource (`vegd migrate`) -----------
+
+    def list_all(self, resources: Iterable[Resource]) -> Iterator[Obj]:
+        """Every object of the resources, page by page, with apiVersion and kind set (list
+        items carry neither); a kind the server does not serve (a CRD not installed) is
+        skipped."""
+        for res in resources:
+            cont = ""
+            while True:
+                try:
+                    page = self.list(res, cont=cont)
+                except KubeError as exc:
+                    if exc.not_found:
+                        break
+                    raise
+                for item in page.get("items") or []:
+                    yield {**item, "apiVersion": res.api_version, "kind": res.kind}
+                cont = str((page.get("metadata") or {}).get("continue") or "")
+                if not cont:
+                    break
+
+    def get_custom(self, res: Resource, namespace: str, name: str) -> Obj:
+        return self._call(f"get {res.kind} {namespace}/{name} ({res.group})",
+                          self.custom.get_namespaced_custom_object, res.group, res.version,
+                          namespace, res.plural, name)
+
+    def create_custom(self, res: Resource, namespace: str, body: Obj) -> Obj:
+        return self._call(f"create {res.kind} {namespace}/{body['metadata']['name']} "
+                          f"({res.group})", self.custom.create_namespaced_custom_object,
+                          res.group, res.version, namespace, res.plural, body)
+
+    def delete_custom(self, res: Resource, namespace: str, name: str, uid: str = "") -> Obj:
+        """Delete; with uid only that incarnation (a precondition: 409 for a newer object)."""
+        body = {"preconditions": {"uid": uid}} if uid else None
+        return self._call(f"delete {res.kind} {namespace}/{name} ({res.group})",
+                          self.custom.delete_namespaced_custom_object, res.group, res.version,
+                          namespace, res.plural, name, body=body)
 
     def create_event(self, namespace: str, body: Obj) -> Obj:
         return self._call(f"create Event in {namespace}",

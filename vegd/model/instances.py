@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vegd.model.objects import (
@@ -9,6 +10,7 @@ from vegd.model.objects import (
     GATEWAY_LABEL,
     Family,
     IPAddress,
+    IPNetwork,
     IPPool,
     Pod,
     PodSelection,
@@ -211,8 +213,17 @@ def _namespaces_by_label(snap: Snapshot) -> dict[tuple[str, str], set[str]]:
 
 def source_pods(resolved: ResolvedGateway, snap: Snapshot) -> tuple[Pod, ...]:
     """Pods of the VPC whose address lies in a source prefix, or that a selector chooses."""
-    chosen = {p.key: p for p in selected_pods(resolved, snap)}
+    prefixes = {f: resolved.sources[f].all for f in resolved.sources}
+    return source_pods_of(resolved, snap, prefixes, resolved.gateway.selectors)
+
+
+def source_pods_of(resolved: ResolvedGateway, snap: Snapshot,
+                   prefixes: Mapping[Family, tuple[IPNetwork, ...]],
+                   selections: tuple[PodSelection, ...]) -> tuple[Pod, ...]:
+    """Pods of the VPC inside one of `prefixes` or chosen by one of `selections` (some of the
+    gateway's entries: those with the same destinations)."""
+    chosen = {p.key: p for p in pods_selected_by(resolved, snap, selections)}
     for pod in _vpc_pods(resolved, snap):
-        if any(ip in net for ip in pod.ips for net in resolved.sources[ip.version].all):
+        if any(ip in net for ip in pod.ips for net in prefixes.get(ip.version, ())):
             chosen[pod.key] = pod
     return tuple(chosen[k] for k in sorted(chosen))

@@ -254,7 +254,8 @@ def _check_bfd_peers(gw: VpcEgressGateway, peers: tuple[IPAddress, ...], snap: S
 
 def _check_destinations(gw: VpcEgressGateway) -> None:
     """Destination CIDRs are written as policy matches (docs/decisions.md): src-ip routes match
-    only the source, so route mode would send every destination to the gateway."""
+    only the source, so route mode would send every destination to the gateway (also the host
+    routes of trafficPolicy Local)."""
     entries = [(f"spec.policies[{i}]", p.destinations) for i, p in enumerate(gw.policies)]
     entries += [(f"spec.selectors[{i}]", s.destinations) for i, s in enumerate(gw.selectors)]
     for where, dests in entries:
@@ -264,9 +265,6 @@ def _check_destinations(gw: VpcEgressGateway) -> None:
             raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
                                   "bfdMode route writes src-ip static routes, which cannot match "
                                   "a destination; use bfdMode: policy (OVN >= 24.03) or BFD off")
-        if gw.traffic_policy == "Local":
-            raise ValidationError(gw.ref, f"{where}.destinationCIDRs",
-                                  "is not supported with trafficPolicy: Local")
 
 
 def _check_overlap(gw: VpcEgressGateway, sources: dict[Family, Sources], snap: Snapshot) -> None:

@@ -34,8 +34,15 @@ from vegd.plan.rows import Desired
 NB_TABLES = ("Logical_Router", "Logical_Router_Port", "Logical_Router_Policy",
              "Logical_Router_Static_Route", "BFD", "Address_Set", "HA_Chassis_Group",
              "HA_Chassis", "Logical_Switch", "Logical_Switch_Port")
+# Read only, for another controller's reroutes of selected pods (`$<port group>_ip4`, nb/foreign.py)
+NB_COLUMNS = {"Port_Group": ["name", "ports"]}
 SB_TABLES = ("Chassis",)
 _serial = itertools.count(1)
+# python-ovs' reconnect backoff doubles up to 8 s while every server it tries refuses it; during a
+# RAFT election every member answers "not leader" for a second or so, so one failover could leave
+# vegd off NB for 8 s and more after the new leader was elected (measured: 13 s to converge after
+# five leader kills). One client per vegd process: retrying each second costs the servers nothing.
+RECONNECT_BACKOFF_MS = 1000
 # python-ovs' own log (reconnects, lock contention) is discarded until routed somewhere: into the
 # stdlib loggers, which vegd.logs renders like every other line.
 vlog.use_python_logger()
@@ -87,9 +94,10 @@ def _open(remote: str, schema: str, tables: tuple[str, ...], timeout: float,
     members(remote)
     configure_ssl(remote, ssl)
     schema_json = fetch_schema(remote, schema, timeout)
-    helper = schema_helper(schema_json, tables)
+    helper = schema_helper(schema_json, tables, NB_COLUMNS if schema == "OVN_Northbound" else None)
     idl = _IndexedIdl(remote, helper, leader_only=True)
     idl.owner_index = index
+    idl._session.reconnect.set_backoff(RECONNECT_BACKOFF_MS, RECONNECT_BACKOFF_MS)
     if lock:
         # Set before the connection thread runs the IDL; python-ovs then asks for the lock on
         # every (re)connect and adds {"op": "assert", "lock": ...} to every transaction, so
@@ -115,15 +123,16 @@ def lock_name(vendor: str) -> str:
 class NbClient:
     def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None,
                  lock: str = "", vendor: str = "vegd",
-                 on_owner_change: Callable[[Owner], None] | None = None) -> None:
+                 on_owner_change: Callable[[Owner], None] | None = None,
+                 extra_tables: tuple[str, ...] = ()) -> None:
         self.remote = remote
         self.lock = lock
         self.vendor = vendor
         self.timeout = timeout
         self._index = OwnerIndex(vendor)
         self._index.on_owner_change = on_owner_change
-        self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES, timeout, ssl, lock,
-                                 self._index)
+        self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES + extra_tables, timeout,
+                                 ssl, lock, self._index)
         self.capabilities = Capabilities.from_schema(schema)
         self.transactions = 0  # write transactions committed (tests and metrics count them)
         self.failures: Counter[str] = Counter()  # failed transactions by reason, for /metrics

@@ -6,8 +6,9 @@ server's updates (in the connection thread, under the connection lock, like ever
 reconcile of one owner then costs its own rows, not a scan of every table. A reconnect clears the
 IDL's tables without notices, so a new connection epoch rebuilds the index once from the tables.
 
-The same notices tell the controller when a row of ours was changed by someone else (drift) or
-when ovn-northd reported a BFD session state: `on_owner_change(owner)`.
+The same notices tell the controller when a row of ours (or a child row of ours: CHILD_TABLES) was
+changed by someone else (drift) or when ovn-northd reported a BFD session state:
+`on_owner_change(owner)`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,16 @@ ROUTER_CHILDREN = {t.table: t.ROUTER_COLUMN for t in TABLES.values() if t.ROUTER
 UNIQUE_KEYS = {t.table: t.KEY for t in TABLES.values() if t.UNIQUE}
 UNIQUE_KEYS["Logical_Switch_Port"] = ("name",)
 OWNER_KEYS = ("vpc-egress-gateway", "vpc")
+# Rows of ours that hang off a row of ours (HA_Chassis_Group.ha_chassis, Logical_Switch.ports):
+# indexed with their parent, but a change to one alone changes no parent, so a notice about one
+# goes to the owner its own external_ids name.
+CHILD_TABLES = ("HA_Chassis", "Logical_Switch_Port")
 # Tables in which another controller's rows for a gateway are counted (nb/foreign.py): Kube-OVN's
 # VEG rows always include some of these.
 FOREIGN_TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "BFD", "Address_Set")
+# Another vendor's rows that send sources somewhere, whatever gateway they name (nb/foreign.py):
+# reroute policies at the gateway priorities and src-ip static routes.
+REROUTE_PRIORITIES = (29100, 29150)
 
 Owner = tuple[str, str]  # (external_ids key, value): ("vpc-egress-gateway", "ns/name")
 
@@ -63,6 +71,7 @@ class OwnerIndex:
         # gateway key -> (other vendor, table) -> rows: what other controllers run
         self.foreign: dict[str, dict[tuple[str, str], int]] = {}
         self._foreign_of: dict[Any, tuple[str, tuple[str, str]]] = {}
+        self.foreign_reroutes: dict[Any, tuple[str, Any]] = {}  # uuid -> (table, row)
 
     # -- keeping it current ----------------------------------------------------------------
 
@@ -81,13 +90,16 @@ class OwnerIndex:
             if event != "delete":
                 self._add(table, row)
             return
-        if table not in UNIQUE_KEYS and table not in TABLES and table not in FOREIGN_TABLES:
+        if table not in UNIQUE_KEYS and table not in TABLES and table not in FOREIGN_TABLES \
+                and table not in CHILD_TABLES:
             return
         before = self._owner_of.get(row.uuid)
         self._drop(row.uuid)
         if event != "delete":
             self._add(table, row)
         after = self._owner_of.get(row.uuid)
+        if table in CHILD_TABLES:
+            before, after = _old_owner(row, updates, self.vendor), owner_of(row, self.vendor)
         if self.on_owner_change is None:
             return
         for owner in {before, after} - {None}:
@@ -116,6 +128,8 @@ class OwnerIndex:
                 counts = self.foreign.setdefault(gateway, {})
                 counts[what] = counts.get(what, 0) + 1
                 self._foreign_of[row.uuid] = (gateway, what)
+            if _reroutes(table, row) and ids.get("vendor", self.vendor) != self.vendor:
+                self.foreign_reroutes[row.uuid] = (table, row)
         if table in TABLES:
             owner = owner_of(row, self.vendor)
             if owner is not None:
@@ -123,6 +137,7 @@ class OwnerIndex:
                 self._owner_of[row.uuid] = owner
 
     def _drop(self, uuid: Any) -> None:
+        self.foreign_reroutes.pop(uuid, None)
         foreign = self._foreign_of.pop(uuid, None)
         if foreign is not None:
             gateway, what = foreign
@@ -176,9 +191,23 @@ class OwnerIndex:
         return self._owner_of.get(row.uuid)
 
 
+def _reroutes(table: str, row: Any) -> bool:
+    if table == "Logical_Router_Policy":
+        return row.action == "reroute" and row.priority in REROUTE_PRIORITIES
+    return table == "Logical_Router_Static_Route" and list(row.policy) == ["src-ip"]
+
+
 def _status_only(table: str, updates: Any) -> bool:
     """A BFD row whose only change is ovn-northd's `status`: never our own write."""
     if table != "BFD" or updates is None:
         return False
     changed = set(getattr(updates, "_data", {}) or {})
     return bool(changed) and changed <= {"status"}
+
+
+def _old_owner(row: Any, updates: Any, vendor: str) -> Owner | None:
+    """The owner a row had before an update that changed its external_ids (python-ovs gives the
+    old values of the changed columns only); else its current owner."""
+    if updates is not None and "external_ids" in (getattr(updates, "_data", None) or {}):
+        return owner_of(updates, vendor)
+    return owner_of(row, vendor)

@@ -9,6 +9,11 @@ Forward, per gateway (each step one transaction, each state in between a working
   2. vegd's reconcile of the VPC and of the gateway (nb.client.NbClient.reconcile): vegd's rows
      next to the other controller's; its reroutes win at 29100 while they exist.
   3. remove the other controller's remaining rows of the gateway (unless the operator keeps them).
+A gateway with selectors: the other controller's Port_Group `VEG.<h>` makes northd publish the
+Southbound address set `VEG.<h>_ip4`, the name of vegd's NB Address_Set of the selected pods, so
+the two cannot exist at once. Before step 2 one transaction (`SwapSelectorSets`) deletes the
+Port_Group and creates vegd's sets with their addresses: northd sees only the final state, and
+the other controller's policies (`ip4.src == $VEG.<h>_ip4`) keep matching the same pods.
 Back: the saved rows (`SavedRows`, JSON) are recreated (new UUIDs, same columns, the same
 references) and the adopted rows get their saved columns back; then vegd's rows go.
 """
@@ -22,7 +27,10 @@ from typing import Any
 from ovsdbapp.backend.ovs_idl.command import BaseCommand
 
 OWNER_KEY = "vpc-egress-gateway"
-GATEWAY_TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "Address_Set", "BFD")
+GATEWAY_TABLES = ("Logical_Router_Policy", "Logical_Router_Static_Route", "Address_Set", "BFD",
+                  "Port_Group")
+EXTRA_TABLES = ("Port_Group",)  # read and written only here (vegd itself never writes one)
+PG_SET_SUFFIXES = ("_ip4", "_ip6")  # the Southbound address sets northd derives from a Port_Group
 ROUTER_CHILDREN = {"Logical_Router_Policy": "policies",
                    "Logical_Router_Static_Route": "static_routes",
                    "Logical_Router_Port": "ports"}
@@ -42,15 +50,29 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _value(api: Any, saved: Any, rows: dict[str, Any]) -> Any:
-    """A saved column value as the IDL takes it; references to saved rows go to `rows`."""
+def _value(api: Any, saved: Any, rows: dict[str, Any], lenient: bool = False) -> Any:
+    """A saved column value as the IDL takes it; references to saved rows go to `rows`.
+    lenient: a reference to a row that is gone is left out (weak references)."""
     if isinstance(saved, dict) and "map" in saved:
-        return {_value(api, k, rows): _value(api, v, rows) for k, v in saved["map"]}
+        return {_value(api, k, rows, lenient): _value(api, v, rows, lenient)
+                for k, v in saved["map"]}
+    if isinstance(saved, dict) and "lsp" in saved:  # by name: a recreated pod has a new LSP
+        return _lsp(api, saved["lsp"])
     if isinstance(saved, dict) and "uuid" in saved:
-        return rows.get(saved["uuid"]) or _find(api, uuidlib.UUID(saved["uuid"]))
-    if isinstance(saved, list):
-        return [_value(api, v, rows) for v in saved]
+        try:
+            return rows.get(saved["uuid"]) or _find(api, uuidlib.UUID(saved["uuid"]))
+        except LookupError:
+            if lenient:
+                return None
+            raise
+    if isinstance(saved, list):  # a port that is gone is left out (as Kube-OVN does)
+        return [v for v in (_value(api, x, rows, lenient) for x in saved) if v is not None]
     return saved
+
+
+def _lsp(api: Any, name: str) -> Any:
+    return next((p for p in api.tables["Logical_Switch_Port"].rows.values() if p.name == name),
+                None)
 
 
 def _find(api: Any, uuid: uuidlib.UUID) -> Any:
@@ -62,7 +84,10 @@ def _find(api: Any, uuid: uuidlib.UUID) -> Any:
 
 
 def _dump(row: Any) -> dict[str, Any]:
-    return {c: _json(getattr(row, c)) for c in row._table.columns if c not in SKIP_COLUMNS}
+    out = {c: _json(getattr(row, c)) for c in row._table.columns if c not in SKIP_COLUMNS}
+    if row._table.name == "Port_Group":  # members by LSP name (`<pod>.<namespace>`)
+        out["ports"] = [{"lsp": p.name} for p in row.ports]
+    return out
 
 
 @dataclass
@@ -181,14 +206,50 @@ class RemoveForeign(BaseCommand):  # type: ignore[misc]
         self.result = count
 
 
+class RestoreBeside(BaseCommand):  # type: ignore[misc]
+    """Back, before vegd's twin goes (a running vegd removes its rows then): recreate the removed
+    rows that can stand beside vegd's (not the Port_Group, whose Southbound names vegd's sets
+    hold, nor a name in use), leaving every row of vegd's as it is, so the other controller's
+    reroutes carry the traffic again first. References to vegd's (adopted) BFD rows are weak:
+    when vegd deletes those rows the policies lose them and still reroute. The saved rows get
+    the new UUIDs (`Restore` then finds them)."""
+
+    def __init__(self, api: Any, saved: SavedRows) -> None:
+        super().__init__(api)
+        self.saved = saved
+        self.inserted: list[tuple[SavedRow, Any]] = []
+
+    def run_idl(self, txn: Any) -> None:
+        routers = {r.name: r for r in self.api.tables["Logical_Router"].rows.values()}
+        names = {t: {r.name for r in self.api.tables[t].rows.values()}
+                 for t in ("Address_Set", "Port_Group")}
+        for s in self.saved.rows:
+            table = self.api.tables[s.table]
+            if s.adopted or s.table == "Port_Group" or uuidlib.UUID(s.uuid) in table.rows \
+                    or s.columns.get("name") in names.get(s.table, ()):
+                continue
+            row = txn.insert(table)
+            if s.table in ROUTER_CHILDREN and s.router in routers:
+                routers[s.router].addvalue(ROUTER_CHILDREN[s.table], row.uuid)
+            for column, saved in s.columns.items():
+                if column not in ("_uuid", "_version") and column in table.columns:
+                    setattr(row, column, _value(self.api, saved, {}, lenient=True))
+            self.inserted.append((s, row))
+        self.result = len(self.inserted)
+
+    def post_commit(self, txn: Any) -> None:
+        for s, row in self.inserted:
+            s.uuid = str(txn.get_insert_uuid(row.uuid) or row.uuid)
+
+
 class Restore(BaseCommand):  # type: ignore[misc]
     """Back, step 1: recreate the removed rows from their saved columns (also adopted rows that
     vegd has deleted since, e.g. an HA_Chassis of a node it did not choose) and give the
     adopted rows their saved columns (external_ids included) back. References between saved
     rows follow the recreated rows."""
 
-    ORDER = ("BFD", "HA_Chassis", "HA_Chassis_Group", "Address_Set", "Logical_Router_Port",
-             "Logical_Router_Static_Route", "Logical_Router_Policy")
+    ORDER = ("BFD", "HA_Chassis", "HA_Chassis_Group", "Address_Set", "Port_Group",
+             "Logical_Router_Port", "Logical_Router_Static_Route", "Logical_Router_Policy")
 
     def __init__(self, api: Any, saved: SavedRows) -> None:
         super().__init__(api)
@@ -196,6 +257,12 @@ class Restore(BaseCommand):  # type: ignore[misc]
 
     def run_idl(self, txn: Any) -> None:
         routers = {r.name: r for r in self.api.tables["Logical_Router"].rows.values()}
+        # A Port_Group coming back replaces, in this transaction, the sets of its SB names
+        groups = {s.columns.get("name") for s in self.saved.rows if s.table == "Port_Group"}
+        taken = {str(g) + suffix for g in groups for suffix in PG_SET_SUFFIXES}
+        for row in list(self.api.tables["Address_Set"].rows.values()):
+            if row.name in taken and dict(row.external_ids).get("vendor") != self.saved.vendor:
+                row.delete()
         rows: dict[str, Any] = {}
         new: set[str] = set()
         todo = sorted(self.saved.rows, key=lambda r: self.ORDER.index(r.table)
@@ -218,6 +285,35 @@ class Restore(BaseCommand):  # type: ignore[misc]
                 if s.uuid in new or _json(getattr(row, column)) != _json(value):
                     setattr(row, column, value)
         self.result = len(todo)
+
+
+class SwapSelectorSets(BaseCommand):  # type: ignore[misc]
+    """Before step 2, for a gateway with selectors: delete the other controller's Port_Group and
+    create vegd's Address_Sets of the same Southbound names (`columns`: as vegd writes them) in
+    one transaction, so some row always provides `$VEG.<h>_ip4` with the selected pods."""
+
+    def __init__(self, api: Any, saved: SavedRows, sets: list[dict[str, Any]]) -> None:
+        super().__init__(api)
+        self.saved, self.sets = saved, sets
+
+    def run_idl(self, txn: Any) -> None:
+        for s in self.saved.rows:
+            if s.table == "Port_Group":
+                row = self.api.tables["Port_Group"].rows.get(uuidlib.UUID(s.uuid))
+                if row is not None:
+                    row.delete()
+        existing = {r.name: r for r in self.api.tables["Address_Set"].rows.values()}
+        for columns in self.sets:
+            row = existing.get(columns["name"]) or txn.insert(self.api.tables["Address_Set"])
+            for column, value in columns.items():
+                setattr(row, column, value)
+        self.result = len(self.sets)
+
+
+def selector_set_names(saved: SavedRows) -> set[str]:
+    """The Southbound address set names the saved Port_Group(s) produce."""
+    return {str(s.columns.get("name")) + suffix for s in saved.rows if s.table == "Port_Group"
+            for suffix in PG_SET_SUFFIXES}
 
 
 def commit(api: Any, cmd: Any) -> Any:

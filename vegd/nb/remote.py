@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,10 +119,16 @@ def _transact(rpc: ovs.jsonrpc.Connection, request: Any, timeout: float) -> tupl
     return error, None
 
 
-def schema_helper(schema_json: Any, tables: tuple[str, ...]) -> ovs.db.idl.SchemaHelper:
+def schema_helper(schema_json: Any, tables: tuple[str, ...],
+                  columns: Mapping[str, list[str]] | None = None) -> ovs.db.idl.SchemaHelper:
+    """Replicate `tables` whole and, of the other tables in `columns`, only those columns (a
+    table asked for whole stays whole: python-ovs would narrow it to the columns)."""
     helper = ovs.db.idl.SchemaHelper(schema_json=schema_json)
     present = schema_json["tables"]
     for table in tables:
         if table in present:
             helper.register_table(table)
+    for table, names in (columns or {}).items():
+        if table in present and table not in tables:
+            helper.register_columns(table, names)
     return helper

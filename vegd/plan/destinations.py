@@ -14,8 +14,8 @@ import hashlib
 from typing import TypeVar
 
 from vegd.model.destinations import Destinations
-from vegd.model.instances import pods_selected_by
-from vegd.model.objects import Family, PodSelection, Snapshot, VpcEgressGateway
+from vegd.model.instances import pods_selected_by, source_pods_of
+from vegd.model.objects import EgressPolicy, Family, Pod, PodSelection, Snapshot, VpcEgressGateway
 from vegd.model.resolve import ResolvedGateway, gateway_sources
 from vegd.plan import names
 from vegd.plan.rows import AddressSet, Pairs, Row
@@ -42,10 +42,39 @@ def destination_clause(family: Family, dests: Destinations) -> str | None:
     return clause
 
 
+def destination_digest(dests: Destinations) -> str:
+    return hashlib.sha256(str(dests).encode()).hexdigest()[:8]
+
+
 def destination_set(key: str, dests: Destinations, family: Family) -> str:
     """Address set of the pods chosen by the selectors with these destinations."""
-    digest = hashlib.sha256(str(dests).encode()).hexdigest()[:8]
-    return f"VEG.{names.owner_hash(key)}.d{digest}_ip{family}"
+    return f"VEG.{names.owner_hash(key)}.d{destination_digest(dests)}_ip{family}"
+
+
+def local_node_set(key: str, node: str, dests: Destinations, family: Family) -> str:
+    """trafficPolicy Local: the source pods on one node of the entries with these destinations
+    (`VEG.<h>.n<node>_ip4` for the entries without, `VEG.<h>.n<node>.d<dests>_ip4` else)."""
+    base = names.node_set(key, node, family).removesuffix(f"_ip{family}")
+    tail = f".d{destination_digest(dests)}" if dests.restricted else ""
+    return f"{base}{tail}_ip{family}"
+
+
+def local_groups(r: ResolvedGateway, snap: Snapshot) -> list[tuple[Destinations, tuple[Pod, ...]]]:
+    """trafficPolicy Local: the source pods of the entries (policies and selectors together)
+    that share one destination list, per list; the unrestricted entries first."""
+    gw = r.gateway
+    groups: dict[Destinations, tuple[list[EgressPolicy], list[PodSelection]]] = {}
+    for p in gw.policies:
+        groups.setdefault(p.destinations, ([], []))[0].append(p)
+    for s in gw.selectors:
+        groups.setdefault(s.destinations, ([], []))[1].append(s)
+    out = []
+    for dests in sorted(groups, key=lambda d: (d.restricted, str(d))):
+        policies, selections = groups[dests]
+        only = dataclasses.replace(gw, policies=tuple(policies))
+        prefixes = {f: s.all for f, s in gateway_sources(only, snap).items()}
+        out.append((dests, source_pods_of(r, snap, prefixes, tuple(selections))))
+    return out
 
 
 def _grouped(items: list[tuple[Destinations, T]]) -> dict[Destinations, list[T]]:

@@ -15,11 +15,18 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
+from vegd.model.destinations import Destinations
 from vegd.model.instances import Instance, selected_pods, source_pods, workload
 from vegd.model.objects import Family, IPAddress, IPNetwork, Pod, Snapshot, collapse
 from vegd.model.resolve import ResolvedGateway
 from vegd.plan import names
-from vegd.plan.destinations import destination_matches, has_destinations
+from vegd.plan.destinations import (
+    destination_clause,
+    destination_matches,
+    has_destinations,
+    local_groups,
+    local_node_set,
+)
 from vegd.plan.rows import (
     AddressSet,
     Bfd,
@@ -48,12 +55,22 @@ def plan_gateway(r: ResolvedGateway, snap: Snapshot, settings: PlanSettings) -> 
         return Desired(owner)
     instances = workload(r, snap).instances
     selected = selected_pods(r, snap)
-    local = source_pods(r, snap) if gw.traffic_policy == "Local" else ()
+    local = _local_sources(r, snap) if gw.traffic_policy == "Local" else ()
     rows: list[Row] = []
     for family in r.families:
         internal = _internal_prefixes(r, snap, family)
         rows.extend(_family_rows(r, snap, family, settings, instances, selected, local, internal))
     return Desired(owner, tuple(rows))
+
+
+LocalGroups = tuple[tuple[Destinations, tuple[Pod, ...]], ...]
+
+
+def _local_sources(r: ResolvedGateway, snap: Snapshot) -> LocalGroups:
+    """The source pods per destination list (one group, every destination, without any)."""
+    if has_destinations(r.gateway):
+        return tuple(local_groups(r, snap))
+    return ((Destinations(), source_pods(r, snap)),)
 
 
 def _ips(items: list[IPAddress]) -> tuple[str, ...]:
@@ -69,7 +86,7 @@ def _internal_prefixes(r: ResolvedGateway, snap: Snapshot, family: Family) -> tu
 
 def _family_rows(r: ResolvedGateway, snap: Snapshot, family: Family, settings: PlanSettings,
                  instances: tuple[Instance, ...], selected: tuple[Pod, ...],
-                 local: tuple[Pod, ...], internal: tuple[str, ...]) -> list[Row]:
+                 local: LocalGroups, internal: tuple[str, ...]) -> list[Row]:
     gw = r.gateway
     router = r.vpc.router_name
     ids = pairs({"vendor": settings.vendor, OWNER_KEY: gw.key, "af": str(family)})
@@ -150,9 +167,11 @@ def _inside(ip: str, prefixes: tuple[IPNetwork, ...]) -> bool:
 
 
 def _local_rows(r: ResolvedGateway, family: Family, ids: tuple[tuple[str, str], ...],
-                instances: tuple[Instance, ...], local: tuple[Pod, ...],
+                instances: tuple[Instance, ...], local: LocalGroups,
                 bfd_refs: dict[str, BfdRef], route_mode: bool) -> list[Row]:
-    """Per node with instances: that node's source pods go to that node's instances first."""
+    """Per node with instances: that node's source pods go to that node's instances first, for
+    the destinations of their entries (one set and policy per node and destination list; its
+    match is inside the entries' 29100 match, so the 29100/29090 rows back it)."""
     gw = r.gateway
     router = r.vpc.router_name
     hops_by_node: dict[str, list[IPAddress]] = defaultdict(list)
@@ -160,28 +179,29 @@ def _local_rows(r: ResolvedGateway, family: Family, ids: tuple[tuple[str, str], 
         ip = inst.ip(family)
         if ip is not None and inst.node:
             hops_by_node[inst.node].append(ip)
-    pods_by_node: dict[str, list[IPAddress]] = defaultdict(list)
-    for pod in local:
-        ip = pod.ip(family)
-        if ip is not None and pod.node_name in hops_by_node:
-            pods_by_node[pod.node_name].append(ip)
-
     rows: list[Row] = []
-    for node in sorted(hops_by_node):
-        hops = _ips(hops_by_node[node])
-        pods = _ips(pods_by_node.get(node, []))
-        if not pods:
+    for dests, pods_of_group in local:
+        clause = destination_clause(family, dests)
+        if clause is None:
             continue
-        if route_mode:
-            # Host routes beat the prefix routes; when the local sessions are down they vanish
-            # and the prefix routes over every instance take over.
-            rows.extend(StaticRoute(router, pod, hop, "src-ip", SYMMETRIC, bfd_refs[hop], ids)
-                        for pod in pods for hop in hops)
-            continue
-        set_name = names.node_set(gw.key, node, family)
-        rows.append(AddressSet(set_name, pods, ids))
-        sessions = tuple(bfd_refs[h] for h in hops) if bfd_refs else ()
-        rows.append(RouterPolicy(router, names.LOCAL_PRIORITY,
-                                 names.ip_match(family, "$" + set_name), "reroute", hops,
-                                 sessions, ids))
+        pods_by_node: dict[str, list[IPAddress]] = defaultdict(list)
+        for pod in pods_of_group:
+            ip = pod.ip(family)
+            if ip is not None and pod.node_name in hops_by_node:
+                pods_by_node[pod.node_name].append(ip)
+        for node in sorted(pods_by_node):
+            hops = _ips(hops_by_node[node])
+            pods = _ips(pods_by_node[node])
+            if route_mode:  # never with destinations (model.resolve)
+                # Host routes beat the prefix routes; when the local sessions are down they
+                # vanish and the prefix routes over every instance take over.
+                rows.extend(StaticRoute(router, pod, hop, "src-ip", SYMMETRIC, bfd_refs[hop],
+                                        ids) for pod in pods for hop in hops)
+                continue
+            set_name = local_node_set(gw.key, node, dests, family)
+            rows.append(AddressSet(set_name, pods, ids))
+            sessions = tuple(bfd_refs[h] for h in hops) if bfd_refs else ()
+            rows.append(RouterPolicy(router, names.LOCAL_PRIORITY,
+                                     names.ip_match(family, "$" + set_name) + clause, "reroute",
+                                     hops, sessions, ids))
     return rows

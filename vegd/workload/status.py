@@ -38,6 +38,7 @@ VALID = "Valid"
 INVALID_SPEC = "InvalidSpec"
 FOREIGN_CONTROLLER = "ForeignController"  # another controller runs it (nb/foreign.py)
 FOREIGN_FIELD = "controller"  # the ValidationError field that says so
+FOREIGN_SOURCES = "ForeignSourceOverlap"  # another controller's rows reroute its sources
 # On vegd's twin of a migrated gateway (`vegd migrate`): the other controller's NB rows for the
 # same key may linger until its object is deleted; they do not hold the twin off.
 MIGRATED_FROM = "vegd.io/migrated-from"
@@ -152,7 +153,7 @@ def _condition(previous: Mapping[str, Any] | None, kind: str, ok: bool, reason: 
 def _invalid_reason(invalid: ValidationError | str) -> tuple[str, str]:
     if isinstance(invalid, ValidationError):
         if invalid.field == FOREIGN_FIELD:
-            return FOREIGN_CONTROLLER, invalid.message
+            return invalid.reason or FOREIGN_CONTROLLER, invalid.message
         reason = BFD_PORT_NOT_ENABLED if invalid.field == "spec.bfd.enabled" else \
             invalid.reason or INVALID_SPEC
         return reason, f"{invalid.field}: {invalid.message}"
