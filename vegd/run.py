@@ -48,14 +48,22 @@ def run_controller(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     lock = lock_name(settings.vendor) if settings.leader_election else ""
+    # the informers list while NB's initial contents are read: both are mostly waiting for a
+    # server, and neither needs the other until the first full pass
+    serve_gateways_in(settings.api_group)
+    cache = Cache(kube, WATCHED)
+    cache.start()
     try:
         nb = NbClient(settings.nb_connection, settings.timeout, ssl, lock=lock,
                       vendor=settings.vendor)
         sb = SbClient(settings.sb_connection, settings.timeout, ssl) \
             if settings.sb_connection else None
     except (NbUnavailable, ValueError) as exc:
+        cache.stop()
+        kube.close()
         return _fail(f"OVN databases: {exc}")
-    controller = build_controller(settings, kube, nb, sb, metrics=ControllerMetrics(REGISTRY))
+    controller = build_controller(settings, kube, nb, sb, metrics=ControllerMetrics(REGISTRY),
+                                  cache=cache)
     notifier = ServiceNotifier()
     controller.on_tick = notifier.tick
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -88,9 +96,13 @@ def run_controller(args: argparse.Namespace) -> int:
 
 def build_controller(settings: Settings, kube: KubeApi, nb: NbClient, sb: SbClient | None,
                      resources: tuple[Resource, ...] = WATCHED,
-                     metrics: ControllerMetrics | None = None) -> Controller:
-    serve_gateways_in(settings.api_group)
-    cache = Cache(kube, resources)
+                     metrics: ControllerMetrics | None = None,
+                     cache: Cache | None = None) -> Controller:
+    """The controller; `cache`, when given, was made (and may be started) for these
+    resources in `settings.api_group`."""
+    if cache is None:
+        serve_gateways_in(settings.api_group)
+        cache = Cache(kube, resources)
     plan = PlanSettings(settings.vendor, settings.bfd_port_mode,
                         nb.capabilities.policy_bfd_sessions)
     ctx = Context(cache=cache, kube=kube, nb=nb, sb=sb, events=EventRecorder(kube),

@@ -153,6 +153,7 @@ def make_filter(label_selector: str | None, field_selector: str | None,
     def predicate(obj: Mapping[str, Any]) -> bool:
         return labels_match(lreqs, obj) and fields_match(freqs, obj)
 
+    predicate.selects = bool(lreqs or freqs)  # type: ignore[attr-defined]
     return predicate
 
 

@@ -14,6 +14,7 @@ garbage collector and namespace controller do: cascading deletion through ownerR
 from __future__ import annotations
 
 import base64
+import bisect
 import copy
 import json
 import queue
@@ -189,6 +190,7 @@ class Store:
         self.dependents: dict[str, set[str]] = {}
         self.gc_uids: set[str] = set()
         self.gc_namespaces: set[str] = set()
+        self._key_order: dict[tuple[str, str], tuple[int, list[Key]]] = {}  # rt -> (rv, keys)
         self.request = threading.local()  # per-request options the HTTP front end sets
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self._bootstrap_namespace(name)
@@ -357,6 +359,12 @@ class Store:
                 current[key] = ev.old
         return current
 
+    def _sorted_keys(self, rt: ResourceType, at: int, objs: dict[Key, Obj]) -> list[Key]:
+        hit = self._key_order.get(rt.key)
+        if hit is None or hit[0] != at:
+            hit = self._key_order[rt.key] = (at, sorted(objs))
+        return hit[1]
+
     def list(self, rt: ResourceType, ns: str | None, predicate: Callable[[Obj], bool],
              resource_version: str | None = None, rv_match: str | None = None,
              limit: int | None = None, continue_token: str | None = None) -> Obj:
@@ -387,16 +395,27 @@ class Store:
                     raise ApiError(504, "Timeout", f"Too large resource version: "
                                    f"{resource_version}, current: {self.rv}")
                 at, objs = self.rv, dict(self._bucket(rt))
-            items = [o for k, o in sorted(objs.items())
-                     if (ns is None or k[0] == ns) and (start is None or k > start)
-                     and predicate(o)]
+            # a page costs its own items, as from etcd: the keys are sorted once per list
+            # (a list's pages share its resourceVersion) and the page starts by bisection
+            keys = self._sorted_keys(rt, at, objs)
+            first = bisect.bisect_right(keys, start) if start is not None else 0
+            items = []
+            for i in range(first, len(keys)):
+                k = keys[i]
+                if (ns is None or k[0] == ns) and predicate(objs[k]):
+                    items.append(objs[k])
+                    if limit and len(items) > limit:
+                        break
             meta: dict[str, Any] = {"resourceVersion": str(at)}
             if limit and len(items) > limit:
-                last = items[limit - 1]["metadata"]
+                items = items[:limit]
+                last = items[-1]["metadata"]
                 token = {"rv": at, "start": [last.get("namespace", ""), last["name"]]}
                 meta["continue"] = base64.b64encode(json.dumps(token).encode()).decode()
-                meta["remainingItemCount"] = len(items) - limit
-                items = items[:limit]
+                if not getattr(predicate, "selects", True):
+                    # as the real server: only without selectors (then it is cheap to know)
+                    meta["remainingItemCount"] = sum(1 for k in keys[i:]
+                                                     if ns is None or k[0] == ns)
             out_items = copy.deepcopy(items)
             if not rt.custom:  # typed lists omit kind/apiVersion on items
                 for o in out_items:

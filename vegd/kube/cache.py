@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from vegd.kube.api import KubeApi, Obj
-from vegd.kube.informer import Informer
+from vegd.kube.informer import Informer, identity_only
 from vegd.kube.resources import (
     ATTACHMENTS,
     DEPLOYMENTS,
@@ -60,6 +60,7 @@ class Cache:
         self._on_change: ModelHandler | None = None
         self._on_relist: Callable[[Resource], None] | None = None
         self._lock = threading.Lock()
+        self._started = False
         self._parsed: dict[str, dict[str, Any]] = {r.kind: {} for r in resources}
         # kind -> key -> why the object does not parse: a broken gateway still gets a status,
         # and a broken object of any kind still exists (its NB rows are not garbage)
@@ -72,7 +73,10 @@ class Cache:
         self._pods_ns_tuples: dict[str, tuple[Any, ...]] = {}
         self._pods_dirty: set[str] = set()
         self._snapshot: tuple[int, tuple[tuple[str, str], ...], Snapshot] | None = None
-        self.informers = {r.kind: Informer(api, r, self._changed, self._relisted, watch_timeout)
+        # pods are most of a cluster's objects and only their parsed models are read: their
+        # informer keeps no more of the object than its bookkeeping needs
+        self.informers = {r.kind: Informer(api, r, self._changed, self._relisted, watch_timeout,
+                                           keep=identity_only if r is PODS else None)
                           for r in resources}
 
     def subscribe(self, on_change: ModelHandler, on_relist: Callable[[Resource], None]) -> None:
@@ -84,6 +88,10 @@ class Cache:
             self._on_relist(resource)
 
     def start(self) -> None:
+        """Start the informers (once: a second call does nothing)."""
+        if self._started:
+            return
+        self._started = True
         for informer in self.informers.values():
             informer.start()
 
@@ -101,6 +109,7 @@ class Cache:
         return all(i.synced.is_set() for i in self.informers.values())
 
     def raw(self, resource: Resource, key: str) -> Obj | None:
+        """The object as the informer keeps it: whole, but for pods (`identity_only`)."""
         return self.informers[resource.kind].get(key)
 
     def parse_error(self, gateway_key: str) -> ValidationError | None:

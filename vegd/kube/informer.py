@@ -37,8 +37,12 @@ INACTIVITY_TIMEOUT = 80.0
 class Informer:
     def __init__(self, api: KubeApi, resource: Resource, on_change: ChangeHandler,
                  on_relist: RelistHandler | None = None, watch_timeout: int = 300,
-                 inactivity_timeout: float = INACTIVITY_TIMEOUT) -> None:
+                 inactivity_timeout: float = INACTIVITY_TIMEOUT,
+                 keep: Callable[[Obj], Obj] | None = None) -> None:
         self.api = api
+        # what the store keeps of each object (all of it by default; the handler always gets
+        # the whole new object, and as `old` what the store kept)
+        self.keep: Callable[[Obj], Obj] = keep or _whole
         self.inactivity_timeout = inactivity_timeout
         self.rewatches = 0  # watches replaced because they fell silent
         self.resource = resource
@@ -124,27 +128,38 @@ class Informer:
                 self._stop.wait(delay)
 
     def _relist(self) -> None:
-        items: list[Obj] = []
-        cont, rv = "", ""
-        while True:
-            page = self.api.list(self.resource, cont=cont)
-            items += page.get("items") or []
-            meta = page.get("metadata") or {}
-            rv = rv or str(meta.get("resourceVersion") or "")
-            cont = str(meta.get("continue") or "")
-            if not cont:
-                rv = str(meta.get("resourceVersion") or rv)
-                break
-        fresh = {object_key(o): o for o in items}
+        """Each page is handed to the handler as it arrives, so that only one page of whole
+        objects is held at a time (the store may keep less of them, `keep`)."""
         with self.lock:
             old = self._store
-            self._store = fresh
+        fresh: dict[str, Obj] = {}
+        cont, rv = "", ""
         self.relisting = True
         try:
-            for key, obj in fresh.items():
-                before = old.get(key)
-                if before is None or _rv_of(before) != _rv_of(obj):
-                    self.on_change(self.resource, before, obj)
+            while True:
+                page = self.api.list(self.resource, cont=cont)
+                for obj in page.get("items") or []:
+                    key = object_key(obj)
+                    fresh[key] = self.keep(obj)
+                    before = old.get(key)
+                    if before is None or _rv_of(before) != _rv_of(obj):
+                        self.on_change(self.resource, before, obj)
+                meta = page.get("metadata") or {}
+                rv = rv or str(meta.get("resourceVersion") or "")
+                cont = str(meta.get("continue") or "")
+                if not cont:
+                    rv = str(meta.get("resourceVersion") or rv)
+                    break
+        except BaseException:
+            # the handler saw these: remember them, so that the next list can tell whether
+            # they are gone by then
+            with self.lock:
+                self._store = {**old, **fresh}
+            self.relisting = False
+            raise
+        with self.lock:
+            self._store = fresh
+        try:
             for key, before in old.items():
                 if key not in fresh:
                     self.on_change(self.resource, before, None)
@@ -192,9 +207,21 @@ class Informer:
             if kind == "DELETED":
                 self._store.pop(key, None)
             else:
-                self._store[key] = obj
+                self._store[key] = self.keep(obj)
         self._rv = rv or self._rv
         self.on_change(self.resource, before, None if kind == "DELETED" else obj)
+
+
+def _whole(obj: Obj) -> Obj:
+    return obj
+
+
+def identity_only(obj: Obj) -> Obj:
+    """An object's name, namespace and resourceVersion: enough for the store's bookkeeping (keys,
+    what a relist must deliver) when nothing reads the object back from the store."""
+    meta = obj.get("metadata") or {}
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "resourceVersion")
+                         if k in meta}}
 
 
 def _rv_of(obj: Obj) -> str:
