@@ -382,7 +382,7 @@ class Reconciler:
         if live is None:
             try:
                 self.ctx.kube.create_configmap(meta["namespace"], desired)
-                self.summary["configmap_created"] = 1
+                self._count("configmap_created")
             except KubeError as exc:
                 if exc.status == 409:  # exists: our cache is behind, the watch will catch up
                     raise Retry(str(exc)) from exc
@@ -393,20 +393,25 @@ class Reconciler:
                     **((live.get("metadata") or {}).get("labels") or {}), **meta["labels"]},
                 "ownerReferences": meta["ownerReferences"]}}
             self.ctx.kube.replace_configmap(meta["namespace"], meta["name"], body)
-            self.summary["configmap_updated"] = 1
+            self._count("configmap_updated")
+
+    def _count(self, what: str) -> None:
+        """One more of `what` in the batch's "reconciled" log line."""
+        self.summary[what] = self.summary.get(what, 0) + 1
 
     def _ensure_deployment(self, namespace: str, desired: Obj, live: Obj | None) -> Obj:
         if live is None:
             try:
-                self.summary["deployment_created"] = 1
-                return self.ctx.kube.create_deployment(namespace, desired)
+                created = self.ctx.kube.create_deployment(namespace, desired)
+                self._count("deployment_created")
+                return created
             except KubeError as exc:
                 if exc.status == 409:  # exists: our cache is behind, the watch will catch up
                     raise Retry(str(exc)) from exc
                 raise
         if wl.needs_update(live, desired):
             name = desired["metadata"]["name"]
-            self.summary["deployment_updated"] = 1
+            self._count("deployment_updated")
             log.info("updating deployment", deployment=f"{namespace}/{name}",
                      reason=wl.update_reason(live, desired))
             return self.ctx.kube.replace_deployment(namespace, name,
@@ -422,7 +427,7 @@ class Reconciler:
         for field in old:  # merge patch: a field we no longer report must be removed
             patch.setdefault(field, None)
         self.ctx.kube.patch_gateway_status(meta["namespace"], meta["name"], patch)
-        self.summary["status"] = 1
+        self._count("status")
         involved = {**raw, "apiVersion": GATEWAYS.api_version, "kind": GATEWAYS.kind}
         for event in st.events_for(old, new):
             self.ctx.events.emit(involved, event.type, event.reason, event.message,
