@@ -60,6 +60,18 @@ def _working(ovn, tracers, when: str) -> None:
             assert out and out[0] in INSTANCES[vpc], (when, vpc, out)
 
 
+def _checking_steps(ovn, tracers, steps):
+    """A step callback: every source still has its path after each step of the migration."""
+    def step(name):
+        if name == "written" and ovn.nb_rows("Logical_Router_Static_Route",
+                                             "external_ids:vendor=vegd"):
+            # gateway2's BFD routes exist now: play ovn-controller, sessions up
+            set_sessions(ovn, "bfd@vpc1", {"192.168.0.2": "up", "192.168.0.3": "up"})
+        _working(ovn, tracers, name)
+        steps.append(name)
+    return step
+
+
 def _migrate(scenario, state: Path, *extra: str, on_step=None) -> int:
     from vegd.cli import _parser
     from vegd.migrate import run_migrate
@@ -107,15 +119,8 @@ def test_migrate_seed_gateways_and_back(fresh_ovn, tmp_path, capsys, keep_old):
     assert ovn.nbctl("show") + ovn.nbctl("list", "Logical_Router_Policy") == dump
     assert kube_ovn_rows(ovn) == before_rows
 
-    steps = []
-
-    def step(name):
-        if name == "written" and ovn.nb_rows("Logical_Router_Static_Route",
-                                             "external_ids:vendor=vegd"):
-            # gateway2's BFD routes exist now: play ovn-controller, sessions up
-            set_sessions(ovn, "bfd@vpc1", {"192.168.0.2": "up", "192.168.0.3": "up"})
-        _working(ovn, tracers, name)
-        steps.append(name)
+    steps: list[str] = []
+    step = _checking_steps(ovn, tracers, steps)
 
     extra = ("--keep-old",) if keep_old else ("--objects-out", str(tmp_path / "twins"))
     assert _migrate(scenario, state, "--apply", *extra, on_step=step) == 0, capsys.readouterr()
@@ -201,14 +206,8 @@ def test_migrate_selector_gateways_and_back(fresh_ovn, tmp_path, capsys, keep_ol
     assert f"replace Port_Group VEG.{h1} by vegd's address set(s) VEG.{h1}_ip4" in out, out
     assert kube_ovn_rows(ovn) == before_rows
 
-    steps = []
-
-    def step(name):
-        if name == "written" and ovn.nb_rows("Logical_Router_Static_Route",
-                                             "external_ids:vendor=vegd"):
-            set_sessions(ovn, "bfd@vpc1", {"192.168.0.2": "up", "192.168.0.3": "up"})
-        _working(ovn, tracers, name)
-        steps.append(name)
+    steps: list[str] = []
+    step = _checking_steps(ovn, tracers, steps)
 
     extra = ("--keep-old",) if keep_old else ()
     assert _migrate(scenario, state, "--apply", *extra, on_step=step) == 0, capsys.readouterr()
