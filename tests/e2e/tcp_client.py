@@ -73,9 +73,9 @@ def probe(dst: str, port: int, duration: float, interval: float, timeout: float)
                 except OSError as e:
                     data = f"fail:{type(e).__name__}"
                 done(s, data or "fail:empty")
-        for s, (start, _) in list(pending.items()):
-            if time.time() - start > timeout:
-                done(s, "fail:timeout")
+        for s, (start, connected) in list(pending.items()):
+            if time.time() - start > timeout:  # which leg: the handshake, or the echo after it
+                done(s, "fail:timeout-echo" if connected else "fail:timeout-connect")
 
 
 if __name__ == "__main__":
