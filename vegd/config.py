@@ -93,7 +93,7 @@ _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = rf"{_LABEL}(\.{_LABEL})+"  # an API group: at least two DNS labels
 # apimachinery's quantity grammar without the sign (a resource amount is never negative)
 _QUANTITY = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE]([+-])?[0-9]+))?"
-PULL_POLICIES = ("always", "ifnotpresent", "never")  # compared lowercased, as every choice
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")  # Kubernetes' spelling
 
 OPTIONS: tuple[Option, ...] = (
     Option("nb_connection", "ovn", "nb_connection", str, "",
@@ -146,7 +146,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("gateway_image_pull_policy", "kubernetes", "gateway_image_pull_policy", str, "",
            "imagePullPolicy of the gateway container: Always, IfNotPresent or Never. Empty: "
            "the API server's default (Always for a :latest tag, else IfNotPresent).",
-           choices=("", *PULL_POLICIES)),
+           choices=("", *(p.lower() for p in PULL_POLICIES))),
     Option("gateway_cpu_request", "kubernetes", "gateway_cpu_request", str, "50m",
            "CPU request of the gateway container (no CPU limit is set: CFS throttling delays "
            "BFD packets). A VpcEgressGateway's spec.resources replaces all three.",

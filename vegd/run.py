@@ -15,7 +15,7 @@ import structlog
 from prometheus_client import REGISTRY
 
 from vegd import logs, probes
-from vegd.config import OPTIONS, ConfigError, Settings, load_settings
+from vegd.config import OPTIONS, PULL_POLICIES, ConfigError, Settings, load_settings
 from vegd.controller.manager import Controller
 from vegd.controller.metrics import ControllerMetrics
 from vegd.controller.reconciler import Context, Reconciler
@@ -111,7 +111,7 @@ def build_controller(settings: Settings, kube: KubeApi, nb: NbClient, sb: SbClie
     return Controller(Reconciler(ctx), resync_period=settings.resync_period, metrics=metrics)
 
 
-PULL_POLICY = {"always": "Always", "ifnotpresent": "IfNotPresent", "never": "Never"}
+PULL_POLICY = {p.lower(): p for p in PULL_POLICIES}  # choices are compared lowercased
 
 
 def workload_options(settings: Settings, api_version: str) -> WorkloadOptions:

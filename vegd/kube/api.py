@@ -201,24 +201,28 @@ class KubeApi:
 
     # -- whole collections and custom objects of a given resource (`vegd migrate`) -----------
 
+    def pages(self, res: Resource) -> Iterator[Obj]:
+        """A whole list, one page (a List object) at a time, following `continue`."""
+        cont = ""
+        while True:
+            page = self.list(res, cont=cont)
+            yield page
+            cont = str((page.get("metadata") or {}).get("continue") or "")
+            if not cont:
+                return
+
     def list_all(self, resources: Iterable[Resource]) -> Iterator[Obj]:
         """Every object of the resources, page by page, with apiVersion and kind set (list
         items carry neither); a kind the server does not serve (a CRD not installed) is
         skipped."""
         for res in resources:
-            cont = ""
-            while True:
-                try:
-                    page = self.list(res, cont=cont)
-                except KubeError as exc:
-                    if exc.not_found:
-                        break
+            try:
+                for page in self.pages(res):
+                    for item in page.get("items") or []:
+                        yield {**item, "apiVersion": res.api_version, "kind": res.kind}
+            except KubeError as exc:
+                if not exc.not_found:
                     raise
-                for item in page.get("items") or []:
-                    yield {**item, "apiVersion": res.api_version, "kind": res.kind}
-                cont = str((page.get("metadata") or {}).get("continue") or "")
-                if not cont:
-                    break
 
     def get_custom(self, res: Resource, namespace: str, name: str) -> Obj:
         return self._call(f"get {res.kind} {namespace}/{name} ({res.group})",

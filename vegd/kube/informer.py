@@ -133,23 +133,18 @@ class Informer:
         with self.lock:
             old = self._store
         fresh: dict[str, Obj] = {}
-        cont, rv = "", ""
+        first_rv = last_rv = ""
         self.relisting = True
         try:
-            while True:
-                page = self.api.list(self.resource, cont=cont)
+            for page in self.api.pages(self.resource):
                 for obj in page.get("items") or []:
                     key = object_key(obj)
                     fresh[key] = self.keep(obj)
                     before = old.get(key)
                     if before is None or _rv_of(before) != _rv_of(obj):
                         self.on_change(self.resource, before, obj)
-                meta = page.get("metadata") or {}
-                rv = rv or str(meta.get("resourceVersion") or "")
-                cont = str(meta.get("continue") or "")
-                if not cont:
-                    rv = str(meta.get("resourceVersion") or rv)
-                    break
+                last_rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
+                first_rv = first_rv or last_rv
         except BaseException:
             # the handler saw these: remember them, so that the next list can tell whether
             # they are gone by then
@@ -165,7 +160,7 @@ class Informer:
                     self.on_change(self.resource, before, None)
         finally:
             self.relisting = False
-        self._rv = rv
+        self._rv = last_rv or first_rv  # the last page's, as client-go
         self.served = True
         self.relists += 1
         first = not self.synced.is_set()
