@@ -72,6 +72,21 @@ def _checking_steps(ovn, tracers, steps):
     return step
 
 
+def _is_what_vegd_writes_from_scratch(ovn, scenario, tmp_path, capsys) -> None:
+    """The same manifests change nothing, and vegd's rows equal those of a from-scratch apply
+    of them on a second NB."""
+    capsys.readouterr()
+    code, report = scenario.apply(capsys=capsys)
+    assert code == 0 and report["transactions"] == 0, report
+    scratch = OvnStack(tmp_path / "scratch").start()
+    try:
+        _topology(scratch)
+        assert Scenario(scratch, tmp_path / "s", scenario.objects).apply()[0] == 0
+        assert _vegd_rows(ovn) == _vegd_rows(scratch)
+    finally:
+        scratch.stop()
+
+
 def _migrate(scenario, state: Path, *extra: str, on_step=None) -> int:
     from vegd.cli import _parser
     from vegd.migrate import run_migrate
@@ -135,17 +150,7 @@ def test_migrate_seed_gateways_and_back(fresh_ovn, tmp_path, capsys, keep_old):
                                                ("vegd.io/v1", "gateway2", "vegd-")]
 
     # NB is what vegd writes from scratch: the same manifests change nothing ...
-    capsys.readouterr()
-    code, report = scenario.apply(capsys=capsys)
-    assert code == 0 and report["transactions"] == 0, report
-    # ... and vegd's rows equal those of a from-scratch apply on a second NB
-    scratch = OvnStack(tmp_path / "scratch").start()
-    try:
-        _topology(scratch)
-        assert Scenario(scratch, tmp_path / "s").apply()[0] == 0
-        assert _vegd_rows(ovn) == _vegd_rows(scratch)
-    finally:
-        scratch.stop()
+    _is_what_vegd_writes_from_scratch(ovn, scenario, tmp_path, capsys)
     # Kube-OVN's gateway rows: gone, or kept as asked; its base policies are never touched
     left = {t: [r for r in rows if "vpc-egress-gateway" in dict(r["external_ids"][1])]
             for t, rows in kube_ovn_rows(ovn).items()}
@@ -218,16 +223,7 @@ def test_migrate_selector_gateways_and_back(fresh_ovn, tmp_path, capsys, keep_ol
     assert sets[f"VEG.{h1}_ip4"]["addresses"] == "10.16.0.5", sets
     groups = [r["name"] for r in kube_ovn_rows(ovn)["Port_Group"]]
     assert groups == ([f"VEG.{owner_hash('default/gateway2')}"] if keep_old else []), groups
-    capsys.readouterr()
-    code, report = scenario.apply(capsys=capsys)
-    assert code == 0 and report["transactions"] == 0, report
-    scratch = OvnStack(tmp_path / "scratch").start()
-    try:
-        _topology(scratch)
-        assert Scenario(scratch, tmp_path / "s", scenario.objects).apply()[0] == 0
-        assert _vegd_rows(ovn) == _vegd_rows(scratch)
-    finally:
-        scratch.stop()
+    _is_what_vegd_writes_from_scratch(ovn, scenario, tmp_path, capsys)
 
     steps.clear()
     assert _migrate(scenario, state, "--back", on_step=lambda n: (_working(ovn, tracers, n),
