@@ -16,10 +16,8 @@ from vegd.kube.resources import (
     NODES,
     PODS,
     SUBNETS,
-    VEG_PLURAL,
-    VEG_VERSION,
     VPCS,
-    Resource,
+    gateways_in,
 )
 from vegd.model.errors import InvalidObjects, ValidationError
 from vegd.model.objects import Snapshot
@@ -27,10 +25,6 @@ from vegd.model.snapshot import snapshot_from_objects
 from vegd.source.yamldir import SourceError, load_snapshot, read_manifests
 
 SOURCE_GROUP = "kubeovn.io"  # Kube-OVN's controller serves only its own group
-
-
-def gateways_in(group: str) -> Resource:
-    return Resource("VpcEgressGateway", group, VEG_VERSION, VEG_PLURAL, True)
 
 
 CLUSTER_SOURCES = (gateways_in(SOURCE_GROUP), VPCS, SUBNETS, PODS, NAMESPACES, NODES,

@@ -15,7 +15,8 @@ from typing import Any
 
 from vegd.exits import EXIT_INVALID, EXIT_UNAVAILABLE
 from vegd.kube.api import KubeApi, KubeError
-from vegd.migrate_source import SourceFailed, gateways_in
+from vegd.kube.resources import gateways_in
+from vegd.migrate_source import SourceFailed
 from vegd.workload.status import MIGRATED_FROM
 
 TWIN_PREFIX = "vegd-"  # the twin's Deployment must not take the other one's name

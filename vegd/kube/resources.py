@@ -29,7 +29,12 @@ class Resource:
         return f"{base}/{self.plural}"
 
 
-GATEWAYS = Resource("VpcEgressGateway", VEG_GROUP, VEG_VERSION, VEG_PLURAL, True)
+def gateways_in(group: str) -> Resource:
+    """VpcEgressGateways in `group` (the same kind and schema in Kube-OVN's or vegd's group)."""
+    return Resource("VpcEgressGateway", group, VEG_VERSION, VEG_PLURAL, True)
+
+
+GATEWAYS = gateways_in(VEG_GROUP)  # the group vegd serves: serve_gateways_in
 VPCS = Resource("Vpc", "kubeovn.io", "v1", "vpcs", False)
 SUBNETS = Resource("Subnet", "kubeovn.io", "v1", "subnets", False)
 PODS = Resource("Pod", "", "v1", "pods", True)
