@@ -13,6 +13,10 @@ from vegd.exits import EXIT_OK, EXIT_UNAVAILABLE
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        from vegd import heap
+
+        heap.STARTUP.begin()  # before the imports: they are start-up's first long-lived heap
     if argv and argv[0] == "gateway":
         # The in-pod agent has its own argument parser and its own dependencies.
         from vegd.gateway.cli import main as gateway_main
