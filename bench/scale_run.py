@@ -227,6 +227,22 @@ def wait_log(log: Path, event: str, proc: subprocess.Popen[bytes], timeout: floa
     raise TimeoutError(f"vegd did not log {event!r} in {timeout} s")
 
 
+def start_profile(pid: int, tag: str) -> subprocess.Popen[bytes] | None:
+    """SCALE_PROFILE_DIR=DIR: py-spy --gil (vegd's CPU) on vegd from its start."""
+    if not os.environ.get("SCALE_PROFILE_DIR"):
+        return None
+    return subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--gil", "--format", "raw", "--rate", "200",
+         "--output", str(Path(os.environ["SCALE_PROFILE_DIR"]) / f"vegd-{tag}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profile(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(60)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far: on a shared machine a steadier comparison
     between runs than wall time, which grows with the others' load."""
@@ -263,10 +279,12 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         expected = expected_rows(objs)
         t0 = time.perf_counter()
         vegd, log = start_vegd(procs, work, port, stack.nb_unix, "first")
+        profiler = start_profile(vegd.pid, "first")
         converged = Converged(stack.nb_unix, expected, vegd.pid)
         converged.start()
-        ready = wait_log(log, "full resync completed", vegd, 1800)
         converged.join(600)
+        stop_profile(profiler)
+        ready = wait_log(log, "full resync completed", vegd, 1800)
         out["first_nb_s"] = converged.at - t0
         out["first_nb_cpu_s"] = converged.cpu
         out["first_ready_s"] = ready - t0

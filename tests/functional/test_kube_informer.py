@@ -160,3 +160,39 @@ def test_a_silent_watch_is_replaced_after_the_inactivity_timeout(kubeapi):
     finally:
         inf.stop()
         api.close()
+
+
+def _pod_lists(kubeapi):
+    return [q for method, path, q, _ in kubeapi.requests()
+            if method == "GET" and path == "/api/v1/pods" and "watch" not in q]
+
+
+def test_a_list_fetches_its_next_page_while_the_caller_works_on_this_one(kubeapi):
+    kubeapi.create_all(pod(f"p{i}") for i in range(5))
+    api = KubeApi(kubeapi.configuration())
+    try:
+        pages = api.pages(PODS, limit=2)
+        first = next(pages)
+        # the caller still holds page 1: page 2 has been asked for already
+        wait_for(lambda: len(_pod_lists(kubeapi)) >= 2, 5, what="the second page's request")
+        rest = list(pages)
+        names = [p["metadata"]["name"] for page in (first, *rest) for p in page["items"]]
+        assert names == [f"p{i}" for i in range(5)]
+        assert len(_pod_lists(kubeapi)) == 3  # 2 + 2 + 1: no page fetched twice
+    finally:
+        api.close()
+
+
+def test_a_list_the_caller_stops_reading_fetches_no_further(kubeapi):
+    kubeapi.create_all(pod(f"p{i}") for i in range(9))
+    api = KubeApi(kubeapi.configuration())
+    try:
+        pages = api.pages(PODS, limit=2)
+        next(pages)
+        wait_for(lambda: len(_pod_lists(kubeapi)) >= 2, 5, what="the second page's request")
+        pages.close()
+        wait_for(lambda: not any(t.name == "list-pods" for t in threading.enumerate()), 5,
+                 what="the fetcher's end")
+        assert len(_pod_lists(kubeapi)) <= 3  # of 5 pages: at most the one it was fetching
+    finally:
+        api.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -201,15 +203,49 @@ class KubeApi:
 
     # -- whole collections and custom objects of a given resource (`vegd migrate`) -----------
 
-    def pages(self, res: Resource) -> Iterator[Obj]:
-        """A whole list, one page (a List object) at a time, following `continue`."""
-        cont = ""
-        while True:
-            page = self.list(res, cont=cont)
-            yield page
-            cont = str((page.get("metadata") or {}).get("continue") or "")
-            if not cont:
-                return
+    def pages(self, res: Resource, limit: int = 500) -> Iterator[Obj]:
+        """A whole list, one page (a List object) at a time, following `continue`.
+
+        The next page is fetched (and decoded) in a helper thread while the caller works on
+        this one: a page's server time and the caller's parsing overlap instead of adding up.
+        At most three pages are alive: the caller's, one waiting, one being fetched."""
+        ahead: queue.Queue[tuple[Obj | None, BaseException | None]] = queue.Queue(maxsize=1)
+        stop = threading.Event()
+
+        def put(item: tuple[Obj | None, BaseException | None]) -> bool:
+            while not stop.is_set():
+                try:
+                    ahead.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def fetch() -> None:
+            cont = ""
+            try:
+                while True:
+                    page = self.list(res, limit=limit, cont=cont)
+                    if not put((page, None)):
+                        return
+                    cont = str((page.get("metadata") or {}).get("continue") or "")
+                    if not cont:
+                        put((None, None))
+                        return
+            except BaseException as exc:  # handed to the caller, raised there
+                put((None, exc))
+
+        threading.Thread(target=fetch, daemon=True, name=f"list-{res.plural}").start()
+        try:
+            while True:
+                page, error = ahead.get()
+                if error is not None:
+                    raise error
+                if page is None:
+                    return
+                yield page
+        finally:
+            stop.set()  # the caller stopped early (or failed): the fetcher ends too
 
     def list_all(self, resources: Iterable[Resource]) -> Iterator[Obj]:
         """Every object of the resources, page by page, with apiVersion and kind set (list
