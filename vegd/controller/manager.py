@@ -81,6 +81,10 @@ class Controller:
         # worker waits when the API server falls two batches behind)
         self._finishing: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._finisher = threading.Thread(target=self._finish, daemon=True, name="vegd-finisher")
+        # set while the worker writes no NB batch: until the first full pass is done, the
+        # finisher's Kubernetes writes wait for it between keys (NB first, see _finish)
+        self._nb_idle = threading.Event()
+        self._nb_idle.set()
         self._resync_pending: set[str] = set()  # keys of the current full pass not yet worked
         self._resync_lock = threading.Lock()
         # called on every turn of the main loop (systemd's watchdog and status, in `vegd run`)
@@ -186,6 +190,7 @@ class Controller:
             if not keys:
                 continue
             start = self.working_since = time.monotonic()
+            self._nb_idle.clear()
             try:
                 failed, finishes = self.reconciler.write_batch(keys)
             except Exception as exc:  # a bug outside any one key: retry them all
@@ -193,6 +198,7 @@ class Controller:
                 failed, finishes = {k: exc for k in keys}, []
             finally:
                 self.working_since = 0.0
+                self._nb_idle.set()
             self._finishing.put((keys, start, failed, finishes, self.reconciler.take_summary()))
 
     def _finish(self) -> None:
@@ -204,7 +210,9 @@ class Controller:
             keys, start, failed, finishes, summary = item
             self.finishing_since = time.monotonic()
             try:
-                failed.update(self.reconciler.finish_batch(finishes))
+                for one in finishes:
+                    self._nb_first()
+                    failed.update(self.reconciler.finish_batch([one]))
             except Exception as exc:  # a bug: retry the batch's keys
                 log.exception("finishing a batch crashed", keys=len(keys))
                 failed.update({k: exc for k, _ in finishes})
@@ -224,6 +232,14 @@ class Controller:
             emit = log.info if summary or failed else log.debug
             emit("reconciled", keys=keys[0] if len(keys) == 1 else len(keys),
                  failed=len(failed), seconds=round(time.monotonic() - start, 4), **summary)
+
+    def _nb_first(self) -> None:
+        """Until the first full pass is done, a key's Kubernetes writes wait while the worker
+        writes an NB batch: at start-up NB's rows come first (the data plane), then the
+        Deployments and statuses, instead of both sharing the GIL. Bounded: the worker stops
+        (idle) when the finisher is two batches behind; later passes do not wait."""
+        if not self.stats.resyncs_completed:
+            self._nb_idle.wait(STUCK_SECONDS)
 
     def _settle(self, key: str, error: Exception | None) -> None:
         if error is None:
