@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -196,3 +199,24 @@ def test_a_list_the_caller_stops_reading_fetches_no_further(kubeapi):
         assert len(_pod_lists(kubeapi)) <= 3  # of 5 pages: at most the one it was fetching
     finally:
         api.close()
+
+
+def test_custom_resources_list_before_the_core_api_modules_are_imported(kubeapi):
+    """The generated CoreV1Api/AppsV1Api modules (a second or more to import) are imported by
+    the first informer that needs them, not before the custom resources' lists can start."""
+    code = (
+        "import sys, json\n"
+        "from kubernetes import client\n"
+        "from vegd.kube.api import KubeApi\n"
+        "from vegd.kube.resources import GATEWAYS, PODS\n"
+        "cfg = client.Configuration(); cfg.host = sys.argv[1]\n"
+        "api = KubeApi(cfg)\n"
+        "list(api.pages(GATEWAYS))\n"
+        "before = 'kubernetes.client.api.core_v1_api' in sys.modules\n"
+        "pods = [p for page in api.pages(PODS) for p in page['items']]\n"
+        "print(json.dumps([before, 'kubernetes.client.api.core_v1_api' in sys.modules,"
+        " len(pods)]))\n")
+    kubeapi.create(pod("p"))
+    out = subprocess.run([sys.executable, "-c", code, kubeapi.configuration().host],
+                         capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout) == [False, True, 1], out.stderr

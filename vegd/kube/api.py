@@ -7,6 +7,7 @@ expects, whatever the client version.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -98,10 +99,19 @@ class KubeApi:
     def __init__(self, configuration: client.Configuration, request_timeout: float = 30.0
                  ) -> None:
         self.api_client = client.ApiClient(configuration)
-        self.core = client.CoreV1Api(self.api_client)
-        self.apps = client.AppsV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
         self.timeout = request_timeout
+
+    # The generated CoreV1Api and AppsV1Api modules take a second or more to import (pydantic
+    # models for every method's signature): imported when first used, in the informer thread
+    # that lists pods or Deployments, while the custom resources' lists are already under way.
+    @functools.cached_property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api_client)
+
+    @functools.cached_property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api_client)
 
     def close(self) -> None:
         self.api_client.close()
