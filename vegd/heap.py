@@ -1,4 +1,4 @@
-"""Python's cyclic garbage collector during `vegd run`'s start-up.
+"""Python's cyclic garbage collector during `vegd run`'s start-up and the whole of `vegd apply`.
 
 Start-up builds a heap of millions of container objects that all live on: imported modules, the
 informer caches, the parsed models, the IDL's replica of NB. CPython runs a full collection each

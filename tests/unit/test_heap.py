@@ -49,3 +49,16 @@ def test_end_without_freeze_only_restores(thresholds):
     assert startup.end(freeze=False) == gc.get_freeze_count() == 0
     assert gc.get_threshold() == thresholds
     assert startup.end() == 0  # nothing to end
+
+
+def test_vegd_apply_defers_full_collections_for_its_whole_run():
+    """`vegd apply` is one pass over a heap that lives until exit: the window opens at the
+    command line and stays open (an apply that fails at its arguments included)."""
+    import subprocess
+    import sys
+
+    code = ("import gc, sys; from vegd import cli; "
+            "cli.main(['apply', '-f', '/nonexistent', '--nb-connection', 'unix:/nonexistent']); "
+            "print(gc.get_threshold()[2], file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stderr.strip().splitlines()[-1] == str(NO_FULL_PASSES), out.stderr
