@@ -39,6 +39,7 @@ from vegd.kube.resources import (
     Resource,
     object_key,
 )
+from vegd.model.objects import GATEWAY_LABEL
 from vegd.nb.errors import NotLockHolder
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 
@@ -116,6 +117,11 @@ class Controller:
             # which gateways a pod concerns reads no other pod: no snapshot rebuilt per event
             snap = self.cache.pod_free_snapshot() if resource is PODS else self.cache.snapshot()
             keys = keys_for(old, new, snap)
+            if resource is PODS and not _instance(old) and not _instance(new):
+                # a pod that is no gateway's instance can only change selected pods
+                for key in keys:
+                    self.queue.add(key, full=False)
+                return
         for key in keys:
             self.queue.add(key)
 
@@ -186,8 +192,9 @@ class Controller:
             if not keys:
                 continue
             start = self.working_since = time.monotonic()
+            members_only = {k for k in keys if self.queue.members_only(k)}
             try:
-                failed, finishes = self.reconciler.write_batch(keys)
+                failed, finishes = self.reconciler.write_batch(keys, members_only)
             except Exception as exc:  # a bug outside any one key: retry them all
                 log.exception("reconcile crashed", keys=len(keys))
                 failed, finishes = {k: exc for k in keys}, []
@@ -327,6 +334,11 @@ class Controller:
 
 def _outcome(error: Exception | None) -> str:
     return "ok" if error is None else "retry" if isinstance(error, Retry) else "error"
+
+
+def _instance(pod: Any) -> bool:
+    """A pod (model) of some gateway's Deployment."""
+    return pod is not None and GATEWAY_LABEL in pod.label_map
 
 
 def _gateway_intent(raw: Obj) -> tuple[Any, ...]:

@@ -63,6 +63,28 @@ def plan_gateway(r: ResolvedGateway, snap: Snapshot, settings: PlanSettings) -> 
     return Desired(owner, tuple(rows))
 
 
+def selector_sets(r: ResolvedGateway) -> tuple[str, ...] | None:
+    """The names of the gateway's selector address sets, when those sets are the only rows of
+    its plan that pods other than its own instances change (BFD off or policy mode, no
+    destinationCIDRs, trafficPolicy Cluster); None when other rows depend on such pods too."""
+    gw = r.gateway
+    if gw.deleting or gw.traffic_policy == "Local" or has_destinations(gw) or \
+            (gw.bfd.enabled and gw.bfd_mode == "route"):
+        return None
+    return tuple(names.selector_set(gw.key, f) for f in r.families) if gw.selectors else ()
+
+
+def selector_set_members(r: ResolvedGateway, snap: Snapshot) -> dict[str, tuple[str, ...]] | None:
+    """set name -> the addresses `plan_gateway` gives each of `selector_sets` (None likewise):
+    what a change of selected pods alone changes in the plan."""
+    sets = selector_sets(r)
+    if sets is None:
+        return None
+    selected = selected_pods(r, snap) if sets else ()
+    return {name: _ips([ip for p in selected if (ip := p.ip(family)) is not None])
+            for name, family in zip(sets, r.families, strict=True)}
+
+
 LocalGroups = tuple[tuple[Destinations, tuple[Pod, ...]], ...]
 
 
