@@ -96,7 +96,9 @@ def _local_sources(r: ResolvedGateway, snap: Snapshot) -> LocalGroups:
 
 
 def _ips(items: list[IPAddress]) -> tuple[str, ...]:
-    return tuple(str(ip) for ip in sorted(set(items)))
+    """Addresses of one family in address order (by their integers: ipaddress' own comparison
+    is pure Python, and this runs for every selected pod of every reconcile)."""
+    return tuple(str(ip) for ip in sorted(set(items), key=int))
 
 
 def _internal_prefixes(r: ResolvedGateway, snap: Snapshot, family: Family) -> tuple[str, ...]:
