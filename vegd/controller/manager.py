@@ -296,11 +296,11 @@ class Controller:
         """After the first full pass the caches, the NB replica and their indexes are most of
         the heap, and they live as long as the process: a full collection of them (about 0.1 s
         per 250,000 objects, so most of a second at 1,000 gateways) stalled whatever batch was
-        running when it came. Collected once, then frozen (gc.freeze): later collections look
-        only at what was made since. Their garbage is still freed by reference counting."""
+        running when it came. Frozen (gc.freeze) without a collection first (that would be the
+        same stall): later collections look only at what was made since. What of it becomes
+        garbage is still freed by reference counting; only reference cycles among it stay."""
         self._frozen = True
         start = time.monotonic()
-        gc.collect()
         gc.freeze()
         log.info("heap frozen after the first full pass", objects=gc.get_freeze_count(),
                  seconds=round(time.monotonic() - start, 3))
