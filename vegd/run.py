@@ -64,7 +64,7 @@ def run_controller(args: argparse.Namespace) -> int:
         return _fail(f"OVN databases: {exc}")
     controller = build_controller(settings, kube, nb, sb, metrics=ControllerMetrics(REGISTRY),
                                   cache=cache)
-    controller.freeze_heap = True
+    controller.tune_runtime = True  # gc.freeze and a short switch interval after the first pass
     notifier = ServiceNotifier()
     controller.on_tick = notifier.tick
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,7 @@ log = structlog.get_logger("vegd.controller")
 
 STUCK_SECONDS = 120.0
 BATCH_KEYS = 256  # keys written in one NB transaction at most
+SWITCH_INTERVAL = 0.0005  # seconds; sys.setswitchinterval once the first full pass is done
 
 
 @dataclass
@@ -85,9 +87,9 @@ class Controller:
         self._finisher = threading.Thread(target=self._finish, daemon=True, name="vegd-finisher")
         self._resync_pending: set[str] = set()  # keys of the current full pass not yet worked
         self._resync_lock = threading.Lock()
-        # `vegd run` moves the heap out of the collector's way after the first full pass (a
+        # `vegd run` freezes the heap and shortens the GIL switch interval after the first pass (a
         # process of its own; tests run many controllers in one)
-        self.freeze_heap = False
+        self.tune_runtime = False
         self._frozen = False
         # called on every turn of the main loop (systemd's watchdog and status, in `vegd run`)
         self.on_tick: Callable[[Controller], None] | None = None
@@ -288,11 +290,11 @@ class Controller:
                 self._chassis_changes()
                 if self._worker is None or not self._worker.is_alive():
                     self._start_worker()
-                if self.freeze_heap and self.stats.resyncs_completed and not self._frozen:
-                    self._freeze_heap()
+                if self.tune_runtime and self.stats.resyncs_completed and not self._frozen:
+                    self._settle_runtime()
             self._stop.wait(self.poll_interval)
 
-    def _freeze_heap(self) -> None:
+    def _settle_runtime(self) -> None:
         """After the first full pass the caches, the NB replica and their indexes are most of
         the heap, and they live as long as the process: a full collection of them (about 0.1 s
         per 250,000 objects, so most of a second at 1,000 gateways) stalled whatever batch was
@@ -302,7 +304,12 @@ class Controller:
         self._frozen = True
         start = time.monotonic()
         gc.freeze()
+        # From now on the work is one event at a time across four threads (informer, worker,
+        # NB connection, finisher): a thread back from a system call waited up to the default
+        # 5 ms for the interpreter lock while another computed, at each of the event's hops.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         log.info("heap frozen after the first full pass", objects=gc.get_freeze_count(),
+                 switch_interval=SWITCH_INTERVAL,
                  seconds=round(time.monotonic() - start, 3))
 
     def _tick(self) -> None:
