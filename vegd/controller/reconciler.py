@@ -151,9 +151,14 @@ class Reconciler:
             return {k: Retry("this vegd does not hold the NB lock") for k in keys}, []
         failed: dict[str, Exception] = {}
         pending: list[Pending] = []
+        # one snapshot for the batch's members-only keys: an event after it marks its key to
+        # be worked on again anyway (and with the informers busy, the cache's version moves
+        # between any two keys, so a snapshot per key was one per key)
+        snap = self.snapshot() if members_only else None
         for key in keys:
             try:
-                item = self._members(key) if key in members_only else None
+                item = self._members(key, snap) if snap is not None and key in members_only \
+                    else None
                 if item is None:
                     item = self._prepare(key)
             except Exception as exc:
@@ -236,7 +241,7 @@ class Reconciler:
 
     # -- gateways ------------------------------------------------------------------------------
 
-    def _members(self, queue_key: str) -> Pending | None:
+    def _members(self, queue_key: str, snap: Snapshot) -> Pending | None:
         """A gateway reconcile for changed selected pods only: the members of its selector
         address sets, diffed against what its last complete reconcile wrote, and nothing else
         (its other rows, its Deployment and status read no such pod). None when that reconcile
@@ -247,12 +252,11 @@ class Reconciler:
         if last is None:
             return None
         raw = self.ctx.cache.raw(GATEWAYS, key)
-        snap = self.snapshot()
         if raw is None or not last.current(raw, snap) or \
                 self._foreign_rows.any_reroutes(last.resolved.vpc.router_name) or \
                 self._foreign_rows.of(self.ctx.vendor, key):
             return None
-        wanted = selector_set_members(last.resolved, snap)
+        wanted = selector_set_members(last.resolved, snap, tuple(last.sets))
         if wanted is None or wanted.keys() != last.sets.keys():
             return None
         members = tuple(Members(last.owner, name, addresses)

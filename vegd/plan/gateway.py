@@ -74,10 +74,13 @@ def selector_sets(r: ResolvedGateway) -> tuple[str, ...] | None:
     return tuple(names.selector_set(gw.key, f) for f in r.families) if gw.selectors else ()
 
 
-def selector_set_members(r: ResolvedGateway, snap: Snapshot) -> dict[str, tuple[str, ...]] | None:
+def selector_set_members(r: ResolvedGateway, snap: Snapshot,
+                         sets: tuple[str, ...] | None = None) -> dict[str, tuple[str, ...]] | None:
     """set name -> the addresses `plan_gateway` gives each of `selector_sets` (None likewise):
-    what a change of selected pods alone changes in the plan."""
-    sets = selector_sets(r)
+    what a change of selected pods alone changes in the plan. `sets`: selector_sets(r), when
+    the caller has it already (the names hash the gateway key)."""
+    if sets is None:
+        sets = selector_sets(r)
     if sets is None:
         return None
     selected = selected_pods(r, snap) if sets else ()
