@@ -308,8 +308,8 @@ class Controller:
         # NB connection, finisher): a thread back from a system call waited up to the default
         # 5 ms for the interpreter lock while another computed, at each of the event's hops.
         sys.setswitchinterval(SWITCH_INTERVAL)
-        log.info("heap frozen after the first full pass", objects=gc.get_freeze_count(),
-                 switch_interval=SWITCH_INTERVAL,
+        # (not gc.get_freeze_count(): it walks the frozen objects, 0.17 s at 1,000 gateways)
+        log.info("heap frozen after the first full pass", switch_interval=SWITCH_INTERVAL,
                  seconds=round(time.monotonic() - start, 3))
 
     def _tick(self) -> None:
