@@ -9,7 +9,6 @@ standby keeps its caches warm and takes over with a full resync. See docs/decisi
 
 from __future__ import annotations
 
-import gc
 import queue
 import sys
 import threading
@@ -87,10 +86,10 @@ class Controller:
         self._finisher = threading.Thread(target=self._finish, daemon=True, name="vegd-finisher")
         self._resync_pending: set[str] = set()  # keys of the current full pass not yet worked
         self._resync_lock = threading.Lock()
-        # `vegd run` freezes the heap and shortens the GIL switch interval after the first pass (a
-        # process of its own; tests run many controllers in one)
+        # `vegd run` shortens the GIL switch interval after the first pass (a process of its
+        # own; tests run many controllers in one)
         self.tune_runtime = False
-        self._frozen = False
+        self._tuned = False
         # called on every turn of the main loop (systemd's watchdog and status, in `vegd run`)
         self.on_tick: Callable[[Controller], None] | None = None
         self.metrics = metrics if metrics is not None else ControllerMetrics()
@@ -290,27 +289,19 @@ class Controller:
                 self._chassis_changes()
                 if self._worker is None or not self._worker.is_alive():
                     self._start_worker()
-                if self.tune_runtime and self.stats.resyncs_completed and not self._frozen:
+                if self.tune_runtime and self.stats.resyncs_completed and not self._tuned:
                     self._settle_runtime()
             self._stop.wait(self.poll_interval)
 
     def _settle_runtime(self) -> None:
-        """After the first full pass the caches, the NB replica and their indexes are most of
-        the heap, and they live as long as the process: a full collection of them (about 0.1 s
-        per 250,000 objects, so most of a second at 1,000 gateways) stalled whatever batch was
-        running when it came. Frozen (gc.freeze) without a collection first (that would be the
-        same stall): later collections look only at what was made since. What of it becomes
-        garbage is still freed by reference counting; only reference cycles among it stay."""
-        self._frozen = True
-        start = time.monotonic()
-        gc.freeze()
-        # From now on the work is one event at a time across four threads (informer, worker,
-        # NB connection, finisher): a thread back from a system call waited up to the default
-        # 5 ms for the interpreter lock while another computed, at each of the event's hops.
+        """From now on the work is one event at a time across four threads (informer, worker, NB
+        connection, finisher): a thread back from a system call waited up to the default 5 ms
+        for the interpreter lock while another computed, at each of the event's hops. (The heap
+        is frozen at the same moment, by vegd/heap.py.)"""
+        self._tuned = True
         sys.setswitchinterval(SWITCH_INTERVAL)
-        # (not gc.get_freeze_count(): it walks the frozen objects, 0.17 s at 1,000 gateways)
-        log.info("heap frozen after the first full pass", switch_interval=SWITCH_INTERVAL,
-                 seconds=round(time.monotonic() - start, 3))
+        log.info("first full pass done: GIL switch interval shortened",
+                 switch_interval=SWITCH_INTERVAL)
 
     def _tick(self) -> None:
         self.heartbeat = time.monotonic()
