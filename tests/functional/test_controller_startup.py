@@ -58,14 +58,14 @@ def test_first_pass_writes_nb_batches_before_the_kubernetes_writes(fresh_ovn, ku
     real = reconciler.write_batch
     grew: list[int] = []  # per NB batch of the first pass: Kubernetes writes while it ran
 
-    def write_batch(keys):
+    def write_batch(keys, *args):
         if vegd.stats.resyncs_completed:
-            return real(keys)
+            return real(keys, *args)
         before = _kube_writes(kubeapi)
         # give a finisher that does not wait its chance to write while this batch is written
         if grew:
             _within(lambda: _kube_writes(kubeapi) >= before + 2 * KEY_WRITES, 0.5)
-        out = real(keys)
+        out = real(keys, *args)
         grew.append(_kube_writes(kubeapi) - before)
         return out
 
