@@ -18,8 +18,9 @@ from vegd import engine, logs
 from vegd.config import ConfigError, load_settings
 from vegd.exits import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from vegd.model.errors import InvalidObjects
-from vegd.nb.client import NbClient, SbClient
+from vegd.nb.client import SbClient
 from vegd.nb.errors import BatchRefused, NbUnavailable, ReconcileError
+from vegd.nb.oneshot import OneShotNbClient
 from vegd.nb.remote import SslFiles
 from vegd.nb.sync import GARBAGE, Changes
 from vegd.plan.settings import PlanSettings
@@ -52,8 +53,8 @@ def run_apply(args: argparse.Namespace) -> int:
 
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     try:
-        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor,
-                      one_shot=True)
+        nb = OneShotNbClient(settings.nb_connection, settings.timeout, ssl,
+                             vendor=settings.vendor)
     except (NbUnavailable, ValueError) as exc:
         return _fail(EXIT_UNAVAILABLE, f"NB: {exc}")
     try:
@@ -78,7 +79,7 @@ def run_apply(args: argparse.Namespace) -> int:
         nb.close()
 
 
-def _write(args: argparse.Namespace, settings: Any, nb: NbClient, snap: Any,
+def _write(args: argparse.Namespace, settings: Any, nb: OneShotNbClient, snap: Any,
            checked: engine.Validation | None) -> int:
     plan_settings = PlanSettings(settings.vendor, settings.bfd_port_mode,
                                  nb.capabilities.policy_bfd_sessions)
