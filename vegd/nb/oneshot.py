@@ -324,6 +324,7 @@ class OneShotNbClient:
         self.attempts = 0  # reads of NB (tests count the retries)
         self.before_commit = before_commit  # tests: a concurrent writer, given the attempt
         self._replica: dict[str, Table] | None = None
+        self.written_through = ""  # the member the last transaction went to
         self.replica()  # connect and read now, as NbClient does: "NB: cannot connect" first
 
     def _read(self) -> dict[str, Table]:
@@ -383,6 +384,7 @@ class OneShotNbClient:
     def _commit(self, recorder: Recorder) -> None:
         ops, waits = recorder.operations()
         rpc = connect_leader(self.remote, DB, self.timeout)
+        self.written_through = rpc.member
         try:
             try:
                 result = rpc.call("transact", [DB, *ops], self.timeout)
