@@ -17,9 +17,9 @@ from vegd.model.errors import ValidationError
 from vegd.model.objects import Snapshot
 from vegd.model.resolve import ResolvedGateway, resolve_gateway
 from vegd.nb.client import NbClient
-from vegd.nb.oneshot import OneShotNbClient
 from vegd.nb.errors import BatchRefused, ReconcileError
 from vegd.nb.index import Owner
+from vegd.nb.oneshot import OneShotNbClient
 from vegd.nb.sync import Changes
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_KEY
 from vegd.plan.gateway import plan_gateway

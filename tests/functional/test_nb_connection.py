@@ -81,7 +81,7 @@ def test_apply_given_a_follower_first_writes_through_the_leader(raft_nb, tmp_pat
     from vegd.nb.oneshot import OneShotNbClient
     from vegd.plan.rows import AddressSet, Desired, Owner, pairs
 
-    remote, _, directory = raft_nb
+    _, _, directory = raft_nb
     wait_for(lambda: _leader(directory) >= 0, 10, what="a leader")
     leader = _leader(directory)
     socks = [f"unix:{directory}/nb{i}.sock" for i in range(3)]

@@ -359,7 +359,7 @@ class OneShotNbClient:
             index = OwnerIndex(self.vendor)
             index.rebuild(tables, 0)  # type: ignore[arg-type]
             recorder = Recorder(tables)
-            cmd = ReconcileOwners(_Api(tables), lambda: index, plans,
+            cmd = ReconcileOwners(_Api(tables), _returning(index), plans,
                                   self.capabilities.policy_bfd_sessions, keep)
             try:
                 cmd.run_idl(recorder)
@@ -407,6 +407,10 @@ class OneShotNbClient:
 
     def close(self) -> None:
         self._replica = None
+
+
+def _returning(index: OwnerIndex) -> Callable[[], OwnerIndex]:
+    return lambda: index
 
 
 class _Api:

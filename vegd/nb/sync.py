@@ -96,10 +96,8 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
     Result: owner (str) -> Changes, the rows of gone owners under GARBAGE."""
 
     def __init__(self, api: Any, index: Callable[[], OwnerIndex], plans: list[Desired],
-                 policy_bfd_sessions: bool, keep: set[Owner] | None = None,
-                 diffed: Callable[[], None] | None = None) -> None:
+                 policy_bfd_sessions: bool, keep: set[Owner] | None = None) -> None:
         super().__init__(api)
-        self.diffed = diffed
         self.index = index
         self.plans = plans
         self.policy_bfd_sessions = policy_bfd_sessions
@@ -138,8 +136,6 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
                 refused[str(desired.owner)] = str(exc)
         if refused:
             raise BatchRefused(refused, moves)
-        if self.diffed is not None:
-            self.diffed()
 
     def _collect_garbage(self) -> None:
         planned = {(d.owner.id_key, d.owner.id_value) for d in self.plans}
