@@ -184,6 +184,7 @@ class Recorder:
         self.mutations: dict[PlainRow, list[tuple[str, str, Any]]] = {}
         self.deleted: dict[PlainRow, None] = {}
         self.unlinked: dict[str, None] = {}  # uuids of existing rows whose reference is removed
+        self._encoders: dict[tuple[str, str], Callable[[Any], Any]] = {}
         for table in tables.values():
             table.row_class._recorder = self
 
@@ -251,10 +252,12 @@ class Recorder:
         for row, mutations in self.mutations.items():
             if row in self.deleted:
                 continue
+            merged: dict[tuple[str, str], list[Any]] = {}  # one set per column and kind
+            for column, how, value in mutations:
+                merged.setdefault((column, how), []).append(value)
             ops.append({"op": "mutate", "table": row._table.name, "where": _where(row),
-                        "mutations": [[column, how, self._encode(row._table.columns[column].type,
-                                                                 [value])]
-                                      for column, how, value in mutations]})
+                        "mutations": [[column, how, self._encode(row._table, column, values)]
+                                      for (column, how), values in merged.items()]})
         for row in self.deleted:
             ops.append({"op": "delete", "table": row._table.name, "where": _where(row)})
         return ops, waits
@@ -271,25 +274,52 @@ class Recorder:
                 "rows": [self._encode_row(table, values)]}
 
     def _encode_row(self, table: Any, columns: dict[str, Any]) -> dict[str, Any]:
-        return {c: self._encode(table.columns[c].type, v) for c, v in columns.items()}
+        return {c: self._encoder(table, c)(v) for c, v in columns.items()}
 
-    def _encode(self, column_type: Any, value: Any) -> Any:
-        key = column_type.key
+    def _encode(self, table: Any, column: str, value: Any) -> Any:
+        return self._encoder(table, column)(value)
+
+    def _encoder(self, table: Any, column: str) -> Callable[[Any], Any]:
+        """python value -> JSON datum, by the column's type (made once per column)."""
+        encoder = self._encoders.get((table.name, column))
+        if encoder is None:
+            encoder = self._encoders[(table.name, column)] = self._make_encoder(
+                table.columns[column].type)
+        return encoder
+
+    def _make_encoder(self, column_type: Any) -> Callable[[Any], Any]:
+        key = self._atom_encoder(column_type.key)
         if column_type.is_map():
-            return ["map", [[self._atom(key, k), self._atom(column_type.value, v)]
-                            for k, v in value.items()]]
+            value = self._atom_encoder(column_type.value)
+            if key is None and value is None:
+                return lambda m: ["map", [[k, v] for k, v in m.items()]]
+            key, value = key or _same, value or _same
+            return lambda m: ["map", [[key(k), value(v)] for k, v in m.items()]]
         if column_type.is_scalar():
-            return self._atom(key, value)
-        items = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
-        return ["set", [self._atom(key, v) for v in items]]
+            return key or _same
+        if key is None:
+            return lambda items: ["set", list(items) if isinstance(items, (list, tuple, set,
+                                                                           frozenset))
+                                  else [items]]
+        return lambda items: ["set", [key(v) for v in items] if isinstance(
+            items, (list, tuple, set, frozenset)) else [key(items)]]
 
-    def _atom(self, base: Any, value: Any) -> Any:
+    def _atom_encoder(self, base: Any) -> Callable[[Any], Any] | None:
+        """None: the python value is its JSON."""
         if base.type == _UUID:
-            uuid = _uuid(value)
-            return ["named-uuid", uuid] if uuid in self.new else ["uuid", uuid]
+            new = self.new
+
+            def uuid(value: Any) -> Any:
+                u = value.uuid if isinstance(value, PlainRow) else str(value)
+                return ["named-uuid", u] if u in new else ["uuid", u]
+            return uuid
         if base.type == _REAL:
-            return float(value)
-        return value
+            return float
+        return None
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _uuid(value: Any) -> str:
