@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ovs.poller
@@ -44,15 +45,19 @@ class Rpc:
     def close(self) -> None:
         self.stream.close()
 
-    def call(self, method: str, params: list[Any], timeout: float) -> Any:
+    def call(self, method: str, params: list[Any], timeout: float,
+             object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
         """The result of one request; NbTimeout after `timeout` s, ConnectionLost when the
-        connection drops, RpcError for an error reply."""
+        connection drops, RpcError for an error reply. `object_pairs_hook` is json.loads' (it
+        builds the reply's objects: rows can be made as they are decoded)."""
         deadline = time.monotonic() + timeout
         request_id = next(_ids)
         self._send(json.dumps({"id": request_id, "method": method, "params": params},
                               separators=(",", ":")).encode(), deadline)
         while True:
-            msg = self._receive(deadline)
+            msg = self._receive(deadline, object_pairs_hook)
+            if not isinstance(msg, dict):
+                continue  # (the hook made it something else: not a JSON-RPC message)
             if msg.get("method") == "echo":  # the server's inactivity probe
                 self._send(json.dumps({"id": msg.get("id"), "result": msg.get("params"),
                                        "error": None}).encode(), deadline)
@@ -72,7 +77,7 @@ class Rpc:
             else:
                 raise ConnectionLost(f"{self.member}: {os.strerror(-sent)}")
 
-    def _receive(self, deadline: float) -> Any:
+    def _receive(self, deadline: float, hook: Any = None) -> Any:
         parser = StdlibParser()
         text = self._pending
         while True:
@@ -81,7 +86,7 @@ class Rpc:
                 text = text[used:]
                 if parser.is_done():
                     self._pending = text
-                    value = parser.finish()
+                    value = parser.finish(hook)
                     if isinstance(value, str):
                         raise ConnectionLost(f"{self.member}: bad JSON-RPC message: {value}")
                     return value
