@@ -34,8 +34,9 @@ _DROP = re.compile(r"[^\[\]{}]+")
 class StdlibParser:
     """python-ovs' `ovs.json.Parser` interface over `json.loads`."""
 
-    def __init__(self, check_trailer: bool = False) -> None:
+    def __init__(self, check_trailer: bool = False, keep_text: bool = True) -> None:
         self.check_trailer = check_trailer
+        self.keep_text = keep_text  # False: only find the end (the caller keeps the bytes)
         self._parts: list[str] = []
         self._depth = 0
         self._in_string = False  # the input so far ends inside a string
@@ -50,7 +51,8 @@ class StdlibParser:
             self._parts.append(s)
             return len(s)
         end = self._scan(s)
-        self._parts.append(s[:end])
+        if self.keep_text:
+            self._parts.append(s[:end])
         return end
 
     def _scan(self, s: str) -> int:
