@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import ovs.db.schema
@@ -253,35 +253,36 @@ class Recorder:
     def writes(self) -> bool:
         return bool(self.new or self.sets or self.mutations or self.deleted)
 
-    def operations(self) -> tuple[list[dict[str, Any]], int]:
-        """(operations, how many of them are `wait`s, at the start)."""
-        ops = [self._wait(row, read) for row, read in self.read.items()]
+    def operations(self) -> tuple[list[dict[str, Any]], Iterator[dict[str, Any]]]:
+        """The `wait`s, and the writes (made one by one, as they are encoded)."""
+        waits = [self._wait(row, read) for row, read in self.read.items()]
         by_uuid = {u: t for t in self.tables.values() for u in self.unlinked if u in t.rows}
         for uuid, table in by_uuid.items():
             row = table.rows[uuid]
             if row not in self.read:
-                ops.append(self._wait(row, {}))
-        waits = len(ops)
+                waits.append(self._wait(row, {}))
+        return waits, self._writes()
+
+    def _writes(self) -> Iterator[dict[str, Any]]:
         for name, row in self.new.items():
-            ops.append({"op": "insert", "table": row._table.name, "uuid-name": name,
-                        "row": self._encode_row(row._table, self.sets[row])})
+            yield {"op": "insert", "table": row._table.name, "uuid-name": name,
+                   "row": self._encode_row(row._table, self.sets[row])}
         for row, columns in self.sets.items():
             if row.uuid in self.new or row in self.deleted:
                 continue
-            ops.append({"op": "update", "table": row._table.name, "where": _where(row),
-                        "row": self._encode_row(row._table, columns)})
+            yield {"op": "update", "table": row._table.name, "where": _where(row),
+                   "row": self._encode_row(row._table, columns)}
         for row, mutations in self.mutations.items():
             if row in self.deleted:
                 continue
             merged: dict[tuple[str, str], list[Any]] = {}  # one set per column and kind
             for column, how, value in mutations:
                 merged.setdefault((column, how), []).append(value)
-            ops.append({"op": "mutate", "table": row._table.name, "where": _where(row),
-                        "mutations": [[column, how, self._encode(row._table, column, values)]
-                                      for (column, how), values in merged.items()]})
+            yield {"op": "mutate", "table": row._table.name, "where": _where(row),
+                   "mutations": [[column, how, self._encode(row._table, column, values)]
+                                 for (column, how), values in merged.items()]}
         for row in self.deleted:
-            ops.append({"op": "delete", "table": row._table.name, "where": _where(row)})
-        return ops, waits
+            yield {"op": "delete", "table": row._table.name, "where": _where(row)}
 
     def _wait(self, row: PlainRow, read: dict[str, Any]) -> dict[str, Any]:
         """The row must still be as read: the columns written, and whose it is."""
@@ -376,7 +377,6 @@ class OneShotNbClient:
         self.before_commit = before_commit  # tests: a concurrent writer, given the attempt
         self._replica: dict[str, Table] | None = None
         self.written_through = ""  # the member the last transaction went to
-        self.replica()  # connect and read now, as NbClient does: "NB: cannot connect" first
 
     def _read(self) -> dict[str, Table]:
         for attempt in range(2):  # the leader may go between the check and the read
@@ -433,12 +433,13 @@ class OneShotNbClient:
                         f"read {ATTEMPTS} times")
 
     def _commit(self, recorder: Recorder) -> None:
-        ops, waits = recorder.operations()
+        waits, writes = recorder.operations()
         rpc = connect_leader(self.remote, DB, self.timeout)
         self.written_through = rpc.member
         try:
             try:
-                result = rpc.call("transact", [DB, *ops], self.timeout)
+                result = rpc.prepared_transact(DB, itertools.chain(waits, writes),
+                                               self.timeout)
             except NbTimeout as exc:
                 raise NbTimeout(f"NB did not answer within {self.timeout} s") from exc
             except ConnectionLost as exc:
@@ -451,7 +452,7 @@ class OneShotNbClient:
         for i, reply in enumerate(result):
             if reply is None or "error" not in reply:
                 continue
-            if i < waits and reply["error"] == "timed out":
+            if i < len(waits) and reply["error"] == "timed out":
                 raise _Conflict()
             raise ConstraintViolation(f"NB refused the transaction: "
                                       f"{json.dumps(reply, sort_keys=True)}")

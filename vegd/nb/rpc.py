@@ -16,7 +16,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ovs.poller
@@ -49,10 +49,27 @@ class Rpc:
         """The result of one request; NbTimeout after `timeout` s, ConnectionLost when the
         connection drops, RpcError for an error reply. `object_pairs_hook` is json.loads' (it
         builds the reply's objects: rows can be made as they are decoded)."""
-        deadline = time.monotonic() + timeout
         request_id = next(_ids)
-        self._send(json.dumps({"id": request_id, "method": method, "params": params},
-                              separators=(",", ":")).encode(), deadline)
+        return self.exchange(json.dumps({"id": request_id, "method": method, "params": params},
+                                        separators=(",", ":")).encode(), request_id, timeout,
+                             object_pairs_hook)
+
+    def prepared_transact(self, database: str, operations: Iterable[Any], timeout: float) -> Any:
+        """`transact` of operations encoded one by one into one buffer (the operations of a
+        113,080-row write are never all in memory as objects)."""
+        request_id = next(_ids)
+        body = bytearray(b'{"id":%d,"method":"transact","params":%s' % (
+            request_id, json.dumps([database]).encode()[:-1]))
+        for op in operations:
+            body += b","
+            body += json.dumps(op, separators=(",", ":")).encode()
+        body += b"]}"
+        return self.exchange(body, request_id, timeout)
+
+    def exchange(self, request: bytes | bytearray, request_id: int, timeout: float,
+                 object_pairs_hook: Any = None) -> Any:
+        deadline = time.monotonic() + timeout
+        self._send(request, deadline)
         while True:
             msg = self._receive(deadline, object_pairs_hook)
             if not isinstance(msg, dict):
@@ -65,7 +82,7 @@ class Rpc:
                     raise RpcError(msg["error"])
                 return msg.get("result")
 
-    def _send(self, data: bytes, deadline: float) -> None:
+    def _send(self, data: bytes | bytearray, deadline: float) -> None:
         view = memoryview(data)
         while view:
             sent = self.stream.send(view)
