@@ -54,7 +54,8 @@ class Rpc:
                                         separators=(",", ":")).encode(), request_id, timeout,
                              object_pairs_hook)
 
-    def prepared_transact(self, database: str, operations: Iterable[Any], timeout: float) -> Any:
+    def prepared_transact(self, database: str, operations: Iterable[Any], timeout: float,
+                          object_pairs_hook: Any = None) -> Any:
         """`transact` of operations encoded one by one into one buffer (the operations of a
         113,080-row write are never all in memory as objects)."""
         request_id = next(_ids)
@@ -64,7 +65,7 @@ class Rpc:
             body += b","
             body += json.dumps(op, separators=(",", ":")).encode()
         body += b"]}"
-        return self.exchange(body, request_id, timeout)
+        return self.exchange(body, request_id, timeout, object_pairs_hook)
 
     def exchange(self, request: bytes | bytearray, request_id: int, timeout: float,
                  object_pairs_hook: Any = None) -> Any:

@@ -3,7 +3,8 @@
 
 Because the diff runs inside `run_idl`, an OVSDB TRY_AGAIN makes ovsdbapp re-run it against the
 refreshed replica. `vegd apply` runs the same command over one read of NB (plain rows) and a
-recorder of its changes instead of the IDL (nb/oneshot.py), and re-runs it on a conflict. Only rows whose external_ids carry our vendor and an owner's id are read,
+recorder of its changes instead of the IDL (nb/oneshot.py), and re-runs it on a conflict.
+Only rows whose external_ids carry our vendor and an owner's id are read,
 updated or deleted. Parents we do not own (routers) are only ever changed by mutation
 (`addvalue`/`delvalue`), never read-modify-write.
 
