@@ -103,17 +103,40 @@ def _decoder(column_type: Any, strings: dict[str, str]) -> Callable[[Any], Any]:
         if column_type.key.type == ovs.db.types.StringType and \
                 column_type.value.type == ovs.db.types.StringType:
             shared = strings.setdefault
-            return lambda j: {shared(k, k): shared(v, v) for k, v in j[1]}
+            return lambda j: {shared(k, k): shared(v, v) for k, v in j[1]} if j[1] else _NO_MAP
         value = atom(column_type.value)
-        return lambda j: {key(k): value(v) for k, v in j[1]}
+        return lambda j: {key(k): value(v) for k, v in j[1]} if j[1] else _NO_MAP
     if column_type.is_scalar():
         return key
 
     def as_list(j: Any) -> list[Any]:  # a set of one element may come as the bare atom
         if isinstance(j, list) and j[0] == "set":
-            return [key(a) for a in j[1]]
+            return [key(a) for a in j[1]] if j[1] else _NO_SET
         return [key(j)]
     return as_list
+
+
+class _Frozen:
+    """An empty set or map shared by every row that has one (four a row, 110,000 rows: 25 MB
+    of peak RSS); changing it in place raises, as nothing may."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a column value read from NB is not changed in place")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    update = setdefault = popitem = __setitem__ = __delitem__ = __iadd__ = _refuse
+
+
+class _FrozenList(_Frozen, list):  # type: ignore[misc]
+    __slots__ = ()
+
+
+class _FrozenDict(_Frozen, dict):  # type: ignore[misc]
+    __slots__ = ()
+
+
+_NO_SET: list[Any] = _FrozenList()
+_NO_MAP: dict[Any, Any] = _FrozenDict()
 
 
 def read_tables(rpc: Rpc, schema: Any, tables: tuple[str, ...],
@@ -180,6 +203,8 @@ def _resolve_references(tables: dict[str, Table]) -> None:
             keys, values = targets.get("key"), targets.get("value")
             for row in table.rows.values():
                 current = getattr(row, name)
+                if not current and isinstance(current, (list, dict)):
+                    continue
                 if isinstance(current, dict):
                     new: Any = {(keys.get(k, k) if keys else k): (values.get(v, v) if values else v)
                                 for k, v in current.items()}
