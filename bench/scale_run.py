@@ -118,17 +118,19 @@ def expected_rows(objs: list[dict[str, Any]]) -> int:
 
 
 class Converged(threading.Thread):
-    """When NB first holds every expected row of vegd's."""
+    """When NB first holds every expected row of vegd's, and vegd's CPU seconds by then."""
 
-    def __init__(self, nb: str, expected: int) -> None:
+    def __init__(self, nb: str, expected: int, pid: int) -> None:
         super().__init__(daemon=True)
-        self.nb, self.expected, self.at = nb, expected, float("nan")
+        self.nb, self.expected, self.pid = nb, expected, pid
+        self.at = self.cpu = float("nan")
 
     def run(self) -> None:
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
             if owned_rows(self.nb) >= self.expected:
                 self.at = time.perf_counter()
+                self.cpu = cpu_seconds(self.pid)
                 return
             time.sleep(0.05)
 
@@ -225,6 +227,13 @@ def wait_log(log: Path, event: str, proc: subprocess.Popen[bytes], timeout: floa
     raise TimeoutError(f"vegd did not log {event!r} in {timeout} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far: on a shared machine a steadier comparison
+    between runs than wall time, which grows with the others' load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -254,11 +263,12 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         expected = expected_rows(objs)
         t0 = time.perf_counter()
         vegd, log = start_vegd(procs, work, port, stack.nb_unix, "first")
-        converged = Converged(stack.nb_unix, expected)
+        converged = Converged(stack.nb_unix, expected, vegd.pid)
         converged.start()
         ready = wait_log(log, "full resync completed", vegd, 1800)
         converged.join(600)
         out["first_nb_s"] = converged.at - t0
+        out["first_nb_cpu_s"] = converged.cpu
         out["first_ready_s"] = ready - t0
         out["first_rows"] = owned_rows(stack.nb_unix)
         out["first_rss_mb"] = peak_rss_mb(vegd.pid)
@@ -275,6 +285,7 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         vegd, log = start_vegd(procs, work, port, stack.nb_unix, "restart")
         ready = wait_log(log, "full resync completed", vegd, 1800)
         out["restart_ready_s"] = ready - t0
+        out["restart_cpu_s"] = cpu_seconds(vegd.pid)
         out["restart_nb_writes"] = monitor.updates
         out["restart_kube_writes"] = resource_version(port) - rv
         out["restart_rss_mb"] = peak_rss_mb(vegd.pid)
@@ -455,10 +466,11 @@ def report_run(shape: Shape, r: dict[str, Any]) -> None:
     print(f"  floors: lists+json {fmt(r['input_floor_s'])}, write {fmt(r['write_floor_s'])}, "
           f"read {fmt(r['read_floor_s'])}")
     print(f"  first start  NB converged {fmt(r['first_nb_s']):>9}  {r['first_ratio']:5.2f}x "
-          f"(input+write); ready (statuses, Deployments) {fmt(r['first_ready_s'])}  "
-          f"peak RSS {r['first_rss_mb']} MB")
+          f"(input+write), vegd CPU {fmt(r['first_nb_cpu_s'])}; ready (statuses, Deployments) "
+          f"{fmt(r['first_ready_s'])}  peak RSS {r['first_rss_mb']} MB")
     print(f"  restart      {fmt(r['restart_ready_s']):>9}  {r['restart_ratio']:5.2f}x "
-          f"(input+read)  NB writes {r['restart_nb_writes']}, Kubernetes writes "
+          f"(input+read), vegd CPU {fmt(r['restart_cpu_s'])}  NB writes "
+          f"{r['restart_nb_writes']}, Kubernetes writes "
           f"{r['restart_kube_writes']}  peak RSS {r['restart_rss_mb']} MB")
     for c in r.get("churn", []):
         print(f"  churn {c['rate']:>5}/s (offered {c['offered_per_s']}/s, {c['events']} events, "

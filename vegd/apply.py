@@ -9,7 +9,6 @@ With `--dry-run`: nothing is written; 0 nothing would change, 1 changes are pend
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 from dataclasses import replace
@@ -32,10 +31,6 @@ from vegd.workload.advice import bfd_timer_advice
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    # One process, one pass over acyclic data (manifests, models, plans, NB rows): the cyclic
-    # GC would only walk it, again and again while it grows (json.loads of NB's 50 MB read at
-    # 1,000 gateways with BFD on: 3.5 s with it, 0.56 s without).
-    gc.disable()
     try:
         settings = load_settings(args.config, nb_connection=args.nb_connection,
                                  sb_connection=args.sb_connection, vendor=args.vendor,

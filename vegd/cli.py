@@ -13,6 +13,12 @@ from vegd.exits import EXIT_OK, EXIT_UNAVAILABLE
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("run", "apply"):
+        from vegd import heap
+
+        # Before the imports: they are start-up's first long-lived heap. `vegd run` ends the
+        # window when ready; `vegd apply` is one pass over a heap that all lives until exit.
+        heap.STARTUP.begin()
     if argv and argv[0] == "gateway":
         # The in-pod agent has its own argument parser and its own dependencies.
         from vegd.gateway.cli import main as gateway_main

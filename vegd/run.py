@@ -7,6 +7,7 @@ After start, lost connections are retried forever (with backoff), never a reason
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 from types import FrameType
@@ -14,7 +15,7 @@ from types import FrameType
 import structlog
 from prometheus_client import REGISTRY
 
-from vegd import logs, probes
+from vegd import heap, logs, probes
 from vegd.config import OPTIONS, PULL_POLICIES, ConfigError, Settings, load_settings
 from vegd.controller.manager import Controller
 from vegd.controller.metrics import ControllerMetrics
@@ -28,13 +29,21 @@ from vegd.nb.client import NbClient, SbClient, lock_name
 from vegd.nb.errors import NbUnavailable
 from vegd.nb.remote import SslFiles
 from vegd.plan.settings import PlanSettings
-from vegd.service import ServiceNotifier
+from vegd.service import ServiceNotifier, describe
 from vegd.workload.deployment import WorkloadOptions
 
 log = structlog.get_logger("vegd")
 
 
 def run_controller(args: argparse.Namespace) -> int:
+    heap.STARTUP.begin()  # full garbage collections wait until vegd is ready (vegd/heap.py)
+    try:
+        return _run_controller(args)
+    finally:
+        heap.STARTUP.end(freeze=False)
+
+
+def _run_controller(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, **{o.name: getattr(args, o.name) for o in OPTIONS})
     except ConfigError as exc:
@@ -65,7 +74,14 @@ def run_controller(args: argparse.Namespace) -> int:
     controller = build_controller(settings, kube, nb, sb, metrics=ControllerMetrics(REGISTRY),
                                   cache=cache)
     notifier = ServiceNotifier()
-    controller.on_tick = notifier.tick
+
+    def on_tick(controller: Controller) -> None:
+        notifier.tick(controller)
+        if heap.STARTUP.active and heap.STARTUP.tick(describe(controller)[0]):
+            log.info("start-up over: full garbage collections resumed",
+                     frozen_objects=gc.get_freeze_count())
+
+    controller.on_tick = on_tick
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         controller.request_stop()  # no joins in a signal handler: run() returns, then stop()
 

@@ -2,8 +2,9 @@
 
 Pitfalls (local-ovn-stack.md, 12): the daemons must run as user frr, so their directory is
 chowned to frr and lives under a world-traversable path (DataPlane.scratch); each instance has
-its own pid, zserv, vty and bfdctl paths; vtysh is called with --vty_socket and without -N; the
-peer stanza has no ``interface`` (bfdd may start before zebra knows the netns interfaces).
+its own pid, zserv, vty (and on FRR 8 bfdctl) paths; vtysh is called with --vty_socket and
+without -N; the peer stanza has no ``interface`` (bfdd may start before zebra knows the netns
+interfaces).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import signal
 from pathlib import Path
 
 from ovnstack import alive, stop_pid, wait_for
+
+from vegd.gateway.bfdd import control_socket_args
 
 from .dataplane import DataPlane, Netns, run
 
@@ -72,7 +75,7 @@ class Bfdd:
         run("chown", "-R", "frr:frr", str(self.dir))
         if not self.running("zebra"):
             self._daemon("zebra")
-        self._daemon("bfdd", "--bfdctl", str(self.dir / "bfdd.sock"))
+        self._daemon("bfdd", *control_socket_args(FRR_DIR / "bfdd", self.dir))
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -430,6 +430,12 @@ DRIFTS = {
     # rows of ours that hang off another row of ours (no owner index entry of their own)
     "HA_Chassis priority": (_setup_gateway2, "HA_Chassis", lambda env: env.ovn.nbctl(
         "set", "HA_Chassis", _uuid(env, "HA_Chassis", priority=100), "priority=7")),
+    "HA_Chassis external_ids": (_setup_gateway2, "HA_Chassis", lambda env: env.ovn.nbctl(
+        "remove", "HA_Chassis", _uuid(env, "HA_Chassis", priority=100), "external_ids",
+        "vendor")),
+    "bfd-peer port external_ids": (_setup_gateway2, "Logical_Switch_Port",
+                                   lambda env: env.ovn.nbctl(
+        "remove", "Logical_Switch_Port", "bfd-peer@vpc1", "external_ids", "vendor")),
     "bfd-peer port options": (_setup_gateway2, "Logical_Switch_Port", lambda env: env.ovn.nbctl(
         "set", "Logical_Switch_Port", "bfd-peer@vpc1", "options:router-port=elsewhere")),
 }

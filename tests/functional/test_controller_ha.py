@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -15,6 +16,7 @@ pytest_plugins = ["kubeapi.fixture", "kubelet"]
 
 G, V, PLURAL = "kubeovn.io", "v1", "vpc-egress-gateways"
 ACTIVE = "holding the NB lock: active"
+STARTUP_OVER = "start-up over: full garbage collections resumed"
 
 
 @pytest.fixture
@@ -41,6 +43,9 @@ def test_one_active_and_the_standby_takes_over_within_5_s(pair):
     wait_for(lambda: len(env.policies().get("ip4.src == 10.16.0.0/16", ())) == 1, 10,
              what="a converged")
     assert ACTIVE not in b.log_text()  # one writer
+    # both are ready, the standby too: neither defers full garbage collections any longer
+    wait_for(lambda: all(STARTUP_OVER in p.log_text() for p in (a, b)), 10,
+             what="start-up over in both")
 
     a.kill()  # SIGKILL: no goodbye, the connection just closes
     killed = time.monotonic()
@@ -63,6 +68,7 @@ def test_one_active_and_the_standby_takes_over_within_5_s(pair):
 def test_run_refuses_unusable_credentials_and_databases(tmp_path, capsys, fresh_ovn):
     from vegd.cli import main as vegd_main
 
+    thresholds = gc.get_threshold()
     assert vegd_main(["run", "--kubeconfig", str(tmp_path / "missing"),
                       "--nb-connection", fresh_ovn.nb_unix, "--health-port", "0"]) == 2
     assert "cannot load Kubernetes credentials" in capsys.readouterr().err
@@ -70,3 +76,4 @@ def test_run_refuses_unusable_credentials_and_databases(tmp_path, capsys, fresh_
     assert vegd_main(["run", "--kubeconfig", str(kubeconfig), "--nb-connection",
                       f"unix:{tmp_path}/no.sock", "--health-port", "0"]) == 2
     assert "OVN databases" in capsys.readouterr().err
+    assert gc.get_threshold() == thresholds  # the start-up window (vegd/heap.py) is closed

@@ -22,6 +22,8 @@ from nslab import Lab, Topology, dump, in_netns
 from ovnstack import alive, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from vegd.gateway.bfdd import control_socket_args
+
 pytestmark = [pytest.mark.netns, pytest.mark.frr, pytest.mark.slow]
 
 BFDD = Path("/usr/lib/frr/bfdd")
@@ -71,7 +73,7 @@ def start_peer(lab: Lab, topo: Topology, directory: Path) -> int:
     proc = lab.popen(topo.vpc, str(BFDD), "-N", "vgwpeer", "-f", str(directory / "bfdd.conf"),
                      "-i", str(directory / "bfdd.pid"), "-z", str(directory / "zserv.api"),
                      "--vty_socket", str(directory), "-P", "0",
-                     "--bfdctl", str(directory / "bfdd.sock"),
+                     *control_socket_args(BFDD, directory),
                      "--log", f"file:{directory / 'bfdd.log'}")
     return proc.pid
 

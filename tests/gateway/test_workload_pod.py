@@ -24,6 +24,7 @@ import pytest
 from nslab import REPO, Lab, Topology, in_netns
 from ovnstack import wait_for
 
+from vegd.gateway.bfdd import control_socket_args
 from vegd.model.resolve import resolve_gateway
 from vegd.model.snapshot import snapshot_from_objects
 from vegd.workload import deployment as wd
@@ -158,7 +159,7 @@ def start_peer(lab: Lab, topo: Topology) -> None:
         os.chown(item, frr.pw_uid, frr.pw_gid)
     lab.popen(topo.vpc, str(BFDD), "-N", "vgwpeer", "-f", str(directory / "bfdd.conf"),
               "-i", str(directory / "bfdd.pid"), "-z", str(directory / "zserv.api"),
-              "--vty_socket", str(directory), "-P", "0", "--bfdctl", str(directory / "bfdd.sock"),
+              "--vty_socket", str(directory), "-P", "0", *control_socket_args(BFDD, directory),
               "--log", f"file:{directory / 'bfdd.log'}")
 
 

@@ -46,7 +46,9 @@ def run(*argv: str, timeout: float = 900) -> str:
 
 def ensure_base() -> None:
     """The Containerfile's base image, made locally once (pulling is not possible here)."""
-    if run("buildah", "images", "-q", BASE).strip():
+    # (Debian 12's buildah prints nothing for an image it does not have; 13's exits 125)
+    known = subprocess.run(["buildah", "images", "-q", BASE], capture_output=True, text=True)
+    if known.returncode == 0 and known.stdout.strip():
         return
     tarball = CACHE / "bookworm-base.tar"
     if not tarball.exists():

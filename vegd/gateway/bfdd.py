@@ -7,13 +7,14 @@ linger as a zombie that still looks alive. bfdd works without zebra for single-h
 interface itself, and naming one makes it wait for zebra's interface list.
 
 FRR daemons insist on running as user `frr`: the per-instance directory is chowned to frr and its
-parents must be traversable. Every path is private (-N, -i, -z, --vty_socket, --bfdctl), so several
-agents (or tests) on one host never share a socket.
+parents must be traversable. Every path is private (-N, -i, -z, --vty_socket, and FRR 8's
+--bfdctl), so several agents (or tests) on one host never share a socket.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -79,6 +80,23 @@ def _peer_commands(p: Peer, timers: Timers) -> list[str]:
             f"detect-multiplier {timers.multiplier}"]
 
 
+def control_socket_args(binary: Path, directory: Path) -> list[str]:
+    """bfdd's arguments for a control socket of its own in `directory`, where it has one."""
+    return ["--bfdctl", str(directory / "bfdd.sock")] if _has_control_socket(str(binary)) else []
+
+
+@functools.cache
+def _has_control_socket(binary: str) -> bool:
+    """FRR 8 (Debian 12) has a control socket with a fixed default path, which two agents on
+    one host would share, so it is made private; FRR 10 (Debian 13) has none, and refuses the
+    option: bfdd exits at once."""
+    try:
+        out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return True  # bfdd is missing or hangs: start() reports it
+    return "--bfdctl" in out.stdout + out.stderr
+
+
 def _alive(pid: int) -> bool:
     """True while pid runs; a zombie counts as dead."""
     try:
@@ -129,9 +147,11 @@ class Bfdd:
 
     def command(self) -> list[str]:
         d = self.directory
-        return [str(self.binary), "-N", INSTANCE, "-f", str(self.config_path),
+        argv = [str(self.binary), "-N", INSTANCE, "-f", str(self.config_path),
                 "-i", str(d / "bfdd.pid"), "-z", str(d / "zserv.api"), "--vty_socket", str(d),
-                "-P", "0", "--bfdctl", str(d / "bfdd.sock"), "--log", "stdout"]
+                "-P", "0", "--log", "stdout"]
+        argv[-2:-2] = control_socket_args(self.binary, d)
+        return argv
 
     def start(self) -> None:
         self.stop_stale()

@@ -275,8 +275,12 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
             if name not in wanted:
                 group.delvalue("ha_chassis", row.uuid)
                 changed = True
-            elif row.priority != wanted[name]:
+                continue
+            if row.priority != wanted[name]:
                 row.priority = wanted[name]
+                changed = True
+            if column(row, "external_ids") != dict(want.external_ids):  # marks the row as ours
+                row.external_ids = dict(want.external_ids)
                 changed = True
         for name, priority in wanted.items():
             if name not in existing:
