@@ -23,7 +23,7 @@ from vegd.nb.oneshot import OneShotNbClient
 from vegd.nb.sync import Changes
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_KEY
 from vegd.plan.gateway import plan_gateway
-from vegd.plan.rows import Desired
+from vegd.plan.rows import Desired, Members
 from vegd.plan.settings import PlanSettings
 from vegd.plan.vpc import OWNER_KEY as VPC_KEY
 from vegd.plan.vpc import plan_vpc
@@ -82,17 +82,20 @@ def owners_to_keep(snap: Snapshot) -> set[Owner]:
 
 def write_split(nb: NbClient, plans: list[Desired],
                 plan_owner: Callable[[Owner], Desired | None],
-                keep: set[Owner] | None = None) -> Written:
-    """Write `plans` in one transaction; owners refused are left out and the rest written
-    (one more diff, still one transaction); an owner refused for a row another owner of ours
-    holds is retried with that owner's own plan in the same transaction."""
+                keep: set[Owner] | None = None, members: tuple[Members, ...] = ()) -> Written:
+    """Write `plans` (and `members`, address sets changed by mutation) in one transaction;
+    owners refused are left out and the rest written (one more diff, still one transaction);
+    an owner refused for a row another owner of ours holds is retried with that owner's own
+    plan in the same transaction. Members whose set is not in NB are refused."""
     out = Written()
     batch = {str(p.owner): p for p in plans}
     for _ in range(len(plans) + MAX_MOVE_ROUNDS + 1):
-        if not batch and keep is None:
+        if not batch and keep is None and not members:
             return out
         try:
-            out.changes.update(nb.write(list(batch.values()), keep))
+            changes = nb.write(list(batch.values()), keep, members=members)
+            out.changes.update(changes)
+            out.refused.update({o: c.refused for o, c in changes.items() if c.refused})
             return out
         except BatchRefused as exc:
             pulled = False
@@ -109,12 +112,15 @@ def write_split(nb: NbClient, plans: list[Desired],
             if not pulled and not exc.refused:
                 raise
         except ReconcileError as exc:  # refused by the server as a whole: find who, by halves
-            if len(batch) <= 1:
+            if len(batch) + bool(members) <= 1:
                 out.refused.update({owner: str(exc) for owner in batch})
+                out.refused.update({str(m.owner): str(exc) for m in members})
                 return out
             items = list(batch.values())
-            for half in (items[:len(items) // 2], items[len(items) // 2:]):
-                part = write_split(nb, half, plan_owner)
+            halves = [(items, ()), ([], members)] if members else \
+                [(items[:len(items) // 2], ()), (items[len(items) // 2:], ())]
+            for half, with_members in halves:
+                part = write_split(nb, half, plan_owner, members=with_members)
                 out.changes.update(part.changes)
                 out.refused.update(part.refused)
             if keep is not None:

@@ -73,6 +73,7 @@ def _run_controller(args: argparse.Namespace) -> int:
         return _fail(f"OVN databases: {exc}")
     controller = build_controller(settings, kube, nb, sb, metrics=ControllerMetrics(REGISTRY),
                                   cache=cache)
+    controller.tune_runtime = True  # a short GIL switch interval after the first pass
     notifier = ServiceNotifier()
 
     def on_tick(controller: Controller) -> None:

@@ -600,3 +600,43 @@ def test_instance_addresses_swapped_while_vegd_was_down_converge_in_one_transact
         assert re.search(rf"192\.168\.0\.128/26\s+{re.escape(ip2)} src-ip", routes), routes
     finally:
         vegd.stop()
+
+
+def test_pod_events_change_only_the_selector_set_members(env):
+    """A selected pod's create, relabel and delete reach the address set by mutation of its
+    members (the reconcile of selected pods only): the set and the policies keep their rows,
+    and a gateway instance's event, a namespace relabel and NB drift still reconcile the
+    gateway completely."""
+    env.cluster.add_namespace("shop", {"egress": "on"})
+    env.create_gateway("picky", SELECTING)
+    env.cluster.wait_pods("picky", 1, timeout=15)
+    set4 = selector_set("default/picky", 4)
+    wait_for(lambda: env.status("picky").get("phase") == "Completed", 10, what="Completed")
+    wait_for(env.vegd.idle, 10, what="vegd idle")
+    reconciler = env.vegd.controller.reconciler
+    before = {r["_uuid"] for t in ("Address_Set", "Logical_Router_Policy") for r in env.rows(t)
+              if r["external_ids"].get("vpc-egress-gateway") == "default/picky"}
+    fast = reconciler.members_reconciles
+
+    env.cluster.add_pod("web1", namespace="shop", ip="10.16.0.101", labels={"app": "web"})
+    env.cluster.add_pod("web2", namespace="shop", ip="10.16.0.102", labels={"app": "web"})
+    wait_for(lambda: env.address_set(set4) >= {"10.16.0.101", "10.16.0.102"}, 5,
+             what="created pods in the address set")
+    env.cluster.label_pod("shop", "web1", {"app": "other"})
+    wait_for(lambda: "10.16.0.101" not in env.address_set(set4), 5, what="relabelled pod out")
+    env.core.delete_namespaced_pod("web2", "shop", grace_period_seconds=0)
+    wait_for(lambda: "10.16.0.102" not in env.address_set(set4), 5, what="deleted pod out")
+    assert reconciler.members_reconciles > fast
+    after = {r["_uuid"] for t in ("Address_Set", "Logical_Router_Policy") for r in env.rows(t)
+             if r["external_ids"].get("vpc-egress-gateway") == "default/picky"}
+    assert after == before  # mutated in place, nothing rewritten
+
+    # drift of the members: repaired (a complete reconcile) and the next pod event is exact
+    env.ovn.nbctl("set", "Address_Set", set4, 'addresses="10.16.0.250"')
+    wait_for(lambda: "10.16.0.250" not in env.address_set(set4), 5, what="drift repaired")
+    env.cluster.add_pod("web3", namespace="shop", ip="10.16.0.103", labels={"app": "web"})
+    wait_for(lambda: env.address_set(set4) == {"10.16.0.103"}, 5, what="exactly web3")
+
+    # a namespace relabel is no pod event: the gateway is reconciled completely
+    env.cluster.label_namespace("shop", {"egress": None})
+    wait_for(lambda: env.address_set(set4) == set(), 5, what="namespace deselected")

@@ -130,3 +130,34 @@ def test_names_are_deterministic():
     assert mac.startswith("0a:") and mac == names.bfd_port_mac("vpc1")
     assert names.ovn_prefix("10.0.0.5/32") == "10.0.0.5"
     assert names.ovn_prefix("fd00::5/128") == "fd00::5"
+
+
+@pytest.mark.parametrize(("bfd", "mode", "policy", "whole"), [
+    (False, "route", "Cluster", False), (True, "policy", "Cluster", False),
+    (True, "route", "Cluster", True), (False, "route", "Local", True)])
+def test_selector_set_members_are_the_plans_sets_where_only_they_read_pods(bfd, mode, policy,
+                                                                          whole):
+    from vegd.plan.gateway import selector_set_members
+    from vegd.plan.rows import AddressSet
+    objs = objects(bfd=bfd, mode=mode)
+    spec = objs[3]["spec"]
+    spec["trafficPolicy"] = policy
+    spec["selectors"] = [{"namespaceSelector": {"matchLabels": {"egress": "on"}},
+                          "podSelector": {"matchLabels": {"app": "web"}}}]
+    objs.append({"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": "shop", "labels": {"egress": "on"}}})
+    for i, app in enumerate(("web", "web", "db")):
+        objs.append({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": f"p{i}", "namespace": "shop", "labels": {"app": app}},
+                     "spec": {"nodeName": "n0"},
+                     "status": {"phase": "Running", "podIPs": [{"ip": f"192.168.0.{50 + i}"}]}})
+    settings = PlanSettings(bfd_port_mode="vegd")
+    snap = snapshot_from_objects(objs)
+    resolved = resolve_gateway(snap.gateways[0], snap, True, settings.bfd_port_mode)
+    members = selector_set_members(resolved, snap)
+    if whole:  # other rows read selected pods too
+        assert members is None
+        return
+    sets = {r.name: r.addresses for r in plan_gateway(resolved, snap, settings).of(AddressSet)}
+    assert members == sets == {names.selector_set("default/g", 4): ("192.168.0.50",
+                                                                    "192.168.0.51")}

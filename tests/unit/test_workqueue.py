@@ -72,3 +72,27 @@ def test_oldest_age_is_the_head_of_the_queue(monkeypatch):
     assert q.oldest_age() == 1.0
     assert q.get_batch(2) == ["b"]
     assert q.oldest_age() == 0.0 and not q._ready_since
+
+
+def test_members_only_until_an_ordinary_add():
+    q = WorkQueue()
+    q.add("veg:a/pods", full=False)
+    q.add("veg:a/full", full=False)
+    q.add("veg:a/full")
+    assert q.get_batch(10) == ["veg:a/pods", "veg:a/full"]
+    assert q.members_only("veg:a/pods") and not q.members_only("veg:a/full")
+    # added again while processing: a pod-only add keeps it members-only, an ordinary one not
+    q.add("veg:a/pods", full=False)
+    q.add("veg:a/full", full=False)
+    q.done("veg:a/pods")
+    q.done("veg:a/full")
+    assert q.get_batch(10) == ["veg:a/pods", "veg:a/full"]
+    assert q.members_only("veg:a/pods") and q.members_only("veg:a/full")
+    q.add("veg:a/pods")  # dirty with an ordinary add
+    q.done("veg:a/pods")
+    q.done("veg:a/full")
+    assert q.get() == "veg:a/pods" and not q.members_only("veg:a/pods")
+    assert not q.members_only("veg:a/full")  # not being processed
+    q.done("veg:a/pods")
+    q.add_after("veg:a/pods", 0)  # a retry is ordinary
+    assert q.get(1) == "veg:a/pods" and not q.members_only("veg:a/pods")

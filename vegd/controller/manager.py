@@ -10,6 +10,7 @@ standby keeps its caches warm and takes over with a full resync. See docs/decisi
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from vegd.kube.resources import (
     Resource,
     object_key,
 )
+from vegd.model.objects import GATEWAY_LABEL
 from vegd.nb.errors import NotLockHolder
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
 
@@ -46,6 +48,7 @@ log = structlog.get_logger("vegd.controller")
 
 STUCK_SECONDS = 120.0
 BATCH_KEYS = 256  # keys written in one NB transaction at most
+SWITCH_INTERVAL = 0.0005  # seconds; sys.setswitchinterval once the first full pass is done
 
 
 @dataclass
@@ -83,6 +86,10 @@ class Controller:
         self._finisher = threading.Thread(target=self._finish, daemon=True, name="vegd-finisher")
         self._resync_pending: set[str] = set()  # keys of the current full pass not yet worked
         self._resync_lock = threading.Lock()
+        # `vegd run` shortens the GIL switch interval after the first pass (a process of its
+        # own; tests run many controllers in one)
+        self.tune_runtime = False
+        self._tuned = False
         # called on every turn of the main loop (systemd's watchdog and status, in `vegd run`)
         self.on_tick: Callable[[Controller], None] | None = None
         self.metrics = metrics if metrics is not None else ControllerMetrics()
@@ -116,6 +123,11 @@ class Controller:
             # which gateways a pod concerns reads no other pod: no snapshot rebuilt per event
             snap = self.cache.pod_free_snapshot() if resource is PODS else self.cache.snapshot()
             keys = keys_for(old, new, snap)
+            if resource is PODS and not _instance(old) and not _instance(new):
+                # a pod that is no gateway's instance can only change selected pods
+                for key in keys:
+                    self.queue.add(key, full=False)
+                return
         for key in keys:
             self.queue.add(key)
 
@@ -186,8 +198,9 @@ class Controller:
             if not keys:
                 continue
             start = self.working_since = time.monotonic()
+            members_only = {k for k in keys if self.queue.members_only(k)}
             try:
-                failed, finishes = self.reconciler.write_batch(keys)
+                failed, finishes = self.reconciler.write_batch(keys, members_only)
             except Exception as exc:  # a bug outside any one key: retry them all
                 log.exception("reconcile crashed", keys=len(keys))
                 failed, finishes = {k: exc for k in keys}, []
@@ -276,7 +289,19 @@ class Controller:
                 self._chassis_changes()
                 if self._worker is None or not self._worker.is_alive():
                     self._start_worker()
+                if self.tune_runtime and self.stats.resyncs_completed and not self._tuned:
+                    self._settle_runtime()
             self._stop.wait(self.poll_interval)
+
+    def _settle_runtime(self) -> None:
+        """From now on the work is one event at a time across four threads (informer, worker, NB
+        connection, finisher): a thread back from a system call waited up to the default 5 ms
+        for the interpreter lock while another computed, at each of the event's hops. (The heap
+        is frozen at the same moment, by vegd/heap.py.)"""
+        self._tuned = True
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        log.info("first full pass done: GIL switch interval shortened",
+                 switch_interval=SWITCH_INTERVAL)
 
     def _tick(self) -> None:
         self.heartbeat = time.monotonic()
@@ -327,6 +352,11 @@ class Controller:
 
 def _outcome(error: Exception | None) -> str:
     return "ok" if error is None else "retry" if isinstance(error, Retry) else "error"
+
+
+def _instance(pod: Any) -> bool:
+    """A pod (model) of some gateway's Deployment."""
+    return pod is not None and GATEWAY_LABEL in pod.label_map
 
 
 def _gateway_intent(raw: Obj) -> tuple[Any, ...]:

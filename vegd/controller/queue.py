@@ -4,6 +4,10 @@ A key is in at most one of three places: waiting (queued once however often it i
 processing (handed to a worker), or both processing and dirty (added again meanwhile: it is queued
 again when the worker is done, so one key is never reconciled twice at the same time and no change
 is lost). Failed keys come back after an exponential delay, capped; `forget` resets it.
+
+A key added with `full=False` (a pod event that can only change a gateway's selected pods) stays
+"members only" until it is taken, unless it is also added the ordinary way meanwhile: the worker
+may then reconcile just the gateway's address-set members (`members_only`).
 """
 
 from __future__ import annotations
@@ -31,14 +35,18 @@ class WorkQueue:
         self._failures: dict[str, int] = {}
         self._seq = itertools.count()
         self._shutdown = False
+        self._full: set[str] = set()  # keys some add() since they were last taken wanted whole
+        self._taken_full: set[str] = set()  # processing keys taken with that flag
 
-    def add(self, key: str) -> None:
+    def add(self, key: str, full: bool = True) -> None:
         with self._cond:
-            self._add_locked(key)
+            self._add_locked(key, full)
 
-    def _add_locked(self, key: str) -> None:
+    def _add_locked(self, key: str, full: bool = True) -> None:
         if self._shutdown:
             return
+        if full:
+            self._full.add(key)
         if key in self._processing:
             self._dirty.add(key)
             return
@@ -78,9 +86,7 @@ class WorkQueue:
                 self._promote_due()
                 if self._queue:
                     key = self._queue.popleft()
-                    self._waiting.discard(key)
-                    self._ready_since.pop(key, None)
-                    self._processing.add(key)
+                    self._take_locked(key)
                     return key
                 if self._shutdown:
                     return None
@@ -106,18 +112,31 @@ class WorkQueue:
             self._promote_due()
             while self._queue and len(keys) < limit:
                 key = self._queue.popleft()
-                self._waiting.discard(key)
-                self._ready_since.pop(key, None)
-                self._processing.add(key)
+                self._take_locked(key)
                 keys.append(key)
         return keys
+
+    def _take_locked(self, key: str) -> None:
+        self._waiting.discard(key)
+        self._ready_since.pop(key, None)
+        self._processing.add(key)
+        if key in self._full:
+            self._full.discard(key)
+            self._taken_full.add(key)
+
+    def members_only(self, key: str) -> bool:
+        """Whether a key being processed was added only with `full=False` since it was last
+        taken (each of its changes can only have changed selected pods)."""
+        with self._cond:
+            return key in self._processing and key not in self._taken_full
 
     def done(self, key: str) -> None:
         with self._cond:
             self._processing.discard(key)
+            self._taken_full.discard(key)
             if key in self._dirty:
                 self._dirty.discard(key)
-                self._add_locked(key)
+                self._add_locked(key, full=False)  # a full add meanwhile marked it already
 
     def _promote_due(self) -> None:
         now = time.monotonic()

@@ -8,6 +8,7 @@ the next change of the gateway or of anything it depends on brings it back.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -33,8 +34,8 @@ from vegd.nb.client import NbClient, SbClient
 from vegd.nb.errors import NbUnavailable
 from vegd.nb.foreign import ForeignRows
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_OWNER_KEY
-from vegd.plan.gateway import gateway_owner, plan_gateway
-from vegd.plan.rows import Desired
+from vegd.plan.gateway import gateway_owner, plan_gateway, selector_set_members, selector_sets
+from vegd.plan.rows import AddressSet, Desired, Members, Owner
 from vegd.plan.settings import PlanSettings
 from vegd.plan.vpc import OWNER_KEY as VPC_OWNER_KEY
 from vegd.plan.vpc import plan_vpc, vpc_owner
@@ -77,6 +78,32 @@ class Pending:
     key: str
     desired: Desired | None
     finish: Callable[[str], None]
+    members: tuple[Members, ...] = ()  # address sets written by mutation instead (desired None)
+
+    @property
+    def owner(self) -> str:
+        if self.desired is not None:
+            return str(self.desired.owner)
+        return str(self.members[0].owner) if self.members else ""
+
+
+@dataclass(frozen=True)
+class LastWrite:
+    """What a gateway's last complete reconcile wrote and read, for a reconcile of its selected
+    pods only: valid while the gateway object and every pod-free kind of the snapshot are the
+    same objects (the cache keeps the tuples across pod events) and no other event came."""
+
+    resource_version: str
+    world: tuple[object, ...]  # the snapshot's pod-free tuples
+    chassis: tuple[tuple[str, str], ...]
+    resolved: ResolvedGateway
+    owner: Owner
+    sets: dict[str, tuple[str, ...]]  # selector address set -> its addresses as written
+
+    def current(self, raw: Obj, snap: Snapshot) -> bool:
+        return _resource_version(raw) == self.resource_version and \
+            snap.chassis_by_hostname == self.chassis and \
+            all(a is b for a, b in zip(_pod_free(snap), self.world, strict=True))
 
 
 class Reconciler:
@@ -92,6 +119,9 @@ class Reconciler:
         self._lingering: dict[str, str] = {}  # migrated twins: the old controller's rows left
         # gateway key -> (resolved, subnets, attachments, the Deployment built from them)
         self._built: dict[str, tuple[ResolvedGateway, object, object, Obj]] = {}
+        # gateway key -> its last complete reconcile, for one of its selected pods only
+        self._written: dict[str, LastWrite] = {}
+        self.members_reconciles = 0  # reconciles of selected pods only (tests, bench)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -109,33 +139,45 @@ class Reconciler:
         chassis = self.ctx.sb.chassis_by_hostname() if self.ctx.sb is not None else {}
         return self.ctx.cache.snapshot(chassis)
 
-    def write_batch(self, keys: list[str]
+    def write_batch(self, keys: list[str], members_only: set[str] | frozenset[str] = frozenset()
                     ) -> tuple[dict[str, Exception], list[tuple[str, Callable[[], None]]]]:
         """Prepare every key and write all their NB rows in ONE transaction (refused owners left
         out). Returns the keys that failed, and for the others what remains to be done in
-        Kubernetes (Deployment, status, finalizer), which `finish_batch` does, off NB's path."""
+        Kubernetes (Deployment, status, finalizer), which `finish_batch` does, off NB's path.
+        A key of `members_only` (queued for selected pods only) is, when its last complete
+        reconcile still holds, just the members of its selector address sets."""
         if not self.ctx.nb.has_lock:
             # a deposed replica must not write Kubernetes either (NB fences itself)
             return {k: Retry("this vegd does not hold the NB lock") for k in keys}, []
         failed: dict[str, Exception] = {}
         pending: list[Pending] = []
+        # one snapshot for the batch's members-only keys: an event after it marks its key to
+        # be worked on again anyway (and with the informers busy, the cache's version moves
+        # between any two keys, so a snapshot per key was one per key)
+        snap = self.snapshot() if members_only else None
         for key in keys:
             try:
-                item = self._prepare(key)
+                item = self._members(key, snap) if snap is not None and key in members_only \
+                    else None
+                if item is None:
+                    item = self._prepare(key)
             except Exception as exc:
                 failed[key] = _retry(key, exc)
                 continue
             if item is not None:
                 pending.append(item)
         try:
-            nb_errors = self._write_batch([p for p in pending if p.desired is not None])
+            nb_errors = self._write_batch([p for p in pending if p.desired is not None or
+                                           p.members])
         except NbUnavailable as exc:  # the whole batch waits for NB (or for the lock)
             failed.update({p.key: _retry(p.key, exc) for p in pending})
+            for p in pending:
+                self._written.pop(p.key.partition(":")[2], None)
             return failed, []
         finishes = []
         for item in pending:
-            owner = str(item.desired.owner) if item.desired is not None else ""
-            finishes.append((item.key, functools.partial(item.finish, nb_errors.get(owner, ""))))
+            finishes.append((item.key, functools.partial(item.finish,
+                                                         nb_errors.get(item.owner, ""))))
         return failed, finishes
 
     def finish_batch(self, finishes: list[tuple[str, Callable[[], None]]]
@@ -166,7 +208,8 @@ class Reconciler:
         if not pending:
             return {}
         plans = [p.desired for p in pending if p.desired is not None]
-        written = engine.write_split(self.ctx.nb, plans, self._plan_owner)
+        members = tuple(m for p in pending for m in p.members)
+        written = engine.write_split(self.ctx.nb, plans, self._plan_owner, members=members)
         for changes in written.changes.values():
             for kind, items in (("created", changes.created), ("updated", changes.updated),
                                 ("deleted", changes.deleted)):
@@ -198,8 +241,36 @@ class Reconciler:
 
     # -- gateways ------------------------------------------------------------------------------
 
+    def _members(self, queue_key: str, snap: Snapshot) -> Pending | None:
+        """A gateway reconcile for changed selected pods only: the members of its selector
+        address sets, diffed against what its last complete reconcile wrote, and nothing else
+        (its other rows, its Deployment and status read no such pod). None when that reconcile
+        no longer holds (anything else changed, or another controller claims sources on its
+        router): the caller reconciles the gateway completely."""
+        kind, _, key = queue_key.partition(":")
+        last = self._written.pop(key, None) if kind == "veg" else None
+        if last is None:
+            return None
+        raw = self.ctx.cache.raw(GATEWAYS, key)
+        if raw is None or not last.current(raw, snap) or \
+                self._foreign_rows.any_reroutes(last.resolved.vpc.router_name) or \
+                self._foreign_rows.of(self.ctx.vendor, key):
+            return None
+        wanted = selector_set_members(last.resolved, snap, tuple(last.sets))
+        if wanted is None or wanted.keys() != last.sets.keys():
+            return None
+        members = tuple(Members(last.owner, name, addresses)
+                        for name, addresses in wanted.items() if addresses != last.sets[name])
+        self.members_reconciles += 1
+
+        def finish(nb_error: str) -> None:
+            _raise_on_error(nb_error)  # retried as a complete reconcile (no `_written` left)
+            self._written[key] = dataclasses.replace(last, sets=wanted)
+        return Pending(queue_key, None, finish, members)
+
     def _gateway(self, key: str) -> Pending | None:
         ctx = self.ctx
+        self._written.pop(key, None)  # until this reconcile is complete
         raw = ctx.cache.raw(GATEWAYS, key)
         if raw is None:  # gone (a finalizer-less delete, or deleted while we were down)
             self.foreign.pop(key, None)
@@ -249,6 +320,7 @@ class Reconciler:
                 invalid=invalid, deployment=live))
             return None
         rows = plan_gateway(resolved, snap, ctx.plan)
+        written = self._what_is_written(raw, snap, resolved, rows)
 
         def finish(nb_error: str) -> None:
             # rows first, then the finalizer: a gateway deleted in between has no finalizer to
@@ -256,7 +328,23 @@ class Reconciler:
             current = self._set_finalizers(key, raw, [*finalizers, FINALIZER]) \
                 if needs_finalizer else raw
             self._finish_gateway(key, current, gw, resolved, deployment, snap, nb_error)
+            if written is not None and current is raw:
+                self._written[key] = written  # complete: NB, Deployment and status done
         return Pending(key, rows, finish)
+
+    @staticmethod
+    def _what_is_written(raw: Obj, snap: Snapshot, resolved: ResolvedGateway, rows: Desired
+                         ) -> LastWrite | None:
+        """What a reconcile of selected pods only may start from (None: this gateway's plan has
+        other rows that such pods change)."""
+        names = selector_sets(resolved)
+        if names is None:
+            return None
+        sets = {r.name: r.addresses for r in rows.rows if isinstance(r, AddressSet)}
+        if any(name not in sets for name in names):
+            return None
+        return LastWrite(_resource_version(raw), _pod_free(snap), snap.chassis_by_hostname,
+                       resolved, rows.owner, {name: sets[name] for name in names})
 
     def _build_deployment(self, key: str, resolved: ResolvedGateway, snap: Snapshot) -> Obj:
         """The Deployment vegd renders reads only the resolved gateway and the snapshot's
@@ -509,3 +597,13 @@ def _deployment_ref(raw: Obj, gw: VpcEgressGateway | None) -> tuple[str, str]:
     meta = raw.get("metadata") or {}
     gateway = gw or st.unparsed_gateway(raw)
     return str(meta.get("namespace") or "default"), wl.deployment_name(gateway)
+
+
+def _resource_version(raw: Obj) -> str:
+    return str((raw.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _pod_free(snap: Snapshot) -> tuple[object, ...]:
+    """The snapshot's tuples of every kind but pods."""
+    return (snap.gateways, snap.vpcs, snap.subnets, snap.namespaces, snap.nodes,
+            snap.attachments, snap.ip_pools)

@@ -139,8 +139,9 @@ class Subnet:
     def gateway(self, family: Family) -> IPAddress | None:
         return next((g for g in self.gateways if g.version == family), None)
 
-    @property
+    @functools.cached_property
     def families(self) -> tuple[Family, ...]:
+        """(Frozen: worked out once; every reconcile of the subnet's gateways asks.)"""
         return tuple(f for f in (4, 6) if self.cidr(f) is not None)
 
     @property

@@ -28,7 +28,7 @@ from vegd.nb.errors import (
 from vegd.nb.index import Owner, OwnerIndex
 from vegd.nb.remote import SslFiles, configure_ssl, fetch_schema, members, schema_helper
 from vegd.nb.sync import Changes, ReconcileOwners, live_key
-from vegd.plan.rows import Desired
+from vegd.plan.rows import Desired, Members
 
 # The tables vegd reads or writes.
 NB_TABLES = ("Logical_Router", "Logical_Router_Port", "Logical_Router_Policy",
@@ -185,15 +185,17 @@ class NbClient:
         return self._index
 
     def write(self, plans: list[Desired], keep: set[Owner] | None = None,
-              dry_run: bool = False) -> dict[str, Changes]:
+              dry_run: bool = False, members: tuple[Members, ...] = ()) -> dict[str, Changes]:
         """Every owner of `plans` made exactly its desired rows (and with `keep`, the rows of
         owners neither planned nor kept deleted), in ONE transaction. Raises BatchRefused (the
         refused owners; nothing written), NotLockHolder, NbTimeout, ConnectionLost,
-        ConstraintViolation. A dry run computes the same changes and aborts the transaction."""
+        ConstraintViolation. A dry run computes the same changes and aborts the transaction.
+        `members`: address sets written by mutation in the same transaction (ReconcileOwners)."""
         kind = _DryRun if dry_run else ReconcileOwners
-        cmd = kind(self.api, self.index, plans, self.capabilities.policy_bfd_sessions, keep)
+        cmd = kind(self.api, self.index, plans, self.capabilities.policy_bfd_sessions, keep,
+                   members=members)
         try:
-            result: dict[str, Changes] = self._commit(cmd, plans)
+            result: dict[str, Changes] = self._commit(cmd, [*plans, *members])
         except _Abandoned:
             return cmd.result
         except Exception as exc:
@@ -209,7 +211,7 @@ class NbClient:
     def collect_garbage(self, keep: set[Owner]) -> Changes:
         return self.write([], keep).get("garbage", Changes())
 
-    def _commit(self, cmd: ReconcileOwners, plans: list[Desired]) -> Any:
+    def _commit(self, cmd: ReconcileOwners, plans: list[Desired | Members]) -> Any:
         owners = {(d.owner.id_key, d.owner.id_value) for d in plans}
         try:
             self._index.quiet = owners  # our own write is not drift

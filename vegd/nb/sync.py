@@ -33,6 +33,7 @@ from vegd.plan.rows import (
     Bfd,
     Desired,
     HaChassisGroup,
+    Members,
     Ref,
     RouterPolicy,
     RouterPort,
@@ -51,6 +52,7 @@ class Changes:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    refused: str = ""  # members not written: the owner's address set is not (or not its) in NB
 
     @property
     def total(self) -> int:
@@ -95,11 +97,14 @@ def remove(index: OwnerIndex, table: str, row: Any) -> None:
 class ReconcileOwners(BaseCommand):  # type: ignore[misc]
     """Make the NB rows of every owner in `plans` exactly its desired rows; with `keep`, also
     delete every row of ours whose owner is neither planned nor in `keep`.
+    With `members`, also make those address sets hold exactly their addresses, by mutation.
     Result: owner (str) -> Changes, the rows of gone owners under GARBAGE."""
 
     def __init__(self, api: Any, index: Callable[[], OwnerIndex], plans: list[Desired],
-                 policy_bfd_sessions: bool, keep: set[Owner] | None = None) -> None:
+                 policy_bfd_sessions: bool, keep: set[Owner] | None = None,
+                 members: tuple[Members, ...] = ()) -> None:
         super().__init__(api)
+        self.members = members
         self.index = index
         self.plans = plans
         self.policy_bfd_sessions = policy_bfd_sessions
@@ -138,6 +143,7 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
                 refused[str(desired.owner)] = str(exc)
         if refused:
             raise BatchRefused(refused, moves)
+        self._write_members()
 
     def _collect_garbage(self) -> None:
         planned = {(d.owner.id_key, d.owner.id_value) for d in self.plans}
@@ -152,6 +158,30 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
         remove(self.ix, table, row)
         self.deleted.add(row.uuid)
         changes.deleted.append(name)
+
+    def _write_members(self) -> None:
+        """Each Members' address set: the addresses it lacks inserted, the extra ones deleted
+        (one `mutate`), its other columns left as they are. Skipped for an owner whose whole
+        plan is in this transaction; refused (in its Changes) when the set is not the owner's."""
+        planned = {(d.owner.id_key, d.owner.id_value) for d in self.plans}
+        for want in self.members:
+            owner = (want.owner.id_key, want.owner.id_value)
+            if owner in planned:
+                continue
+            changes = self.result.setdefault(str(want.owner), Changes())
+            name = describe("Address_Set", (want.name,))
+            row = self.ix.holder("Address_Set", (want.name,))
+            if row is None or row.uuid in self.deleted or self.ix.owner_of_row(row) != owner:
+                changes.refused = f"{name} is not {want.owner}'s in the Northbound database"
+                continue
+            live = set(column(row, "addresses"))
+            wanted = set(want.addresses)
+            for address in sorted(wanted - live):
+                row.addvalue("addresses", address)
+            for address in sorted(live - wanted):
+                row.delvalue("addresses", address)
+            if live != wanted:
+                changes.updated.append(name)
 
     # -- writing one owner --------------------------------------------------------------------
 

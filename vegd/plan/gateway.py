@@ -63,6 +63,31 @@ def plan_gateway(r: ResolvedGateway, snap: Snapshot, settings: PlanSettings) -> 
     return Desired(owner, tuple(rows))
 
 
+def selector_sets(r: ResolvedGateway) -> tuple[str, ...] | None:
+    """The names of the gateway's selector address sets, when those sets are the only rows of
+    its plan that pods other than its own instances change (BFD off or policy mode, no
+    destinationCIDRs, trafficPolicy Cluster); None when other rows depend on such pods too."""
+    gw = r.gateway
+    if gw.deleting or gw.traffic_policy == "Local" or has_destinations(gw) or \
+            (gw.bfd.enabled and gw.bfd_mode == "route"):
+        return None
+    return tuple(names.selector_set(gw.key, f) for f in r.families) if gw.selectors else ()
+
+
+def selector_set_members(r: ResolvedGateway, snap: Snapshot,
+                         sets: tuple[str, ...] | None = None) -> dict[str, tuple[str, ...]] | None:
+    """set name -> the addresses `plan_gateway` gives each of `selector_sets` (None likewise):
+    what a change of selected pods alone changes in the plan. `sets`: selector_sets(r), when
+    the caller has it already (the names hash the gateway key)."""
+    if sets is None:
+        sets = selector_sets(r)
+    if sets is None:
+        return None
+    selected = selected_pods(r, snap) if sets else ()
+    return {name: _ips([ip for p in selected if (ip := p.ip(family)) is not None])
+            for name, family in zip(sets, r.families, strict=True)}
+
+
 LocalGroups = tuple[tuple[Destinations, tuple[Pod, ...]], ...]
 
 
@@ -74,7 +99,9 @@ def _local_sources(r: ResolvedGateway, snap: Snapshot) -> LocalGroups:
 
 
 def _ips(items: list[IPAddress]) -> tuple[str, ...]:
-    return tuple(str(ip) for ip in sorted(set(items)))
+    """Addresses of one family in address order (by their integers: ipaddress' own comparison
+    is pure Python, and this runs for every selected pod of every reconcile)."""
+    return tuple(str(ip) for ip in sorted(set(items), key=int))
 
 
 def _internal_prefixes(r: ResolvedGateway, snap: Snapshot, family: Family) -> tuple[str, ...]:

@@ -250,3 +250,14 @@ class Desired:
 
     def of(self, kind: type) -> list[Row]:
         return [r for r in self.rows if isinstance(r, kind)]
+
+
+@dataclass(frozen=True)
+class Members:
+    """The addresses one owner's existing Address_Set should hold, written by mutation (insert
+    and delete of `addresses` members) when nothing else of the owner's rows can have changed:
+    a reconcile of selected pods only (`plan.gateway.selector_set_members`)."""
+
+    owner: Owner
+    name: str
+    addresses: tuple[str, ...]
