@@ -14,7 +14,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from vegd import engine, logs
+from vegd import engine, heap, logs
 from vegd.config import ConfigError, load_settings
 from vegd.exits import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from vegd.model.errors import InvalidObjects
@@ -31,6 +31,14 @@ from vegd.workload.advice import bfd_timer_advice
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    heap.STARTUP.begin()  # full collections wait for the whole pass (vegd/heap.py)
+    try:
+        return _run_apply(args)
+    finally:
+        heap.STARTUP.end(freeze=False)  # (in-process callers, tests: as they were)
+
+
+def _run_apply(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, nb_connection=args.nb_connection,
                                  sb_connection=args.sb_connection, vendor=args.vendor,

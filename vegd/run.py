@@ -7,7 +7,6 @@ After start, lost connections are retried forever (with backoff), never a reason
 from __future__ import annotations
 
 import argparse
-import gc
 import signal
 import sys
 from types import FrameType
@@ -79,8 +78,7 @@ def _run_controller(args: argparse.Namespace) -> int:
     def on_tick(controller: Controller) -> None:
         notifier.tick(controller)
         if heap.STARTUP.active and heap.STARTUP.tick(describe(controller)[0]):
-            log.info("start-up over: full garbage collections resumed",
-                     frozen_objects=gc.get_freeze_count())
+            log.info("start-up over: full garbage collections resumed")
 
     controller.on_tick = on_tick
     def on_signal(signum: int, _frame: FrameType | None) -> None:

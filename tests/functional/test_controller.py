@@ -305,8 +305,9 @@ def test_vpc_bfd_port_follows_node_labels_and_bfd_state_reaches_the_status(env):
     wait_for(lambda: set(sessions()) == set(ips), 10, what="bfdSessions in the status")
     assert "up" not in sessions().values()
     # ovn-controller reports session state in SB; northd copies it to NB BFD.status
-    sb_uuid = env.ovn.sbctl("--bare", "--columns=_uuid", "find", "BFD",
-                            f"dst_ip={ips[0]}").split()[0]
+    sb_uuid = wait_for(lambda: env.ovn.sbctl("--bare", "--columns=_uuid", "find", "BFD",
+                                             f"dst_ip={ips[0]}").split(), 10,
+                       what="ovn-northd's SB BFD row")[0]
     env.ovn.sbctl("set", "BFD", sb_uuid, "status=up")
     wait_for(lambda: sessions().get(ips[0]) == "up", 5, what="BFD up reported per instance")
     assert sessions()[ips[1]] != "up"

@@ -27,7 +27,10 @@ def test_daemons_are_the_requested_build(fresh_ovn, pytestconfig):
     # the running ovsdb-server and northd see that root as "/"
     for name in ("nb", "northd"):
         pid = fresh_ovn.pid(name)
-        assert Path(os.readlink(f"/proc/{pid}/root")) == root, name
+        # (the same directory, not the same path text: a reader that is itself chrooted sees
+        # another mount namespace's root by its path from the host's "/")
+        seen, want = os.stat(f"/proc/{pid}/root"), root.stat()
+        assert (seen.st_dev, seen.st_ino) == (want.st_dev, want.st_ino), name
     # the NB schema the server runs is the one that build ships
     served = fresh_ovn._run("ovsdb-client", "get-schema-version", fresh_ovn.nb_unix,
                             "OVN_Northbound").strip()

@@ -13,6 +13,7 @@ Where buildah or mmdebstrap cannot be installed (not Debian, not root) it is ski
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -30,6 +31,20 @@ MIRRORS = ("deb http://deb.debian.org/debian bookworm main",
            "deb http://deb.debian.org/debian bookworm-updates main",
            "deb http://deb.debian.org/debian-security bookworm-security main")
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+# Debian 13's buildah raises the open-files and process limits of every step to 1048576 unless
+# told; a sandbox that caps them (as this machine does) refuses that: steps keep the limits we have.
+# (nproc at most 32768: Debian 12's buildah lowers it to that itself and cannot raise it again.)
+
+
+def _ulimit(name: str, limit: int, most: int | None = None) -> list[str]:
+    soft, hard = resource.getrlimit(limit)
+    if most is not None:
+        soft, hard = ((most if v == resource.RLIM_INFINITY else min(v, most)) for v in (soft, hard))
+    return ["--ulimit", f"{name}={soft}:{hard}"]
+
+
+ULIMITS = [*_ulimit("nofile", resource.RLIMIT_NOFILE),
+           *_ulimit("nproc", resource.RLIMIT_NPROC, 32768)]
 
 if os.geteuid() != 0 or not shutil.which("buildah") or not shutil.which("mmdebstrap"):
     pytest.skip("needs root, buildah and mmdebstrap (Debian packages buildah, mmdebstrap; "
@@ -69,12 +84,13 @@ def ensure_base() -> None:
 def image() -> Iterator[str]:
     ensure_base()
     build = ["buildah", "bud", "--isolation", "chroot", "--pull-never", "--layers",
+             *ULIMITS,
              "-f", str(ROOT / "Containerfile"), "-t", IMAGE]
     if HOST_CA.exists():  # this machine's TLS trust for pip (a build argument, not in the image)
         build += ["--build-arg", "PIP_CERT=/run/host-ca.crt",
                   "-v", f"{HOST_CA}:/run/host-ca.crt:ro"]
     run(*build, str(ROOT))
-    container = run("buildah", "from", "--pull-never", IMAGE).strip()
+    container = run("buildah", "from", "--pull-never", *ULIMITS, IMAGE).strip()
     try:
         yield container
     finally:
