@@ -18,10 +18,13 @@ from vegd import engine, heap, logs
 from vegd.config import ConfigError, load_settings
 from vegd.exits import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE
 from vegd.model.errors import InvalidObjects
-from vegd.nb.client import NbClient, SbClient
+from vegd.nb.client import SbClient
 from vegd.nb.errors import BatchRefused, NbUnavailable, ReconcileError
+from vegd.nb.index import Owner
+from vegd.nb.oneshot import OneShotNbClient
 from vegd.nb.remote import SslFiles
 from vegd.nb.sync import GARBAGE, Changes
+from vegd.plan.rows import Desired
 from vegd.plan.settings import PlanSettings
 from vegd.source.yamldir import SourceError, load_snapshot
 from vegd.workload.advice import bfd_timer_advice
@@ -60,8 +63,8 @@ def _run_apply(args: argparse.Namespace) -> int:
 
     ssl = SslFiles(settings.ssl_private_key, settings.ssl_certificate, settings.ssl_ca_cert)
     try:
-        nb = NbClient(settings.nb_connection, settings.timeout, ssl, vendor=settings.vendor,
-                      one_shot=True)
+        nb = OneShotNbClient(settings.nb_connection, settings.timeout, ssl,
+                             vendor=settings.vendor)
     except (NbUnavailable, ValueError) as exc:
         return _fail(EXIT_UNAVAILABLE, f"NB: {exc}")
     try:
@@ -78,7 +81,13 @@ def _run_apply(args: argparse.Namespace) -> int:
         # The spec check above assumed bfd_sessions; it stands when NB has them and SB added
         # nothing to the snapshot.
         reuse = checked if snap is checked_snap and nb.capabilities.policy_bfd_sessions else None
-        return _write(args, settings, nb, snap, reuse)
+        planned = _plan(args, settings, nb, snap, reuse)
+        # The models are not needed by the write: freed before NB's rows are read (the read
+        # happens at the first look at NB, engine.missing_routers), for peak RSS.
+        del snap, checked, checked_snap, reuse
+        if isinstance(planned, int):
+            return planned
+        return _write(args, nb, *planned)
     except NbUnavailable as exc:
         return _fail(EXIT_UNAVAILABLE, f"NB: {exc}; vegd writes one transaction, so NB has all "
                      "of it or none of it: run vegd apply again to converge")
@@ -86,8 +95,9 @@ def _run_apply(args: argparse.Namespace) -> int:
         nb.close()
 
 
-def _write(args: argparse.Namespace, settings: Any, nb: NbClient, snap: Any,
-           checked: engine.Validation | None) -> int:
+def _plan(args: argparse.Namespace, settings: Any, nb: OneShotNbClient, snap: Any,
+          checked: engine.Validation | None) -> int | tuple[list[Desired], set[Owner] | None]:
+    """The plans and the owners to keep, or the exit code of a refusal."""
     plan_settings = PlanSettings(settings.vendor, settings.bfd_port_mode,
                                  nb.capabilities.policy_bfd_sessions)
     if checked is None:
@@ -101,10 +111,14 @@ def _write(args: argparse.Namespace, settings: Any, nb: NbClient, snap: Any,
         if advice:
             print(f"vegd apply: warning: VpcEgressGateway {key}: {advice}", file=sys.stderr)
     plans = engine.plan_all(snap, checked.resolved, plan_settings)
+    return plans, (engine.owners_to_keep(snap) if args.prune else None)
+
+
+def _write(args: argparse.Namespace, nb: OneShotNbClient, plans: list[Desired],
+           keep: set[Owner] | None) -> int:
     missing = engine.missing_routers(nb, plans)
     if missing:
         return _fail(EXIT_INVALID, "\n".join(missing))
-    keep = engine.owners_to_keep(snap) if args.prune else None
     try:
         changes = nb.write(plans, keep, dry_run=args.dry_run)
     except BatchRefused as exc:

@@ -19,6 +19,7 @@ from vegd.model.resolve import ResolvedGateway, resolve_gateway
 from vegd.nb.client import NbClient
 from vegd.nb.errors import BatchRefused, ReconcileError
 from vegd.nb.index import Owner
+from vegd.nb.oneshot import OneShotNbClient
 from vegd.nb.sync import Changes
 from vegd.plan.gateway import OWNER_KEY as GATEWAY_KEY
 from vegd.plan.gateway import plan_gateway
@@ -66,7 +67,7 @@ def plan_all(snap: Snapshot, resolved: dict[str, ResolvedGateway], settings: Pla
     return plans
 
 
-def missing_routers(nb: NbClient, plans: list[Desired]) -> list[str]:
+def missing_routers(nb: NbClient | OneShotNbClient, plans: list[Desired]) -> list[str]:
     """Owners whose router is not in NB; checked before any write."""
     routers = nb.router_names()
     return [f"{p.owner}: logical router {r} does not exist in the Northbound database"

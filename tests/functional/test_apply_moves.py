@@ -94,6 +94,7 @@ def test_a_name_another_writer_holds_refuses_everything(seed, capsys):
 
 def test_a_bfd_port_another_writer_holds_refuses_everything(seed, capsys):
     seed.ovn.nbctl("lrp-add", "vpc1", "bfd@vpc1", "0a:00:00:00:00:01", "10.255.255.254/32")
+    seed.ovn.sync()  # northd's own NB writes for the new port are done before the dump
     before = nb_dump(seed.ovn)
     code, err = seed.apply(capsys=capsys)
     assert code == 1

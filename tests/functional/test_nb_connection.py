@@ -76,6 +76,25 @@ def test_apply_to_a_raft_cluster_writes_through_the_leader(raft_nb, tmp_path, ca
         assert "10.16.0.12, 10.16.0.13" in out.stdout, out.stderr
 
 
+def test_apply_given_a_follower_first_writes_through_the_leader(raft_nb, tmp_path):
+    """The members in the order followers, leader: the one-shot client skips the followers."""
+    from vegd.nb.oneshot import OneShotNbClient
+    from vegd.plan.rows import AddressSet, Desired, Owner, pairs
+
+    _, _, directory = raft_nb
+    wait_for(lambda: _leader(directory) >= 0, 10, what="a leader")
+    leader = _leader(directory)
+    socks = [f"unix:{directory}/nb{i}.sock" for i in range(3)]
+    ordered = [s for i, s in enumerate(socks) if i != leader] + [socks[leader]]
+    owner = Owner("vpc-egress-gateway", "ns/f")
+    ids = pairs({"vendor": "vegd", "vpc-egress-gateway": "ns/f"})
+    nb = OneShotNbClient(",".join(ordered), timeout=10)
+    changes = nb.write([Desired(owner, (AddressSet("as_f", ("10.0.0.1",), ids),))])
+    assert changes[str(owner)].created == ["Address_Set[as_f]"]
+    assert nb.written_through == socks[leader]
+    assert _leader(directory) == leader  # (no election in between: the check meant something)
+
+
 def _apply(scenario, capsys, *extra):
     from vegd.cli import main
     code = main(["apply", "-f", str(scenario.write()), "--nb-connection", scenario.ovn.nb_unix,

@@ -54,6 +54,21 @@ def test_messages_split_anywhere_come_out_whole_and_in_order(seed):
     assert frame(pure_python_parser, text, chunks) == msgs
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_strings_with_brackets_and_no_escapes_split_anywhere(seed):
+    """Inputs without a backslash take the quote-splitting path: a bracket in a string, a
+    string cut by the end of an input, a message ending inside an input."""
+    rng = random.Random(seed)
+    msgs = [{"id": i, "result": [{"rows": [{"match": "ip4.dst != {10.3.0.0/16}", "n": [j, "]["],
+                                            "o": ["map", [["{", "}"]]]}
+                                           for j in range(rng.randint(0, 200))]}], "error": None}
+            for i in range(4)]
+    text = "".join(json.dumps(m, separators=(",", ":")) for m in msgs)
+    assert "\\" not in text
+    chunks = [rng.randint(1, rng.choice((30, 700, 5000))) for _ in range(len(text))]
+    assert frame(StdlibParser, text, chunks) == msgs
+
+
 def test_a_syntax_error_is_reported_as_a_string_like_python_ovs():
     p = StdlibParser()
     p.feed('{"id": 1, "result": [1,, 2]}')

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -70,25 +69,6 @@ class _IndexedIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
     """An IDL that feeds every row notice to vegd's owner index."""
 
     owner_index: OwnerIndex | None = None
-    # `vegd apply` (one_shot): once its one transaction is sent the replica is not read again,
-    # so the server's echo of that transaction (every row written, parsed row by row: 40% of a
-    # large commit) is dropped. A dropped update leaves the replica stale: a reconnect then
-    # reads everything again (last_id reset), and a diff against it is refused (`stale`).
-    one_shot = False
-    sent = False  # set by the command once its diff is done, so only later updates are dropped
-    stale = False
-
-    def _Idl__parse_update(self, update: Any, version: Any, tables: Any = None) -> None:
-        if self.one_shot and self.sent and tables is None and self.state == self.IDL_S_MONITORING:
-            self.stale = True
-            return
-        super()._Idl__parse_update(update, version, tables)
-
-    def run(self) -> Any:
-        result = super().run()
-        if self.stale:
-            self.last_id = str(uuid.UUID(int=0))
-        return result
 
     def _Idl__create_row(self, table: Any, uuid: Any) -> Any:
         return ovs.db.idl.Row(self, table, uuid, _Defaults(table))
@@ -123,7 +103,6 @@ class _IndexedIdl(ovs_connection.OvsdbIdl):  # type: ignore[misc]
         # A reconnect that cannot resume clears every table without notices: the index must be
         # rebuilt from the tables that the following full update fills.
         super()._Idl__clear()
-        self.stale = False
         if self.owner_index is not None:
             self.owner_index.epoch = -1
 
@@ -179,7 +158,7 @@ class NbClient:
     def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None,
                  lock: str = "", vendor: str = "vegd",
                  on_owner_change: Callable[[Owner], None] | None = None,
-                 extra_tables: tuple[str, ...] = (), one_shot: bool = False) -> None:
+                 extra_tables: tuple[str, ...] = ()) -> None:
         self.remote = remote
         self.lock = lock
         self.vendor = vendor
@@ -189,7 +168,6 @@ class NbClient:
         self.api, schema = _open(remote, "OVN_Northbound", NB_TABLES + extra_tables, timeout,
                                  ssl, lock, self._index)
         self.capabilities = Capabilities.from_schema(schema)
-        self.api.idl.one_shot = one_shot
         self.transactions = 0  # write transactions committed (tests and metrics count them)
         self.failures: Counter[str] = Counter()  # failed transactions by reason, for /metrics
 
@@ -201,9 +179,6 @@ class NbClient:
     def index(self) -> OwnerIndex:
         """The owner index, current with the replica. Call with the connection lock held (the
         connection thread holds it while it runs commands)."""
-        if self.api.idl.stale:
-            raise ConnectionLost("the replica missed updates after a transaction was sent "
-                                 "(vegd apply reads NB once): run vegd apply again")
         epoch = self.api.idl._vegd_epoch()
         if self._index.epoch != epoch:
             self._index.rebuild(self.api.tables, epoch)
@@ -218,7 +193,7 @@ class NbClient:
         `members`: address sets written by mutation in the same transaction (ReconcileOwners)."""
         kind = _DryRun if dry_run else ReconcileOwners
         cmd = kind(self.api, self.index, plans, self.capabilities.policy_bfd_sessions, keep,
-                   self._diffed, members)
+                   members=members)
         try:
             result: dict[str, Changes] = self._commit(cmd, [*plans, *members])
         except _Abandoned:
@@ -249,12 +224,7 @@ class NbClient:
             raise self._classify(cmd, exc) from exc
         finally:
             self._index.quiet = set()
-            self.api.idl.sent = False
         return cmd.result
-
-    def _diffed(self) -> None:
-        """The command's diff is done; its transaction is sent next (same thread)."""
-        self.api.idl.sent = True
 
     def _classify(self, cmd: ReconcileOwners, exc: RuntimeError) -> Exception:
         """ovsdbapp reports every failed commit as a RuntimeError; the python-ovs transaction's

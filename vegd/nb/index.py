@@ -42,9 +42,10 @@ Owner = tuple[str, str]  # (external_ids key, value): ("vpc-egress-gateway", "ns
 def column(row: Any, name: str) -> Any:
     """`getattr(row, name)` of an IDL row. python-ovs' `Row.__getattr__` rebuilds every set and
     map column through `Datum.from_python` on each read (to merge pending mutations); a column
-    without pending changes is converted once, straight from the replica's datum."""
-    data = row._data
-    changes = row._changes
+    without pending changes is converted once, straight from the replica's datum. (A plain
+    row of `vegd apply`'s one read, nb/oneshot.py, holds python values: read as they are.)"""
+    data = getattr(row, "_data", None)
+    changes = getattr(row, "_changes", None)
     if data is not None and changes is not None and name not in changes \
             and not row._mutations and name in data:
         return data[name].to_python(row._uuid_to_row)

@@ -2,7 +2,9 @@
 `run_idl`, as ONE transaction.
 
 Because the diff runs inside `run_idl`, an OVSDB TRY_AGAIN makes ovsdbapp re-run it against the
-refreshed replica. Only rows whose external_ids carry our vendor and an owner's id are read,
+refreshed replica. `vegd apply` runs the same command over one read of NB (plain rows) and a
+recorder of its changes instead of the IDL (nb/oneshot.py), and re-runs it on a conflict.
+Only rows whose external_ids carry our vendor and an owner's id are read,
 updated or deleted. Parents we do not own (routers) are only ever changed by mutation
 (`addvalue`/`delvalue`), never read-modify-write.
 
@@ -100,11 +102,9 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
 
     def __init__(self, api: Any, index: Callable[[], OwnerIndex], plans: list[Desired],
                  policy_bfd_sessions: bool, keep: set[Owner] | None = None,
-                 diffed: Callable[[], None] | None = None,
                  members: tuple[Members, ...] = ()) -> None:
         super().__init__(api)
         self.members = members
-        self.diffed = diffed
         self.index = index
         self.plans = plans
         self.policy_bfd_sessions = policy_bfd_sessions
@@ -144,8 +144,6 @@ class ReconcileOwners(BaseCommand):  # type: ignore[misc]
         if refused:
             raise BatchRefused(refused, moves)
         self._write_members()
-        if self.diffed is not None:
-            self.diffed()
 
     def _collect_garbage(self) -> None:
         planned = {(d.owner.id_key, d.owner.id_value) for d in self.plans}
