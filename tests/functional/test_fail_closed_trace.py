@@ -24,9 +24,9 @@ EXTERNAL = "203.0.113.10"
 def set_sessions(ovn, port: str, states: dict[str, str]) -> None:
     """Play ovn-controller: write SB BFD.status, wait until northd mirrored it and synced."""
     for dst, status in states.items():
-        uuid = ovn.sbctl("--bare", "--columns=_uuid", "find", "BFD", f'logical_port="{port}"',
-                         f'dst_ip="{dst}"').strip()
-        assert uuid, (port, dst)
+        uuid = wait_for(lambda dst=dst: ovn.sbctl(  # northd makes the SB row in its own time
+            "--bare", "--columns=_uuid", "find", "BFD", f'logical_port="{port}"',
+            f'dst_ip="{dst}"').strip(), 10, what=f"SB BFD row {port} {dst}")
         ovn.sbctl("set", "BFD", uuid, f"status={status}")
 
     def mirrored() -> bool:
