@@ -59,8 +59,9 @@ def test_metrics_after_reconciles(served):
              what="one BFD row per instance")
     # ovn-controller reports session state in SB; northd copies it to NB BFD.status
     for ip, state in ((up_ip, "up"), (down_ip, "down")):
-        sb_uuid = env.ovn.sbctl("--bare", "--columns=_uuid", "find", "BFD",
-                                f"dst_ip={ip}").split()[0]
+        sb_uuid = wait_for(lambda ip=ip: env.ovn.sbctl("--bare", "--columns=_uuid", "find",
+                                                       "BFD", f"dst_ip={ip}").split(), 10,
+                           what="ovn-northd's SB BFD row")[0]
         env.ovn.sbctl("set", "BFD", sb_uuid, f"status={state}")
     labels = {"namespace": "default", "gateway": "gateway2"}
     samples = wait_for(lambda: (m := scrape(base)) and value(

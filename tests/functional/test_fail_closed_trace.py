@@ -167,9 +167,13 @@ def test_policy_mode_sessions_stay_inactive_on_stock_northd(seed, capsys):
     assert set(sessions.split()) == bfd and len(bfd) == 2
 
     # ovn-controller reports gw2's session down and gw3's up ...
-    sb = {dst: ovn.sbctl("--bare", "--columns=_uuid", "find", "BFD", 'logical_port="bfd@vpc1"',
-                         f'dst_ip="{dst}"').strip() for dst in ("192.168.0.2", "192.168.0.3")}
-    assert all(sb.values()), sb
+    def sb_rows() -> dict[str, str]:
+        return {dst: ovn.sbctl("--bare", "--columns=_uuid", "find", "BFD",
+                               'logical_port="bfd@vpc1"', f'dst_ip="{dst}"').strip()
+                for dst in ("192.168.0.2", "192.168.0.3")}
+
+    sb = wait_for(lambda: (rows := sb_rows()) and all(rows.values()) and rows, 10,
+                  what="ovn-northd's SB BFD rows")
     for dst, status in (("192.168.0.2", "down"), ("192.168.0.3", "up")):
         ovn.sbctl("set", "BFD", sb[dst], f"status={status}")
     ovn.sync()
