@@ -84,7 +84,7 @@ def selector_set_members(r: ResolvedGateway, snap: Snapshot,
     if sets is None:
         return None
     selected = selected_pods(r, snap) if sets else ()
-    return {name: _ips([ip for p in selected if (ip := p.ip(family)) is not None])
+    return {name: _ips_of(selected, family)
             for name, family in zip(sets, r.families, strict=True)}
 
 
@@ -96,6 +96,11 @@ def _local_sources(r: ResolvedGateway, snap: Snapshot) -> LocalGroups:
     if has_destinations(r.gateway):
         return tuple(local_groups(r, snap))
     return ((Destinations(), source_pods(r, snap)),)
+
+
+def _ips_of(items: tuple[Pod, ...] | tuple[Instance, ...], family: Family) -> tuple[str, ...]:
+    """The addresses of the family of pods (or instances) that have one, as `_ips` orders them."""
+    return _ips([ip for p in items if (ip := p.ip(family)) is not None])
 
 
 def _ips(items: list[IPAddress]) -> tuple[str, ...]:
@@ -117,9 +122,9 @@ def _family_rows(r: ResolvedGateway, snap: Snapshot, family: Family, settings: P
     gw = r.gateway
     router = r.vpc.router_name
     ids = pairs({"vendor": settings.vendor, OWNER_KEY: gw.key, "af": str(family)})
-    nexthops = _ips([ip for i in instances if (ip := i.ip(family)) is not None])
+    nexthops = _ips_of(instances, family)
     prefixes = r.sources[family].all
-    chosen = _ips([ip for p in selected if (ip := p.ip(family)) is not None])
+    chosen = _ips_of(selected, family)
     bfd_on = gw.bfd.enabled
     route_mode = bfd_on and gw.bfd_mode == "route"
     port = names.bfd_port(r.vpc.name)
