@@ -29,6 +29,7 @@ import ovs.db.schema
 import ovs.db.types
 
 from vegd.nb.capabilities import Capabilities
+from vegd.nb.client import NB_COLUMNS, NB_TABLES
 from vegd.nb.errors import ConnectionLost, ConstraintViolation, NbTimeout, NbUnavailable
 from vegd.nb.index import OwnerIndex
 from vegd.nb.plainrows import DB, Table, read_tables
@@ -51,11 +52,9 @@ class OneShotNbClient:
     def __init__(self, remote: str, timeout: float = 10.0, ssl: SslFiles | None = None,
                  vendor: str = "vegd",
                  before_commit: Callable[[int], None] | None = None) -> None:
-        from vegd.nb.client import NB_COLUMNS, NB_TABLES  # (client imports this module's peers)
         members(remote)
         configure_ssl(remote, ssl)
         self.remote, self.timeout, self.vendor = remote, timeout, vendor
-        self._tables, self._columns = NB_TABLES, NB_COLUMNS
         schema_json = fetch_schema(remote, DB, timeout)
         self.schema = ovs.db.schema.DbSchema.from_json(schema_json)
         self.capabilities = Capabilities.from_schema(schema_json)
@@ -70,7 +69,7 @@ class OneShotNbClient:
             rpc = connect_leader(self.remote, DB, self.timeout)
             try:
                 self.attempts += 1
-                return read_tables(rpc, self.schema, self._tables, self._columns, self.timeout)
+                return read_tables(rpc, self.schema, NB_TABLES, NB_COLUMNS, self.timeout)
             except ConnectionLost:
                 if attempt:
                     raise
@@ -121,6 +120,8 @@ class OneShotNbClient:
 
     def _commit(self, recorder: Recorder) -> None:
         waits, writes = recorder.operations()
+        # a connection of its own (the read's is closed): the diff between them can outlast
+        # the server's inactivity probe, and the leader may have changed
         rpc = connect_leader(self.remote, DB, self.timeout)
         self.written_through = rpc.member
         try:
