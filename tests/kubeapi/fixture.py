@@ -25,16 +25,18 @@ class KubeApi:
 
     def __init__(self, registry: Registry | None = None, *, history_limit: int = 10_000,
                  bookmark_interval: float = 1.0, watch_timeout: float = 1800.0,
-                 crds: Iterable[Path] = (VEG_CRD,), port: int = 0) -> None:
+                 crds: Iterable[Path] = (VEG_CRD,), port: int = 0,
+                 tls: tuple[str, str] | None = None) -> None:
         """``crds``: CRD files created before serving, as on a cluster where they are
-        installed (the VpcEgressGateway CRD by default; ``()`` for a bare server)."""
+        installed (the VpcEgressGateway CRD by default; ``()`` for a bare server).
+        ``tls``: (certificate chain file, key file) to serve HTTPS."""
         self.store = Store(registry or default_registry(), history_limit=history_limit)
         for path in crds:
             for doc in yaml.safe_load_all(path.read_text()):
                 if doc:
                     self.store.create(self._type_of(doc), None, doc)
         self.server = KubeApiServer(self.store, port=port, bookmark_interval=bookmark_interval,
-                                    watch_timeout=watch_timeout)
+                                    watch_timeout=watch_timeout, tls=tls)
         self._gc = GarbageCollector(self.store).start()
         self._clients: list[client.ApiClient] = []
         self.server.start()

@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +50,13 @@ class _HTTPServer(ThreadingHTTPServer):
         self.conns: set[socket.socket] = set()
         self.conns_lock = threading.Lock()
         super().__init__(addr, _Handler)
+        if api.tls is not None:
+            # HTTPS as a real API server serves it; the handshake happens in the request's
+            # thread (on its first read), so a client that never completes it blocks no one
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*api.tls)
+            self.socket = ctx.wrap_socket(self.socket, server_side=True,
+                                          do_handshake_on_connect=False)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.conns_lock:
@@ -397,9 +405,10 @@ class KubeApiServer:
     """The server: a Store served over HTTP on 127.0.0.1; stop() and start() keep the state."""
 
     def __init__(self, store: Store, port: int = 0, bookmark_interval: float = 1.0,
-                 watch_timeout: float = 1800.0) -> None:
+                 watch_timeout: float = 1800.0, tls: tuple[str, str] | None = None) -> None:
         self.store = store
         self.port = port
+        self.tls = tls  # (certificate chain file, key file): serve HTTPS
         self.bookmark_interval = bookmark_interval
         self.watch_timeout = watch_timeout
         self.requests = 0
@@ -418,7 +427,7 @@ class KubeApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:

@@ -1,26 +1,29 @@
 """A thin, dict-only layer over the official client: raw JSON in and out.
 
-vegd never needs the client's model classes; asking for `_preload_content=False` and decoding the
-JSON ourselves keeps lists of thousands of pods cheap and gives `model.parse` the plain objects it
-expects, whatever the client version.
+vegd never needs the client's model classes or its generated API classes: every request goes
+through the client's own connection pool (TLS, client certificates, proxy) with its own
+credentials (bearer token, refreshed by its hook), and the JSON is decoded here, so lists of
+thousands of pods stay cheap and `model.parse` gets the plain objects it expects whatever the
+client version. The generated CoreV1Api/AppsV1Api modules take about a second to import
+(docs/decisions.md "Kubernetes requests without the generated API classes").
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
+import urllib3
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
-from vegd.kube.resources import GATEWAYS, Resource
+from vegd.kube.resources import CONFIGMAPS, DEPLOYMENTS, EVENTS, GATEWAYS, VPCS, Resource
 
 Obj = dict[str, Any]
 
@@ -29,6 +32,8 @@ TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
 
 
 INACTIVE = "WatchInactive"
+MERGE_PATCH = "application/merge-patch+json"
+USER_AGENT = "vegd"
 
 
 class KubeError(RuntimeError):
@@ -76,68 +81,87 @@ def load_configuration(kubeconfig: str = "") -> client.Configuration:
     return cfg
 
 
-def _error(exc: Exception, what: str) -> KubeError:
-    if isinstance(exc, ApiException):
-        reason = ""
-        message = str(exc.reason or "")
-        try:
-            body = json.loads(exc.body or "{}")
-            reason = str(body.get("reason") or "")
-            message = str(body.get("message") or message)
-        except (ValueError, TypeError):
-            pass
-        return KubeError(f"{what}: {exc.status} {message}", int(exc.status or 0), reason)
-    return KubeError(f"{what}: {exc}", 0)
-
-
-def _decode(resp: Any) -> Obj:
-    data = resp.data if hasattr(resp, "data") else resp.read()
-    return json.loads(data) if data else {}
+def _error(status: int, body: bytes, what: str) -> KubeError:
+    """The API's answer to a failed request: its Status object's reason and message."""
+    reason, message = "", body.decode("utf-8", "replace").strip()
+    try:
+        status_obj = json.loads(body or b"{}")
+        reason = str(status_obj.get("reason") or "")
+        message = str(status_obj.get("message") or message)
+    except (ValueError, TypeError, AttributeError):
+        pass
+    return KubeError(f"{what}: {status} {message}", status, reason)
 
 
 class KubeApi:
     def __init__(self, configuration: client.Configuration, request_timeout: float = 30.0
                  ) -> None:
+        # the client's pool: TLS, client certificates and proxy as its configuration says
         self.api_client = client.ApiClient(configuration)
-        self.custom = client.CustomObjectsApi(self.api_client)
+        self.configuration = configuration
         self.timeout = request_timeout
-
-    # The generated CoreV1Api and AppsV1Api modules take a second or more to import (pydantic
-    # models for every method's signature): imported when first used, in the informer thread
-    # that lists pods or Deployments, while the custom resources' lists are already under way.
-    @functools.cached_property
-    def core(self) -> client.CoreV1Api:
-        return client.CoreV1Api(self.api_client)
-
-    @functools.cached_property
-    def apps(self) -> client.AppsV1Api:
-        return client.AppsV1Api(self.api_client)
 
     def close(self) -> None:
         self.api_client.close()
 
+    # -- one request ---------------------------------------------------------------------------
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if content_type:
+            headers["Content-Type"] = content_type
+        # the bearer token, read again through the client's refresh hook (in-cluster tokens
+        # rotate, exec plugins expire)
+        for auth in self.configuration.auth_settings().values():
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[str(auth["key"])] = str(auth["value"])
+        return headers
+
+    def _send(self, what: str, method: str, path: str, query: dict[str, Any] | None = None,
+              body: Obj | None = None, content_type: str = "",
+              timeout: urllib3.Timeout | None = None) -> Any:
+        """The open response of a request that succeeded (2xx); KubeError otherwise."""
+        url = self.configuration.host + path
+        if query:
+            url += "?" + urlencode(query)
+        data = None if body is None else json.dumps(body).encode()
+        if data is not None and not content_type:
+            content_type = "application/json"
+        try:
+            resp = self.api_client.rest_client.pool_manager.request(
+                method, url, body=data, headers=self._headers(content_type),
+                timeout=timeout or urllib3.Timeout(total=self.timeout), preload_content=False)
+        except Exception as exc:  # refused, reset, timed out: no answer from the API
+            raise KubeError(f"{what}: {exc}", 0) from exc
+        if not 200 <= resp.status <= 299:
+            try:
+                answer = resp.read()
+            except Exception:
+                answer = b""
+            resp.release_conn()
+            raise _error(resp.status, answer, what)
+        return resp
+
+    def _call(self, what: str, method: str, path: str, query: dict[str, Any] | None = None,
+              body: Obj | None = None, content_type: str = "") -> Obj:
+        resp = self._send(what, method, path, query, body, content_type)
+        try:
+            data = resp.read()
+        except Exception as exc:
+            raise KubeError(f"{what}: {exc}", 0) from exc
+        finally:
+            resp.release_conn()
+        return json.loads(data) if data else {}
+
     # -- list and watch ------------------------------------------------------------------------
 
-    def _lister(self, res: Resource) -> Callable[..., Any]:
-        if res.group in ("", "apps") and res.plural in _BUILTIN_LISTERS:
-            api = self.apps if res.group == "apps" else self.core
-            return getattr(api, _BUILTIN_LISTERS[res.plural])
-
-        def custom(**kw: Any) -> Any:
-            return self.custom.list_cluster_custom_object(res.group, res.version, res.plural, **kw)
-        return custom
-
     def list(self, res: Resource, limit: int = 500, cont: str = "") -> Obj:
-        kw: dict[str, Any] = {"limit": limit}
+        query: dict[str, Any] = {"limit": limit}
         if cont:
-            kw["_continue"] = cont
+            query["continue"] = cont
         if res.label_selector:
-            kw["label_selector"] = res.label_selector
-        try:
-            resp = self._lister(res)(_preload_content=False, _request_timeout=self.timeout, **kw)
-            return _decode(resp)
-        except Exception as exc:
-            raise _error(exc, f"list {res.plural}") from exc
+            query["labelSelector"] = res.label_selector
+        return self._call(f"list {res.plural}", "GET", res.collection_path, query)
 
     def watch(self, res: Resource, resource_version: str, timeout_seconds: int,
               inactivity_timeout: float | None = None) -> tuple[Any, Iterator[Obj]]:
@@ -148,16 +172,13 @@ class KubeApi:
         balancer): the iterator raises KubeError with `inactive` set. Default: the server-side
         timeout plus 15 s."""
         read_timeout = inactivity_timeout or timeout_seconds + 15
-        kw: dict[str, Any] = {"watch": True, "allow_watch_bookmarks": True,
-                              "resource_version": resource_version,
-                              "timeout_seconds": timeout_seconds}
+        query: dict[str, Any] = {"watch": "true", "allowWatchBookmarks": "true",
+                                 "resourceVersion": resource_version,
+                                 "timeoutSeconds": timeout_seconds}
         if res.label_selector:
-            kw["label_selector"] = res.label_selector
-        try:
-            resp = self._lister(res)(_preload_content=False,
-                                     _request_timeout=(self.timeout, read_timeout), **kw)
-        except Exception as exc:
-            raise _error(exc, f"watch {res.plural}") from exc
+            query["labelSelector"] = res.label_selector
+        resp = self._send(f"watch {res.plural}", "GET", res.collection_path, query,
+                          timeout=urllib3.Timeout(connect=self.timeout, read=read_timeout))
 
         def events() -> Iterator[Obj]:
             try:
@@ -168,48 +189,39 @@ class KubeApi:
                 raise KubeError(f"watch {res.plural}: nothing received for {read_timeout:g} s",
                                 0, INACTIVE) from exc
             except Exception as exc:
-                raise _error(exc, f"watch {res.plural}") from exc
+                raise KubeError(f"watch {res.plural}: {exc}", 0) from exc
         return resp, events()
 
     # -- writes --------------------------------------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Obj:
-        try:
-            return _decode(fn(*args, _preload_content=False, _request_timeout=self.timeout, **kw))
-        except Exception as exc:
-            raise _error(exc, what) from exc
-
     def patch_gateway(self, namespace: str, name: str, body: Obj) -> Obj:
-        return self._call(f"patch VpcEgressGateway {namespace}/{name}",
-                          self.custom.patch_namespaced_custom_object, GATEWAYS.group,
-                          GATEWAYS.version, namespace, GATEWAYS.plural, name, body)
+        return self._call(f"patch VpcEgressGateway {namespace}/{name}", "PATCH",
+                          GATEWAYS.path(namespace, name), body=body, content_type=MERGE_PATCH)
 
     def patch_gateway_status(self, namespace: str, name: str, status: Obj) -> Obj:
-        return self._call(f"patch VpcEgressGateway {namespace}/{name} status",
-                          self.custom.patch_namespaced_custom_object_status, GATEWAYS.group,
-                          GATEWAYS.version, namespace, GATEWAYS.plural, name,
-                          {"status": status})
+        return self._call(f"patch VpcEgressGateway {namespace}/{name} status", "PATCH",
+                          GATEWAYS.path(namespace, name, "status"), body={"status": status},
+                          content_type=MERGE_PATCH)
 
     def patch_vpc_status(self, name: str, status: Obj) -> Obj:
-        return self._call(f"patch Vpc {name} status",
-                          self.custom.patch_cluster_custom_object_status, "kubeovn.io", "v1",
-                          "vpcs", name, {"status": status})
+        return self._call(f"patch Vpc {name} status", "PATCH", VPCS.path("", name, "status"),
+                          body={"status": status}, content_type=MERGE_PATCH)
 
     def create_deployment(self, namespace: str, body: Obj) -> Obj:
-        return self._call(f"create Deployment {namespace}/{body['metadata']['name']}",
-                          self.apps.create_namespaced_deployment, namespace, body)
+        return self._call(f"create Deployment {namespace}/{body['metadata']['name']}", "POST",
+                          DEPLOYMENTS.path(namespace), body=body)
 
     def replace_deployment(self, namespace: str, name: str, body: Obj) -> Obj:
-        return self._call(f"update Deployment {namespace}/{name}",
-                          self.apps.replace_namespaced_deployment, name, namespace, body)
+        return self._call(f"update Deployment {namespace}/{name}", "PUT",
+                          DEPLOYMENTS.path(namespace, name), body=body)
 
     def create_configmap(self, namespace: str, body: Obj) -> Obj:
-        return self._call(f"create ConfigMap {namespace}/{body['metadata']['name']}",
-                          self.core.create_namespaced_config_map, namespace, body)
+        return self._call(f"create ConfigMap {namespace}/{body['metadata']['name']}", "POST",
+                          CONFIGMAPS.path(namespace), body=body)
 
     def replace_configmap(self, namespace: str, name: str, body: Obj) -> Obj:
-        return self._call(f"update ConfigMap {namespace}/{name}",
-                          self.core.replace_namespaced_config_map, name, namespace, body)
+        return self._call(f"update ConfigMap {namespace}/{name}", "PUT",
+                          CONFIGMAPS.path(namespace, name), body=body)
 
     # -- whole collections and custom objects of a given resource (`vegd migrate`) -----------
 
@@ -271,31 +283,19 @@ class KubeApi:
                     raise
 
     def get_custom(self, res: Resource, namespace: str, name: str) -> Obj:
-        return self._call(f"get {res.kind} {namespace}/{name} ({res.group})",
-                          self.custom.get_namespaced_custom_object, res.group, res.version,
-                          namespace, res.plural, name)
+        return self._call(f"get {res.kind} {namespace}/{name} ({res.group})", "GET",
+                          res.path(namespace, name))
 
     def create_custom(self, res: Resource, namespace: str, body: Obj) -> Obj:
         return self._call(f"create {res.kind} {namespace}/{body['metadata']['name']} "
-                          f"({res.group})", self.custom.create_namespaced_custom_object,
-                          res.group, res.version, namespace, res.plural, body)
+                          f"({res.group})", "POST", res.path(namespace), body=body)
 
     def delete_custom(self, res: Resource, namespace: str, name: str, uid: str = "") -> Obj:
         """Delete; with uid only that incarnation (a precondition: 409 for a newer object)."""
         body = {"preconditions": {"uid": uid}} if uid else None
-        return self._call(f"delete {res.kind} {namespace}/{name} ({res.group})",
-                          self.custom.delete_namespaced_custom_object, res.group, res.version,
-                          namespace, res.plural, name, body=body)
+        return self._call(f"delete {res.kind} {namespace}/{name} ({res.group})", "DELETE",
+                          res.path(namespace, name), body=body)
 
     def create_event(self, namespace: str, body: Obj) -> Obj:
-        return self._call(f"create Event in {namespace}",
-                          self.core.create_namespaced_event, namespace, body)
-
-
-_BUILTIN_LISTERS = {
-    "pods": "list_pod_for_all_namespaces",
-    "namespaces": "list_namespace",
-    "nodes": "list_node",
-    "deployments": "list_deployment_for_all_namespaces",
-    "configmaps": "list_config_map_for_all_namespaces",
-}
+        return self._call(f"create Event in {namespace}", "POST", EVENTS.path(namespace),
+                          body=body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 VEG_GROUP = "kubeovn.io"
 VEG_VERSION = "v1"
@@ -23,10 +24,23 @@ class Resource:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
+    def _group_path(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+    @property
     def collection_path(self) -> str:
         """Cluster-wide collection: every namespace for namespaced kinds."""
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        return f"{base}/{self.plural}"
+        return f"{self._group_path}/{self.plural}"
+
+    def path(self, namespace: str = "", name: str = "", subresource: str = "") -> str:
+        """A collection (in `namespace` for namespaced kinds), an object, or its subresource."""
+        base = self._group_path
+        if self.namespaced:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        path = f"{base}/{self.plural}"
+        if name:
+            path += f"/{quote(name, safe='')}"
+        return f"{path}/{subresource}" if subresource else path
 
 
 def gateways_in(group: str) -> Resource:
@@ -54,6 +68,7 @@ def serve_gateways_in(group: str) -> None:
     object.__setattr__(GATEWAYS, "group", group)
 
 
+EVENTS = Resource("Event", "", "v1", "events", True)  # written, never watched
 IP_POOLS = Resource("IPPool", "kubeovn.io", "v1", "ippools", False)
 # the agents' observability settings, one per gateway (vegd's own, by label)
 CONFIGMAPS = Resource("ConfigMap", "", "v1", "configmaps", True,
