@@ -20,7 +20,8 @@ vegd process for each.
         [--scenarios apply,run,churn] [--rates 200,1000] [--churn-clients 8]
         [--json FILE] [--plot PNG]
 
-SCALE_PROFILE_DIR=DIR records py-spy profiles of vegd while it takes each churn rate.
+SCALE_PROFILE_DIR=DIR records py-spy profiles of vegd (`run`: to NB converged and to ready;
+`churn`: while it takes each rate); SCALE_LOG_DIR=DIR keeps vegd's logs there.
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ def start_vegd(procs: Procs, work: Path, port: int, nb: str, tag: str
         "clusters": [{"name": "b", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
         "users": [{"name": "b", "user": {}}],
         "contexts": [{"name": "b", "context": {"cluster": "b", "user": "b"}}]}))
-    log = work / f"vegd-{tag}.log"
+    log = Path(os.environ.get("SCALE_LOG_DIR") or work) / f"vegd-{tag}.log"
     env = {**os.environ, "VEGD_LOG_FORMAT": "json", "VEGD_RESYNC_PERIOD": "3600",
            "VEGD_HEALTH_PORT": "0", "VEGD_GATEWAY_IMAGE": "vegd:bench",
            "VEGD_NB_CONNECTION": nb, "KUBECONFIG": str(kubeconfig)}
@@ -301,7 +301,9 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         rv = resource_version(port)
         t0 = time.perf_counter()
         vegd, log = start_vegd(procs, work, port, stack.nb_unix, "restart")
+        profiler = start_profile(vegd.pid, "restart")
         ready = wait_log(log, "full resync completed", vegd, 1800)
+        stop_profile(profiler)
         out["restart_ready_s"] = ready - t0
         out["restart_cpu_s"] = cpu_seconds(vegd.pid)
         out["restart_nb_writes"] = monitor.updates

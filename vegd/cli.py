@@ -127,13 +127,48 @@ def _parser() -> argparse.ArgumentParser:
                              "docs/configuration.md; check: validate --config and the "
                              "environment, print the result")
     config.add_argument("--config", default=None, help="ini configuration file (check)")
-    from vegd.migrate import add_arguments as migrate_arguments
-
-    migrate_arguments(sub.add_parser(
+    _migrate_arguments(sub.add_parser(
         "migrate", help="move gateways from another controller's NB rows to vegd's (dry run)"))
     sub.add_parser("gateway", help="the in-pod gateway agent (see `vegd gateway --help`)",
                    add_help=False)
     return parser
+
+
+def _migrate_arguments(p: argparse.ArgumentParser) -> None:
+    # here, not in vegd.migrate: building the parser must not import the Kubernetes client
+    # and the NB libraries (`vegd apply` never needs the first; 17 MB and 0.2 s)
+    p.add_argument("-f", "--filename", default=None, dest="directory",
+                   help="manifests of the gateways as the other controller runs them (default: "
+                        "read them from the API server)")
+    p.add_argument("--kubeconfig", default=None,
+                   help="kubeconfig (default: $KUBECONFIG, else in-cluster credentials)")
+    p.add_argument("--delete-wait", type=float, default=60.0,
+                   help="--back from the cluster: seconds to wait until the twins are gone "
+                        "(default 60; still there: nothing restored, exit 1)")
+    p.add_argument("gateways", nargs="*", metavar="NS/NAME",
+                   help="only these gateways (default: every gateway in the manifests)")
+    p.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
+    p.add_argument("--back", action="store_true",
+                   help="restore the rows saved in --state and remove vegd's")
+    p.add_argument("--state", required=True,
+                   help="JSON file: written before the first change, read by --back")
+    p.add_argument("--keep-old", action="store_true",
+                   help="leave the other controller's rows in place (default: remove them)")
+    p.add_argument("--bfd-wait", type=float, default=30.0,
+                   help="seconds to wait for vegd's BFD sessions to come up before the old rows "
+                        "go (default 30; not up in time: the old rows stay, exit 1)")
+    p.add_argument("--objects-out", default=None, metavar="DIR",
+                   help="write vegd's twin of each migrated gateway there (kubectl apply it)")
+    p.add_argument("--group", default="vegd.io",
+                   help="API group of the twins (vegd's [kubernetes] api_group)")
+    p.add_argument("--from-vendor", default="kube-ovn",
+                   help="external_ids:vendor of the other controller's rows")
+    p.add_argument("--nb-connection", default=None)
+    p.add_argument("--sb-connection", default=None)
+    p.add_argument("--config", default=None)
+    p.add_argument("--vendor", default=None)
+    p.add_argument("--bfd-port-mode", choices=("stock", "kube-ovn"), default=None)
+    p.add_argument("--timeout", type=float, default=None)
 
 
 if __name__ == "__main__":
