@@ -34,6 +34,7 @@ TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
 INACTIVE = "WatchInactive"
 MERGE_PATCH = "application/merge-patch+json"
 USER_AGENT = "vegd"
+POOL_CONNECTIONS = 32
 
 
 class KubeError(RuntimeError):
@@ -96,7 +97,11 @@ def _error(status: int, body: bytes, what: str) -> KubeError:
 class KubeApi:
     def __init__(self, configuration: client.Configuration, request_timeout: float = 30.0
                  ) -> None:
-        # the client's pool: TLS, client certificates and proxy as its configuration says
+        # the client's pool: TLS, client certificates and proxy as its configuration says; room
+        # for every informer's watch, the lists' pages ahead and the writes at once (the
+        # client's default, 5 per CPU, made and dropped connections on a 2-CPU machine)
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0,
+                                                     POOL_CONNECTIONS)
         self.api_client = client.ApiClient(configuration)
         self.configuration = configuration
         self.timeout = request_timeout
