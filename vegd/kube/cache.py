@@ -68,6 +68,7 @@ class Cache:
         self._version = 0
         self._nonpod_version = 0  # changes of anything but pods (what pod-free memos read)
         self._snapshot_nonpod = -1
+        self._synced = False  # latched: an informer's `synced` is never cleared
         # pods by namespace, kept as events arrive, so a snapshot regroups only what changed
         self._pods_ns: dict[str, dict[str, Any]] = {}
         self._pods_ns_tuples: dict[str, tuple[Any, ...]] = {}
@@ -106,7 +107,10 @@ class Cache:
 
     @property
     def synced(self) -> bool:
-        return all(i.synced.is_set() for i in self.informers.values())
+        """Every informer has listed once (asked at every event: cheap once true)."""
+        if not self._synced:
+            self._synced = all(i.synced.is_set() for i in self.informers.values())
+        return self._synced
 
     def raw(self, resource: Resource, key: str) -> Obj | None:
         """The object as the informer keeps it: whole, but for pods (`identity_only`)."""
