@@ -11,6 +11,7 @@ import dataclasses
 import json
 from fractions import Fraction
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 import yaml
@@ -577,6 +578,10 @@ def test_contained_is_one_sided_and_strict_on_lists_and_types():
                      {"resources": {"limits": {"cpu": "1000m"}}}) is None
     assert contained({"x": {"limits": {"cpu": "1"}}}, {"x": {"limits": {"cpu": "1000m"}}}) \
         == ".x.limits.cpu"
+    # mappings other than dicts are mappings too; equal strings are equal anywhere
+    assert contained(MappingProxyType({"a": "x"}), {"a": "x", "b": "y"}) is None
+    assert contained({"a": MappingProxyType({"b": "x"})}, {"a": {"b": "y"}}) == ".a.b"
+    assert contained({"l": ["x", "y"]}, {"l": ["x", "z"]}) == ".l[1]"
 
 
 def test_rendered_deployment_is_json():

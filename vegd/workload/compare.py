@@ -44,15 +44,18 @@ def quantity(value: object) -> Fraction | None:
 
 def contained(desired: Any, live: Any, path: str = "") -> str | None:
     """None when `desired` is contained in `live`; else the path of the first difference."""
-    if isinstance(desired, Mapping):
-        if not isinstance(live, Mapping):
+    if _is_mapping(desired):
+        if not _is_mapping(live):
             return path or "."
         for key, value in desired.items():
             if key not in live:
                 if value in ({}, [], None):  # the server may drop an empty field
                     continue
                 return f"{path}.{key}"
-            found = contained(value, live[key], f"{path}.{key}")
+            other = live[key]
+            if type(value) is str and type(other) is str and value == other:
+                continue  # the common leaf, without a call and its path
+            found = contained(value, other, f"{path}.{key}")
             if found is not None:
                 return found
         return None
@@ -60,6 +63,8 @@ def contained(desired: Any, live: Any, path: str = "") -> str | None:
         if not isinstance(live, list) or len(live) != len(desired):
             return path or "."
         for i, (d, v) in enumerate(zip(desired, live, strict=True)):
+            if type(d) is str and type(v) is str and d == v:
+                continue
             found = contained(d, v, f"{path}[{i}]")
             if found is not None:
                 return found
@@ -71,6 +76,14 @@ def contained(desired: Any, live: Any, path: str = "") -> str | None:
         if a is not None and a == b:
             return None
     return path or "."
+
+
+def _is_mapping(value: Any) -> bool:
+    # JSON's objects are dicts: the ABC's own check (slow) only for something else
+    return type(value) is dict or (type(value) not in _NOT_MAPPINGS and isinstance(value, Mapping))
+
+
+_NOT_MAPPINGS = frozenset({str, int, float, bool, list, type(None)})
 
 
 def _under_resources(path: str) -> bool:
