@@ -158,7 +158,7 @@ def test_setup_init_container_shares_the_settings_and_is_the_only_privileged_one
     (setup,) = pod_spec(dep)["initContainers"]
     main = main_container(dep)
     assert setup["command"] == ["vegd", "gateway", "setup"]
-    assert setup["env"] + wd.IDENTITY_ENV == main["env"] and setup["image"] == main["image"]
+    assert setup["env"] + wd.identity_env() == main["env"] and setup["image"] == main["image"]
     assert setup["env"] is not main["env"]  # no shared structure in the rendered dict
     assert agent(dep, "setup").snat_sources == agent(dep).snat_sources
     assert setup["securityContext"] == {"privileged": True, "runAsUser": 0}

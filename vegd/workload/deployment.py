@@ -180,14 +180,16 @@ def agent_env(r: ResolvedGateway, snap: Snapshot, options: WorkloadOptions) -> l
 
 
 # The agent names itself in translation records and metrics (downward API, constant per pod).
-IDENTITY_ENV = [
-    {"name": "VEGD_GATEWAY_POD_NAME", "valueFrom": {"fieldRef": {
-        "apiVersion": "v1", "fieldPath": "metadata.name"}}},
-    {"name": "VEGD_GATEWAY_POD_NAMESPACE", "valueFrom": {"fieldRef": {
-        "apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
-    {"name": "VEGD_GATEWAY_NODE_NAME", "valueFrom": {"fieldRef": {
-        "apiVersion": "v1", "fieldPath": "spec.nodeName"}}},
-]
+IDENTITY_FIELDS = (("VEGD_GATEWAY_POD_NAME", "metadata.name"),
+                   ("VEGD_GATEWAY_POD_NAMESPACE", "metadata.namespace"),
+                   ("VEGD_GATEWAY_NODE_NAME", "spec.nodeName"))
+
+
+def identity_env() -> list[dict[str, Any]]:
+    """The pod's own name, namespace and node, from the downward API (a new list each time:
+    cheaper than a deep copy of a shared one)."""
+    return [{"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
+            for name, path in IDENTITY_FIELDS]
 
 
 def observability_configmap_name(gw: VpcEgressGateway) -> str:
@@ -349,7 +351,7 @@ def build_deployment(r: ResolvedGateway, snap: Snapshot, options: WorkloadOption
     def container(name: str, *command: str) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": name, "image": image, "command": ["vegd", "gateway", *command],
-            "env": copy.deepcopy(env),
+            "env": [dict(e) for e in env],  # name/value strings: a flat copy is whole
             "volumeMounts": [{"name": STATE_VOLUME, "mountPath": STATE_DIR}],
             "resources": {k: dict(v) for k, v in options.resources.items()}}
         if options.image_pull_policy:
@@ -372,7 +374,7 @@ def build_deployment(r: ResolvedGateway, snap: Snapshot, options: WorkloadOption
         # hitless). The e2e lab lost 0-2 of 50 connections/s without this delay.
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(options.drain_seconds)]}}},
     }
-    main["env"] = main["env"] + copy.deepcopy(IDENTITY_ENV)
+    main["env"] = main["env"] + identity_env()
     main["volumeMounts"] = main["volumeMounts"] + [
         {"name": OBSERVABILITY_VOLUME, "mountPath": OBSERVABILITY_DIR, "readOnly": True}]
     pod_spec: dict[str, Any] = {
