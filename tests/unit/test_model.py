@@ -82,3 +82,25 @@ def test_vpc_bfd_port_needs_an_ip_when_enabled():
     vpc = parse_vpc({"metadata": {"name": "v"},
                      "spec": {"bfdPort": {"enabled": True, "ip": "10.255.255.255,fdff::1"}}})
     assert [str(i) for i in vpc.bfd_port.ips] == ["10.255.255.255", "fdff::1"]
+
+
+def test_source_claims_overlap_by_containment_either_way():
+    from ipaddress import ip_network
+
+    from vegd.model.resolve import _Claims
+    claims = _Claims()
+    for owner, net in (("a", "10.0.0.0/16"), ("b", "10.0.1.0/24"), ("c", "10.1.0.0/24"),
+                       ("d", "fd00::/48"), ("e", "fd00:0:0:1::/64")):
+        claims.add(("t", owner), ip_network(net))
+    claims.seal()
+
+    def owners(net: str) -> list[str]:
+        return sorted(c[0][1] for c in claims.overlapping(ip_network(net)))
+    assert owners("10.0.1.0/24") == ["a", "b"]
+    assert owners("10.0.1.128/25") == ["a", "b"]  # inside both
+    assert owners("10.0.0.0/8") == ["a", "b", "c"]  # contains all three
+    assert owners("10.0.2.0/24") == ["a"]
+    assert owners("10.2.0.0/16") == []
+    assert owners("fd00:0:0:1::80/124") == ["d", "e"]
+    assert owners("fd00:0:0:2::/64") == ["d"]
+    assert owners("fd01::/64") == []

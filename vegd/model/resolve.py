@@ -293,11 +293,13 @@ class _Claims:
     def __init__(self) -> None:
         self.exact: dict[tuple[int, int, int], list[Claim]] = {}  # (version, start, len)
         self.starts: dict[int, list[tuple[int, int, Claim]]] = {4: [], 6: []}
+        self.lengths: dict[int, set[int]] = {4: set(), 6: set()}  # prefix lengths claimed
 
     def add(self, owner: tuple[str, str], net: IPNetwork) -> None:
         start = int(net.network_address)
         self.exact.setdefault((net.version, start, net.prefixlen), []).append((owner, net))
         self.starts[net.version].append((start, net.prefixlen, (owner, net)))
+        self.lengths[net.version].add(net.prefixlen)
 
     def seal(self) -> None:
         for entries in self.starts.values():
@@ -307,7 +309,10 @@ class _Claims:
         bits = net.max_prefixlen
         start = int(net.network_address)
         out: list[Claim] = []
-        for length in range(net.prefixlen + 1):  # net itself and every prefix containing it
+        # net itself and every prefix containing it, of the lengths some gateway claims
+        for length in self.lengths[net.version]:
+            if length > net.prefixlen:
+                continue
             mask = ((1 << length) - 1) << (bits - length)
             out.extend(self.exact.get((net.version, start & mask, length), ()))
         entries = self.starts[net.version]  # prefixes inside net start within it
