@@ -225,3 +225,26 @@ def test_requests_never_import_the_generated_api_modules(kubeapi):
     out = subprocess.run([sys.executable, "-c", code, kubeapi.configuration().host],
                          capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(out.stdout) == [[], 1], out.stderr
+
+
+def test_a_watch_left_mid_stream_never_returns_its_connection_to_the_pool(kubeapi):
+    """The informer stops reading a watch at an ERROR event (410 Gone), before the stream's
+    last chunk: that connection must be dropped, not reused, or the next request reads the
+    leftover chunk as its status line (urllib3 then sends it again)."""
+    from vegd.kube.resources import NODES
+
+    api = KubeApi(kubeapi.configuration())
+    try:
+        old = api.list(PODS)["metadata"]["resourceVersion"]
+        kubeapi.create(pod("p"))
+        kubeapi.compact()
+        resp, events = api.watch(PODS, old, 30)
+        first = next(events)
+        assert (first["type"], first["object"]["code"]) == ("ERROR", 410)
+        api.end_watch(resp)  # what the informer does when it stops reading
+        for _ in range(3):
+            api.list(NODES)
+        lists = [r for r in kubeapi.requests() if r[0] == "GET" and r[1] == "/api/v1/nodes"]
+        assert len(lists) == 3, lists
+    finally:
+        api.close()

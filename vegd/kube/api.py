@@ -197,6 +197,16 @@ class KubeApi:
                 raise KubeError(f"watch {res.plural}: {exc}", 0) from exc
         return resp, events()
 
+    @staticmethod
+    def end_watch(resp: Any) -> None:
+        """Done with a watch's response: its connection back to the pool only when the stream
+        was read to its end; left mid-stream (an ERROR event, a stop), the unread rest would be
+        the next request's answer, so the connection is dropped."""
+        if resp.isclosed():
+            resp.release_conn()
+        else:
+            resp.close()
+
     # -- writes --------------------------------------------------------------------------------
 
     def patch_gateway(self, namespace: str, name: str, body: Obj) -> Obj:

@@ -183,7 +183,7 @@ class Informer:
             if not self._stop.is_set():
                 self.watch_restarts += 1
             with contextlib.suppress(Exception):
-                resp.release_conn()
+                self.api.end_watch(resp)
 
     def _handle(self, event: Obj) -> None:
         kind = event.get("type")
