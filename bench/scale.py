@@ -8,7 +8,10 @@ server running in its own process. Every figure is printed next to its floor:
   GETs of the same list endpoints from the same API server plus `json.loads` of the bodies;
 - NB write floor: exactly the rows vegd wrote, read back and inserted into a fresh NB with the
   same base topology as ONE prepared `transact` request over the socket;
-- NB read floor: one `monitor` request of every table vegd replicates, all columns.
+- NB read floor: one `monitor` request of every table vegd replicates, all columns;
+- Kubernetes write floor (`vegd run`'s first start): the requests that make the objects vegd
+  wrote (finalizers, statuses, Deployments, ConfigMaps, Events), sent raw to a fresh API server
+  loaded with the same cluster (bench/scale_kubewrites.py).
 
 Scenarios: `apply` (cold, then no-op), `run` (first start on an empty NB; restart with NB,
 Deployments and statuses converged), `churn` (pod create/relabel/delete at given rates, latency

@@ -3,7 +3,8 @@ with everything converged, pod churn. The test API server runs in its own proces
 generated cluster before vegd starts, so neither its cost nor its GIL is in vegd's figures.
 
 Floors, in the same run: the input floor is a raw HTTP GET of every list vegd reads, from the same
-API server, plus `json.loads` of the bodies; the NB floors are those of bench/scale.py.
+API server, plus `json.loads` of the bodies; the NB floors are those of bench/scale.py; the
+Kubernetes write floor of the first start is bench/scale_kubewrites.py's.
 Latency of churn: from the API server's answer to the write (it sends the watch event before it
 answers) to the commit of the address-set change seen by the bench's own NB monitor.
 """
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from ovsraw import Rpc, timed_monitor  # noqa: E402
 from scale import NB_TABLES, new_nb, write_floor  # noqa: E402
+from scale_kubewrites import send_raw, vegd_writes  # noqa: E402
 from scalegen import Shape, cluster, pod  # noqa: E402
 
 LISTS = ["/apis/kubeovn.io/v1/vpc-egress-gateways", "/apis/kubeovn.io/v1/vpcs",
@@ -266,17 +268,12 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
     procs = Procs()
     stack = new_nb(work / "nb-run", shape)
     try:
-        port_file = work / "kubeapi.port"
-        procs.start([sys.executable, "-m", "kubeapi", "--port-file", str(port_file),
-                     "--crd", str(ROOT / "deploy/crds/vpc-egress-gateway.yaml"),
-                     "--load", str(objects)],
-                    env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
-                    stdout=subprocess.DEVNULL)
-        port = int(wait_file(port_file, 1200))
+        port = start_kubeapi(procs, work, objects, "main")
         out["input_floor_s"], out["listed"] = min(input_floor(port) for _ in range(2))
 
         # first start on an empty NB: NB converged (every row there), then ready (statuses)
         expected = expected_rows(objs)
+        rv_loaded = resource_version(port)
         t0 = time.perf_counter()
         vegd, log = start_vegd(procs, work, port, stack.nb_unix, "first")
         profiler = start_profile(vegd.pid, "first")
@@ -288,6 +285,8 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         out["first_nb_s"] = converged.at - t0
         out["first_nb_cpu_s"] = converged.cpu
         out["first_ready_s"] = ready - t0
+        out["first_kube_writes"] = resource_version(port) - rv_loaded
+        writes = vegd_writes(port)  # what they made, as requests (sent raw at the end)
         out["first_rows"] = owned_rows(stack.nb_unix)
         out["first_rss_mb"] = peak_rss_mb(vegd.pid)
         out["write_floor_s"], _ = write_floor(stack, shape, work / "fresh-run")
@@ -314,12 +313,38 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
                             for rate in rates]
         out["rss_mb"] = peak_rss_mb(vegd.pid)
         monitor.stop()
+        procs.stop(vegd)
+        out["kube_write_requests"] = len(writes)
+        out["kube_write_floor_s"] = raw_writes_floor(procs, work, objects, writes)
     finally:
         procs.stop_all()
         stack.stop()
     out["first_ratio"] = out["first_nb_s"] / (out["input_floor_s"] + out["write_floor_s"])
     out["restart_ratio"] = out["restart_ready_s"] / (out["input_floor_s"] + out["read_floor_s"])
+    out["first_ready_ratio"] = out["first_ready_s"] / (
+        out["input_floor_s"] + out["write_floor_s"] + out["kube_write_floor_s"])
     return out
+
+
+def start_kubeapi(procs: Procs, work: Path, objects: Path, tag: str) -> int:
+    """The test API server in its own process, loaded with the cluster; its port."""
+    port_file = work / f"kubeapi-{tag}.port"
+    procs.start([sys.executable, "-m", "kubeapi", "--port-file", str(port_file),
+                 "--crd", str(ROOT / "deploy/crds/vpc-egress-gateway.yaml"),
+                 "--load", str(objects)],
+                env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+                stdout=subprocess.DEVNULL)
+    return int(wait_file(port_file, 1200))
+
+
+def raw_writes_floor(procs: Procs, work: Path, objects: Path, writes: list[Any]) -> float:
+    """vegd's first-start Kubernetes writes sent raw to a fresh server with the same cluster."""
+    port = start_kubeapi(procs, work, objects, "raw-writes")
+    server = procs.procs[-1]
+    try:
+        return send_raw(port, writes)
+    finally:
+        procs.stop(server)
 
 
 _POD_SERIAL = itertools.count()
@@ -488,6 +513,11 @@ def report_run(shape: Shape, r: dict[str, Any]) -> None:
     print(f"  first start  NB converged {fmt(r['first_nb_s']):>9}  {r['first_ratio']:5.2f}x "
           f"(input+write), vegd CPU {fmt(r['first_nb_cpu_s'])}; ready (statuses, Deployments) "
           f"{fmt(r['first_ready_s'])}  peak RSS {r['first_rss_mb']} MB")
+    if "kube_write_floor_s" in r:
+        print(f"  first start  Kubernetes writes: {r['first_kube_writes']} by vegd, done at "
+              f"ready; the {r['kube_write_requests']} requests that make the same objects, "
+              f"sent raw: {fmt(r['kube_write_floor_s'])}; ready {r['first_ready_ratio']:5.2f}x "
+              f"(input+write+raw Kubernetes writes)")
     print(f"  restart      {fmt(r['restart_ready_s']):>9}  {r['restart_ratio']:5.2f}x "
           f"(input+read), vegd CPU {fmt(r['restart_cpu_s'])}  NB writes "
           f"{r['restart_nb_writes']}, Kubernetes writes "
