@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -82,6 +83,23 @@ def load_configuration(kubeconfig: str = "") -> client.Configuration:
     return cfg
 
 
+# A list's head as API servers write it: `{"kind":…,"apiVersion":…,"metadata":{…}` before its
+# items; ListMeta holds only scalars, so its object is the first `{…}` with no braces inside.
+_LIST_HEAD = re.compile(rb'\s*\{(?:\s*"(?:kind|apiVersion)"\s*:\s*"[^"\\]*"\s*,)*'
+                        rb'\s*"metadata"\s*:\s*\{([^{}]*)\}\s*,\s*"items"\s*:')
+_CONTINUE = re.compile(rb'"continue"\s*:\s*"([^"\\]*)"')
+
+
+def _head_continue(data: bytes) -> str | None:
+    """A list's `metadata.continue` ("" on its last page) read from the text before its items;
+    None when the head is not written that way (the caller then decodes the page first)."""
+    head = _LIST_HEAD.match(data, 0, 4096)
+    if head is None:
+        return None
+    token = _CONTINUE.search(head.group(1))
+    return token.group(1).decode() if token else ""
+
+
 def _error(status: int, body: bytes, what: str) -> KubeError:
     """The API's answer to a failed request: its Status object's reason and message."""
     reason, message = "", body.decode("utf-8", "replace").strip()
@@ -149,24 +167,32 @@ class KubeApi:
 
     def _call(self, what: str, method: str, path: str, query: dict[str, Any] | None = None,
               body: Obj | None = None, content_type: str = "") -> Obj:
+        data = self._body(what, method, path, query, body, content_type)
+        return json.loads(data) if data else {}
+
+    def _body(self, what: str, method: str, path: str, query: dict[str, Any] | None = None,
+              body: Obj | None = None, content_type: str = "") -> bytes:
         resp = self._send(what, method, path, query, body, content_type)
         try:
-            data = resp.read()
+            return bytes(resp.read())
         except Exception as exc:
             raise KubeError(f"{what}: {exc}", 0) from exc
         finally:
             resp.release_conn()
-        return json.loads(data) if data else {}
 
     # -- list and watch ------------------------------------------------------------------------
 
     def list(self, res: Resource, limit: int = 500, cont: str = "") -> Obj:
+        data = self._list_body(res, limit, cont)
+        return json.loads(data) if data else {}
+
+    def _list_body(self, res: Resource, limit: int, cont: str) -> bytes:
         query: dict[str, Any] = {"limit": limit}
         if cont:
             query["continue"] = cont
         if res.label_selector:
             query["labelSelector"] = res.label_selector
-        return self._call(f"list {res.plural}", "GET", res.collection_path, query)
+        return self._body(f"list {res.plural}", "GET", res.collection_path, query)
 
     def watch(self, res: Resource, resource_version: str, timeout_seconds: int,
               inactivity_timeout: float | None = None) -> tuple[Any, Iterator[Obj]]:
@@ -243,13 +269,16 @@ class KubeApi:
     def pages(self, res: Resource, limit: int = 500) -> Iterator[Obj]:
         """A whole list, one page (a List object) at a time, following `continue`.
 
-        The next page is fetched (and decoded) in a helper thread while the caller works on
-        this one: a page's server time and the caller's parsing overlap instead of adding up.
-        At most three pages are alive: the caller's, one waiting, one being fetched."""
-        ahead: queue.Queue[tuple[Obj | None, BaseException | None]] = queue.Queue(maxsize=1)
+        A helper thread fetches the pages: it asks for the next one as soon as it has this
+        one's bytes (the `continue` token is read from the list's head, `_head_continue`), and
+        the caller decodes and handles this one meanwhile, so the server's time for a page and
+        vegd's decoding and parsing of the one before overlap instead of adding up. At most
+        three pages are alive: the caller's, one waiting, one being fetched."""
+        ahead: queue.Queue[tuple[bytes | Obj | None, BaseException | None]] = \
+            queue.Queue(maxsize=1)
         stop = threading.Event()
 
-        def put(item: tuple[Obj | None, BaseException | None]) -> bool:
+        def put(item: tuple[bytes | Obj | None, BaseException | None]) -> bool:
             while not stop.is_set():
                 try:
                     ahead.put(item, timeout=0.1)
@@ -262,10 +291,15 @@ class KubeApi:
             cont = ""
             try:
                 while True:
-                    page = self.list(res, limit=limit, cont=cont)
+                    data = self._list_body(res, limit, cont)
+                    token = _head_continue(data)
+                    page: bytes | Obj = data
+                    if token is None:  # not told by the head: decode here to know what is next
+                        page = json.loads(data) if data else {}
+                        token = str((page.get("metadata") or {}).get("continue") or "")
                     if not put((page, None)):
                         return
-                    cont = str((page.get("metadata") or {}).get("continue") or "")
+                    cont = token
                     if not cont:
                         put((None, None))
                         return
@@ -275,12 +309,15 @@ class KubeApi:
         threading.Thread(target=fetch, daemon=True, name=f"list-{res.plural}").start()
         try:
             while True:
-                page, error = ahead.get()
+                item, error = ahead.get()
                 if error is not None:
                     raise error
-                if page is None:
+                if item is None:
                     return
-                yield page
+                if isinstance(item, bytes):
+                    yield json.loads(item) if item else {}
+                else:
+                    yield item
         finally:
             stop.set()  # the caller stopped early (or failed): the fetcher ends too
 
