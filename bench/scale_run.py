@@ -286,7 +286,6 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         out["first_nb_cpu_s"] = converged.cpu
         out["first_ready_s"] = ready - t0
         out["first_kube_writes"] = resource_version(port) - rv_loaded
-        writes = vegd_writes(port)  # what they made, as requests (sent raw at the end)
         out["first_rows"] = owned_rows(stack.nb_unix)
         out["first_rss_mb"] = peak_rss_mb(vegd.pid)
         out["write_floor_s"], _ = write_floor(stack, shape, work / "fresh-run")
@@ -314,6 +313,10 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         out["rss_mb"] = peak_rss_mb(vegd.pid)
         monitor.stop()
         procs.stop(vegd)
+        # what the first start made, as requests (vegd wrote nothing to Kubernetes since): read
+        # only now, so that the server's garbage from reading it back is not collected during
+        # the restart and the churn
+        writes = vegd_writes(port)
         out["kube_write_requests"] = len(writes)
         out["kube_write_floor_s"] = raw_writes_floor(procs, work, objects, writes)
     finally:
