@@ -24,6 +24,7 @@ from kubernetes import client, config
 from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import ReadTimeoutError
 
+from vegd import __version__
 from vegd.kube.resources import CONFIGMAPS, DEPLOYMENTS, EVENTS, GATEWAYS, VPCS, Resource
 
 Obj = dict[str, Any]
@@ -34,7 +35,7 @@ TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
 
 INACTIVE = "WatchInactive"
 MERGE_PATCH = "application/merge-patch+json"
-USER_AGENT = "vegd"
+USER_AGENT = f"vegd/{__version__}"  # in the API server's audit log
 POOL_CONNECTIONS = 32
 
 
