@@ -11,7 +11,6 @@ import subprocess
 
 import pytest
 import yaml
-from kubeapi.fixture import KubeApi as HttpsApiServer
 from kubernetes import client
 from kubernetes.config.incluster_config import InClusterConfigLoader
 from ovnstack import wait_for
@@ -48,14 +47,16 @@ def https_api(tmp_path):
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
              "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "server.ext",
              cwd=tmp_path)
-    api = HttpsApiServer(tls=(str(tmp_path / "server.crt"), str(tmp_path / "server.key")))
+    from kubeapi.fixture import KubeApi  # late: pytest_plugins loads the module
+
+    api = KubeApi(tls=(str(tmp_path / "server.crt"), str(tmp_path / "server.key")))
     try:
         yield api
     finally:
         api.close()
 
 
-def _in_cluster(tmp_path, monkeypatch, server: HttpsApiServer, ca: str) -> client.Configuration:
+def _in_cluster(tmp_path, monkeypatch, server, ca: str) -> client.Configuration:
     """What `load_incluster_config` makes in a pod: the service's address from the
     environment, the token and CA from the service account's files (here in tmp_path)."""
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
