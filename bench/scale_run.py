@@ -268,7 +268,7 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
     procs = Procs()
     stack = new_nb(work / "nb-run", shape)
     try:
-        port = start_kubeapi(procs, work, objects, "main")
+        _, port = start_kubeapi(procs, work, objects, "main")
         out["input_floor_s"], out["listed"] = min(input_floor(port) for _ in range(2))
 
         # first start on an empty NB: NB converged (every row there), then ready (statuses)
@@ -329,21 +329,21 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
     return out
 
 
-def start_kubeapi(procs: Procs, work: Path, objects: Path, tag: str) -> int:
-    """The test API server in its own process, loaded with the cluster; its port."""
+def start_kubeapi(procs: Procs, work: Path, objects: Path, tag: str
+                  ) -> tuple[subprocess.Popen[bytes], int]:
+    """The test API server in its own process, loaded with the cluster; it and its port."""
     port_file = work / f"kubeapi-{tag}.port"
-    procs.start([sys.executable, "-m", "kubeapi", "--port-file", str(port_file),
+    proc = procs.start([sys.executable, "-m", "kubeapi", "--port-file", str(port_file),
                  "--crd", str(ROOT / "deploy/crds/vpc-egress-gateway.yaml"),
                  "--load", str(objects)],
                 env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
                 stdout=subprocess.DEVNULL)
-    return int(wait_file(port_file, 1200))
+    return proc, int(wait_file(port_file, 1200))
 
 
 def raw_writes_floor(procs: Procs, work: Path, objects: Path, writes: list[Any]) -> float:
     """vegd's first-start Kubernetes writes sent raw to a fresh server with the same cluster."""
-    port = start_kubeapi(procs, work, objects, "raw-writes")
-    server = procs.procs[-1]
+    server, port = start_kubeapi(procs, work, objects, "raw-writes")
     try:
         return send_raw(port, writes)
     finally:

@@ -101,6 +101,11 @@ def _head_continue(data: bytes) -> str | None:
     return token.group(1).decode() if token else ""
 
 
+def _json(data: bytes) -> Obj:
+    """An answer's body decoded (an empty body, as some DELETEs give, is an empty object)."""
+    return json.loads(data) if data else {}
+
+
 def _error(status: int, body: bytes, what: str) -> KubeError:
     """The API's answer to a failed request: its Status object's reason and message."""
     reason, message = "", body.decode("utf-8", "replace").strip()
@@ -168,8 +173,7 @@ class KubeApi:
 
     def _call(self, what: str, method: str, path: str, query: dict[str, Any] | None = None,
               body: Obj | None = None, content_type: str = "") -> Obj:
-        data = self._body(what, method, path, query, body, content_type)
-        return json.loads(data) if data else {}
+        return _json(self._body(what, method, path, query, body, content_type))
 
     def _body(self, what: str, method: str, path: str, query: dict[str, Any] | None = None,
               body: Obj | None = None, content_type: str = "") -> bytes:
@@ -184,8 +188,7 @@ class KubeApi:
     # -- list and watch ------------------------------------------------------------------------
 
     def list(self, res: Resource, limit: int = 500, cont: str = "") -> Obj:
-        data = self._list_body(res, limit, cont)
-        return json.loads(data) if data else {}
+        return _json(self._list_body(res, limit, cont))
 
     def _list_body(self, res: Resource, limit: int, cont: str) -> bytes:
         query: dict[str, Any] = {"limit": limit}
@@ -296,7 +299,7 @@ class KubeApi:
                     token = _head_continue(data)
                     page: bytes | Obj = data
                     if token is None:  # not told by the head: decode here to know what is next
-                        page = json.loads(data) if data else {}
+                        page = _json(data)
                         token = str((page.get("metadata") or {}).get("continue") or "")
                     if not put((page, None)):
                         return
@@ -316,7 +319,7 @@ class KubeApi:
                 if item is None:
                     return
                 if isinstance(item, bytes):
-                    yield json.loads(item) if item else {}
+                    yield _json(item)
                 else:
                     yield item
         finally:
