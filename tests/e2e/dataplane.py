@@ -406,6 +406,7 @@ class Prober:
     def __init__(self, proc: subprocess.Popen[str]):
         self.proc = proc
         self._rows: list[tuple[float, str]] = []
+        self._ends: dict[tuple[float, str], float] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -415,14 +416,21 @@ class Prober:
         for line in self.proc.stdout:
             with contextlib.suppress(ValueError):
                 r = json.loads(line)
+                row = (float(r["t"]), str(r["r"]))
                 with self._lock:
-                    self._rows.append((float(r["t"]), str(r["r"])))
+                    self._rows.append(row)
+                    self._ends[row] = float(r["e"])
 
     @property
     def results(self) -> list[tuple[float, str]]:
         """(start time in epoch seconds, result) sorted by start time."""
         with self._lock:
             return sorted(self._rows)
+
+    def spans(self) -> list[tuple[float, float, str]]:
+        """(start, end, result) of each connection, sorted by start."""
+        with self._lock:
+            return sorted((t, self._ends[(t, r)], r) for t, r in self._rows)
 
     def stop(self) -> list[tuple[float, str]]:
         if self.proc.poll() is None:

@@ -6,7 +6,7 @@ gateway SNATed the flow) or "fail:<reason>".
 
 ``probe DST PORT DURATION INTERVAL TIMEOUT``: a new non-blocking connection every INTERVAL
 seconds for DURATION seconds, each given TIMEOUT to connect and answer; prints one JSON line
-per connection: {"t": start (epoch seconds), "r": result}.
+per connection: {"t": start, "e": end (epoch seconds), "r": result}.
 """
 
 import json
@@ -45,7 +45,7 @@ def probe(dst: str, port: int, duration: float, interval: float, timeout: float)
         start = pending.pop(s)[0]
         sel.unregister(s)
         s.close()
-        print(json.dumps({"t": start, "r": result}), flush=True)
+        print(json.dumps({"t": start, "e": time.time(), "r": result}), flush=True)
 
     end = time.time() + duration
     nxt = time.time()
