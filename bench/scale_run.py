@@ -254,6 +254,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> tuple[int, int]:
+    """(busy, all) jiffies of every CPU so far, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def peak_rss_mb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -270,7 +277,8 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
     procs = Procs()
     stack = new_nb(work / "nb-run", shape)
     try:
-        _, port = start_kubeapi(procs, work, objects, "main")
+        sent_log = work / "watch-events-sent.log"
+        _, port = start_kubeapi(procs, work, objects, "main", sent_log)
         out["input_floor_s"], out["listed"] = min(input_floor(port) for _ in range(2))
 
         # first start on an empty NB: NB converged (every row there), then ready (statuses)
@@ -310,8 +318,8 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
         out["restart_kube_writes"] = resource_version(port) - rv
         out["restart_rss_mb"] = peak_rss_mb(vegd.pid)
         if "churn" in scenarios:
-            out["churn"] = [churn(shape, port, monitor, rate, vegd.pid, log, clients=clients)
-                            for rate in rates]
+            out["churn"] = [churn(shape, port, monitor, rate, vegd.pid, log, sent_log,
+                                  clients=clients) for rate in rates]
         out["rss_mb"] = peak_rss_mb(vegd.pid)
         monitor.stop()
         procs.stop(vegd)
@@ -331,13 +339,15 @@ def scenario_run(shape: Shape, work: Path, scenarios: list[str], rates: list[int
     return out
 
 
-def start_kubeapi(procs: Procs, work: Path, objects: Path, tag: str
-                  ) -> tuple[subprocess.Popen[bytes], int]:
-    """The test API server in its own process, loaded with the cluster; it and its port."""
+def start_kubeapi(procs: Procs, work: Path, objects: Path, tag: str,
+                  sent_log: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """The test API server in its own process, loaded with the cluster; it and its port.
+    `sent_log`: where it notes when each watch event went out."""
     port_file = work / f"kubeapi-{tag}.port"
+    extra = ["--sent-log", str(sent_log)] if sent_log is not None else []
     proc = procs.start([sys.executable, "-m", "kubeapi", "--port-file", str(port_file),
                  "--crd", str(ROOT / "deploy/crds/vpc-egress-gateway.yaml"),
-                 "--load", str(objects)],
+                 "--load", str(objects), *extra],
                 env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
                 stdout=subprocess.DEVNULL)
     return proc, int(wait_file(port_file, 1200))
@@ -368,6 +378,7 @@ class ChurnClient(threading.Thread):
         self.rate, self.events, self.start_at = rate, events, start
         self.added: dict[str, float] = {}  # ip -> when the API server had the selected, running pod
         self.removed: dict[str, float] = {}  # ip -> when it had it relabelled away or deleted
+        self.rv: dict[tuple[str, str], int] = {}  # ("added" | "removed", ip) -> that write's rv
         self.sent = 0
         self.error: BaseException | None = None
 
@@ -396,46 +407,52 @@ class ChurnClient(threading.Thread):
                           {"app": "sel"})
                 stored = json.loads(_request(conn, "POST", f"/api/v1/namespaces/ns{g}/pods", {
                     k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec")}))
-                _request(conn, "PUT", f"/api/v1/namespaces/ns{g}/pods/churn-{i}/status",
-                         {**stored, "status": obj["status"]})
+                answer = _request(conn, "PUT", f"/api/v1/namespaces/ns{g}/pods/churn-{i}/status",
+                                  {**stored, "status": obj["status"]})
                 self.added[ip] = time.perf_counter()
+                self.rv["added", ip] = _rv(answer)
                 made.append((f"ns{g}", f"churn-{i}", ip))
                 self.sent += 2
             elif step % 3 == 1:  # relabel one from the middle out of its selector
                 ns, name, ip = made.pop(len(made) // 2)
-                _request(conn, "PATCH", f"/api/v1/namespaces/{ns}/pods/{name}",
-                         {"metadata": {"labels": {"app": "other"}}},
-                         ctype="application/merge-patch+json")
+                answer = _request(conn, "PATCH", f"/api/v1/namespaces/{ns}/pods/{name}",
+                                  {"metadata": {"labels": {"app": "other"}}},
+                                  ctype="application/merge-patch+json")
                 self.removed[ip] = time.perf_counter()
+                self.rv["removed", ip] = _rv(answer)
                 self.sent += 1
             else:  # delete the oldest selected one
                 ns, name, ip = made.pop(0)
-                _request(conn, "DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", None)
+                answer = _request(conn, "DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", None)
                 self.removed[ip] = time.perf_counter()
+                self.rv["removed", ip] = _rv(answer)  # pods: the deleted object, its last rv
                 self.sent += 1
             step += 1
         conn.close()
 
 
 def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: Path,
-          seconds: float = 5.0, clients: int = 8) -> dict[str, Any]:
+          sent_log: Path, seconds: float = 5.0, clients: int = 8) -> dict[str, Any]:
     """Pods created, relabelled out of their gateway's selector, and deleted, at `rate` events
-    per second in all, by `clients` connections; latency from the API server's answer to the
-    write (its watch event goes out before it answers) to the NB commit of the address change,
-    seen by the bench's monitor. The rate actually offered is measured and reported, and NB
+    per second in all, by `clients` connections; latency to the NB commit of the address change,
+    seen by the bench's monitor, from when the API server sent the write's watch event on
+    vegd's stream (`sent_log`), and from the write's answer (the server queues the event before
+    it answers, another of its threads sends it: with its cores busy, after). The rate actually
+    offered is measured and reported, and NB
     transactions are counted against vegd's batches that changed something (its "reconciled"
     info lines: one per batch of keys worked on together)."""
     n = int(rate * seconds)
     updates0 = monitor.updates
     log_at = log.stat().st_size
     rv0 = resource_version(port)
+    cpu0, busy0 = cpu_seconds(pid), machine_busy()
     start = time.perf_counter() + 0.05
     workers = [ChurnClient(shape, port, k, clients, rate / clients, n // clients, start)
                for k in range(clients)]
     profiler = None
     if os.environ.get("SCALE_PROFILE_DIR"):  # py-spy on vegd while it takes the churn
         profiler = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+            ["py-spy", "record", "--pid", str(pid), "--gil", "--format", "raw", "--rate", "100",
              "--duration", str(int(seconds) + 2),
              "--output", str(Path(os.environ["SCALE_PROFILE_DIR"]) / f"vegd-churn-{rate}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -450,6 +467,10 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
             raise w.error
     sent = sum(w.sent for w in workers)
     offered = sent / (time.perf_counter() - start)
+    # while the churn was written: vegd's CPU per event, and how busy the whole machine was
+    # (the API server, the bench's clients, ovsdb-server and vegd share its cores)
+    busy = machine_busy()
+    busy_share = (busy[0] - busy0[0]) / max(1, busy[1] - busy0[1])
     added = {ip: t for w in workers for ip, t in w.added.items()}
     removed = {ip: t for w in workers for ip, t in w.removed.items()}
 
@@ -467,11 +488,19 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
             if (missing, extra) == (0, 0) or time.monotonic() > deadline:
                 break
         time.sleep(0.05)
+    cpu = cpu_seconds(pid) - cpu0  # to the last change: the events' whole cost
     # NB transactions per second over the churn's working time: to the last commit seen
     elapsed = max(monitor.last_update, start + sent / rate) - start
     latencies = [monitor.added[ip] - t for ip, t in added.items() if ip in monitor.added]
     latencies += [monitor.removed[ip] - t for ip, t in removed.items() if ip in monitor.removed]
     latencies.sort()
+    rvs = {key: rv for w in workers for key, rv in w.rv.items()}
+    sent_at = _sent_times(sent_log)
+    from_event = sorted(
+        seen[ip] - sent_at[rvs[how, ip]] for how, seen in (("added", monitor.added),
+                                                            ("removed", monitor.removed))
+        for ip in (added if how == "added" else removed)
+        if ip in seen and rvs.get((how, ip)) in sent_at)
     kube_writes = resource_version(port) - rv0 - sent  # each churn write is one resourceVersion
     with log.open("rb") as f:
         f.seek(log_at)
@@ -483,11 +512,15 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
               "nb_txn_per_s": round((monitor.updates - updates0) / elapsed, 1),
               "nb_txns": monitor.updates - updates0, "batches": batches,
               "kube_writes": kube_writes,
+              "vegd_cpu_ms_per_event": round(1000 * cpu / max(1, sent), 2),
+              "machine_busy_pct": round(100 * busy_share),
               "nb_missing": missing, "nb_extra": extra, "rss_mb": peak_rss_mb(pid)}
-    if latencies:
-        result["p50_ms"] = round(statistics.median(latencies) * 1000, 1)
-        result["p99_ms"] = round(latencies[min(len(latencies) - 1,
-                                               int(len(latencies) * 0.99))] * 1000, 1)
+    for prefix, values in (("", latencies), ("event_", from_event)):
+        if values:
+            result[f"{prefix}p50_ms"] = round(statistics.median(values) * 1000, 1)
+            result[f"{prefix}p99_ms"] = round(values[min(len(values) - 1,
+                                                         int(len(values) * 0.99))] * 1000, 1)
+    result["event_measured"] = len(from_event)
     return result
 
 
@@ -509,6 +542,20 @@ def _nb_differs(port: int, nb: str) -> tuple[int, int]:
         rpc.close()
     have = {a for r in rows if r["name"].startswith("VEG.") for a in _addresses(r)}
     return len(want - have), len(have - want)
+
+
+def _rv(answer: bytes) -> int:
+    return int(json.loads(answer)["metadata"]["resourceVersion"])
+
+
+def _sent_times(sent_log: Path) -> dict[int, float]:
+    """resourceVersion -> when the API server first sent a Pod watch event of it."""
+    out: dict[int, float] = {}
+    for line in sent_log.read_text().splitlines():
+        at, kind, rv = line.split()
+        if kind == "Pod":
+            out.setdefault(int(rv), float(at))
+    return out
 
 
 def _request(conn: http.client.HTTPConnection, method: str, path: str, body: Any,
@@ -543,11 +590,15 @@ def report_run(shape: Shape, r: dict[str, Any]) -> None:
     for c in r.get("churn", []):
         print(f"  churn {c['rate']:>5}/s (offered {c['offered_per_s']}/s, {c['events']} events, "
               f"{c['measured']} of {c['changes']} NB changes measured, {c['coalesced']} pods "
-              f"gone before their address was committed, {c['pending']} never seen): "
-              f"p50 {c.get('p50_ms', '-')} ms, p99 "
-              f"{c.get('p99_ms', '-')} ms, {c['nb_txn_per_s']} NB txn/s ({c['nb_txns']} txns for "
+              f"gone before their address was committed, {c['pending']} never seen):\n"
+              f"    from the watch event sent ({c['event_measured']}): p50 "
+              f"{c.get('event_p50_ms', '-')} ms, p99 {c.get('event_p99_ms', '-')} ms; "
+              f"from the write's answer: p50 {c.get('p50_ms', '-')} ms, p99 "
+              f"{c.get('p99_ms', '-')} ms;\n"
+              f"    {c['nb_txn_per_s']} NB txn/s ({c['nb_txns']} txns for "
               f"{c['batches']} batches), {c['kube_writes']} Kubernetes writes by vegd, "
-              f"RSS {c['rss_mb']} MB; "
+              f"RSS {c['rss_mb']} MB, vegd CPU {c['vegd_cpu_ms_per_event']} ms/event, "
+              f"machine {c['machine_busy_pct']}% busy; "
               f"after: NB lacks {c['nb_missing']}, has {c['nb_extra']} extra")
 
 

@@ -18,6 +18,7 @@ The recipe and its pitfalls: shared/reference/local-ovn-stack.md (scripts 5 and 
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import json
 import os
@@ -400,6 +401,10 @@ class DataPlane:
         p.wait(timeout=10)
 
 
+# a reset seen by recv, or by the prober's connect check when it came before the check did
+RESETS = frozenset({"fail:ConnectionResetError", f"fail:errno{errno.ECONNRESET}"})
+
+
 class Prober:
     """Reads a running tcp_client.py probe's JSON lines in a thread."""
 
@@ -431,6 +436,22 @@ class Prober:
         """(start, end, result) of each connection, sorted by start."""
         with self._lock:
             return sorted((t, self._ends[(t, r)], r) for t, r in self._rows)
+
+    def reset_while(self, changes: Sequence[tuple[float, float]]
+                    ) -> list[tuple[float, float, str]]:
+        """Connections reset while open in one of the windows (start, end) in which the path
+        can change: one open at that instant can have its handshake hashed to one instance and
+        the rest to another, whose SNAT the server does not know (an established connection
+        that moves is reset). Callers allow at most one per window (see per_window)."""
+        return [(t, e, r) for t, e, r in self.spans() if r in RESETS
+                and any(t < end and e > start for start, end in changes)]
+
+    @staticmethod
+    def per_window(moved: Iterable[tuple[float, float, str]],
+                   changes: Sequence[tuple[float, float]]) -> list[int]:
+        """How many of moved were open in each window."""
+        moved = list(moved)
+        return [sum(t < end and e > start for t, e, _ in moved) for start, end in changes]
 
     def stop(self) -> list[tuple[float, str]]:
         if self.proc.poll() is None:

@@ -65,7 +65,8 @@ def test_scale_two_three_two(dataplane, vegd_rows):
     Deployment changed. 2 -> 3: the third instance, running before it is added, carries
     traffic. 3 -> 2: the instance is removed from NB first and stops only once ovn-controller
     has the new flows; a prober opening a connection every 50 ms across the change sees no
-    failure from the moment `vegd apply` returns."""
+    failure from the moment `vegd apply` returns, but at most one reset of a connection open
+    while the flows changed (moved to another instance by the smaller group)."""
     dp = dataplane
     lab = build_egress_lab(dp, gateways=2, pods=2)
     pod1, pod2 = lab.pods
@@ -100,13 +101,18 @@ def test_scale_two_three_two(dataplane, vegd_rows):
     wait_for(lambda: sum(t > t_stopped for t, _ in prober.results) >= 20, 20, interval=0.05,
              what="20 connections after gw3 stopped")
     rows = prober.stop()
+    # the select group loses a bucket: a connection open then may move between instances
+    moved = prober.reset_while([(t_apply, t_synced)])
     after_apply = [(t, names.get(r, r)) for t, r in rows if t >= t_applied]
     after_stop = [who for t, who in after_apply if t >= t_stopped]
     print(f"scale 3 -> 2: apply {1000 * (t_applied - t_apply):.0f} ms, ovn-controller synced "
           f"{1000 * (t_synced - t_applied):.0f} ms later; after apply returned "
           f"{len(after_apply)} connections {dict(Counter(w for _, w in after_apply))}, "
-          f"{sum(w.startswith('fail') for _, w in after_apply)} failed; "
+          f"{sum(w.startswith('fail') for _, w in after_apply)} failed, "
+          f"{len(moved)} of them reset while the path changed; "
           f"after gw3 stopped {dict(Counter(after_stop))}")
-    assert not [w for _, w in after_apply if w not in ("gw1", "gw2", "gw3")], after_apply
+    assert len(moved) <= 1, moved
+    assert not [(t, w) for t, w in after_apply if w not in ("gw1", "gw2", "gw3")
+                and (t, w) not in {(t, r) for t, _, r in moved}], after_apply
     assert set(after_stop) <= {"gw1", "gw2"}, after_stop
     assert set(lab.who(dp.tcp_connect(pod2, SERVER4, PORT, count=20))) <= {"gw1", "gw2"}

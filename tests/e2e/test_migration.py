@@ -12,7 +12,6 @@ may be reset (it moved to the other instance), at most one per change.
 from __future__ import annotations
 
 import argparse
-import errno
 import time
 from collections import Counter
 
@@ -31,8 +30,6 @@ from .rows import BfdSpec, VegdApplyRows
 pytestmark = [pytest.mark.netns, pytest.mark.dataplane]
 
 BFD = BfdSpec(min_tx=500, min_rx=500, detect_mult=3)
-# a reset seen by recv, or by the prober's connect check when it came before the check did
-RESETS = {"fail:ConnectionResetError", f"fail:errno{errno.ECONNRESET}"}
 
 
 def _args(dp, directory, state, *extra) -> argparse.Namespace:
@@ -107,14 +104,9 @@ def test_migration_and_back_without_a_failed_connection(dataplane, tmp_path, bfd
     prober.stop()
     names = lab.gateway_by_external_ip()
     during = [(t, e, names.get(r, r)) for t, e, r in prober.spans() if t >= t0 - 1]
-    # The path can change once in each of these windows (from NB's first write to the chassis
-    # having the flows). A connection open at that instant can have its handshake hashed to one
-    # instance and its echo to the other, whose SNAT the server does not know: a reset, the
-    # documented fate of an established connection that moves (docs/migration.md). A timeout
-    # (no path) or an answer not from an instance fails the test wherever it happens.
+    # the path can change once in each window: from NB's first write to the chassis' flows
     changes = [(t0, t1_synced), (t2, t3_synced)]
-    moved = [(t, e, r) for t, e, r in during if r in RESETS
-             and any(t < end and e > start for start, end in changes)]
+    moved = prober.reset_while(changes)
     failed = [(t, e, r) for t, e, r in during
               if r not in ("gw1", "gw2") and (t, e, r) not in moved]
     print(f"\nbfd={bfd} selectors={selectors}: migrate {1000 * (t1 - t0):.0f} ms, "
@@ -127,5 +119,5 @@ def test_migration_and_back_without_a_failed_connection(dataplane, tmp_path, bfd
                f"{t1_synced - t0:+.3f} s; --back began at {t2 - t0:+.3f} s, took {t3 - t2:.3f} s, "
                f"flows at {t3_synced - t0:+.3f} s: {when}")
     assert not failed, context
-    per_change = [sum(t < end and e > start for t, e, _ in moved) for start, end in changes]
-    assert max(per_change) <= 1, f"more than one reset in a change of path: {context}"
+    assert max(prober.per_window(moved, changes)) <= 1, \
+        f"more than one reset in a change of path: {context}"

@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from . import openapi, printing
@@ -382,6 +382,9 @@ class _Handler(BaseHTTPRequestHandler):
             seen = watcher.translate(item)
             if seen:
                 self._chunk(item.line(seen[0]))
+                if api.sent_log is not None:
+                    with api.log_lock:
+                        api.sent_log.write(f"{time.monotonic():.6f} {rt.kind} {item.rv}\n")
         store.close_watch(watcher)  # unregistered before the client can see the end
         self._chunk(b"")  # the terminating chunk: a clean end of the stream
 
@@ -422,6 +425,9 @@ class KubeApiServer:
         # what a client asked (tests/kubeapi/rbac.py turns them into RBAC verbs)
         self.request_log: list[tuple[str, str, dict[str, str], str]] = []
         self.log_lock = threading.Lock()
+        # benchmarks: when each watch event went out, as "<CLOCK_MONOTONIC s> <kind> <rv>" lines
+        # (a write's answer can reach its client before another thread sends the event)
+        self.sent_log: TextIO | None = None
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
