@@ -109,7 +109,7 @@ def test_scale_two_three_two(dataplane, vegd_rows):
           f"{1000 * (t_synced - t_applied):.0f} ms later; after apply returned "
           f"{len(after_apply)} connections {dict(Counter(w for _, w in after_apply))}, "
           f"{sum(w.startswith('fail') for _, w in after_apply)} failed, "
-          f"{len(moved)} of them reset while the path changed; "
+          f"{len(moved)} reset while the path changed (from the apply on); "
           f"after gw3 stopped {dict(Counter(after_stop))}")
     assert len(moved) <= 1, moved
     assert not [(t, w) for t, w in after_apply if w not in ("gw1", "gw2", "gw3")
