@@ -254,11 +254,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_busy() -> tuple[int, int]:
-    """(busy, all) jiffies of every CPU so far, from /proc/stat."""
-    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return sum(fields) - idle, sum(fields)
+def machine_busy() -> tuple[int, int, int]:
+    """(busy, stolen, all) jiffies of every CPU so far, from /proc/stat: stolen is the time the
+    hypervisor gave this VM's CPUs to others (a noisy neighbour), not counted as busy."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle, steal = fields[3] + fields[4], fields[7]  # idle + iowait; steal
+    return sum(fields) - idle - steal, steal, sum(fields)
 
 
 def peak_rss_mb(pid: int) -> int:
@@ -470,7 +471,9 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
     # while the churn was written: vegd's CPU per event, and how busy the whole machine was
     # (the API server, the bench's clients, ovsdb-server and vegd share its cores)
     busy = machine_busy()
-    busy_share = (busy[0] - busy0[0]) / max(1, busy[1] - busy0[1])
+    elapsed_jiffies = max(1, busy[2] - busy0[2])
+    busy_share = (busy[0] - busy0[0]) / elapsed_jiffies
+    steal_share = (busy[1] - busy0[1]) / elapsed_jiffies
     added = {ip: t for w in workers for ip, t in w.added.items()}
     removed = {ip: t for w in workers for ip, t in w.removed.items()}
 
@@ -514,6 +517,7 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
               "kube_writes": kube_writes,
               "vegd_cpu_ms_per_event": round(1000 * cpu / max(1, sent), 2),
               "machine_busy_pct": round(100 * busy_share),
+              "machine_steal_pct": round(100 * steal_share),
               "nb_missing": missing, "nb_extra": extra, "rss_mb": peak_rss_mb(pid)}
     for prefix, values in (("", latencies), ("event_", from_event)):
         if values:
@@ -598,7 +602,7 @@ def report_run(shape: Shape, r: dict[str, Any]) -> None:
               f"    {c['nb_txn_per_s']} NB txn/s ({c['nb_txns']} txns for "
               f"{c['batches']} batches), {c['kube_writes']} Kubernetes writes by vegd, "
               f"RSS {c['rss_mb']} MB, vegd CPU {c['vegd_cpu_ms_per_event']} ms/event, "
-              f"machine {c['machine_busy_pct']}% busy; "
+              f"machine {c['machine_busy_pct']}% busy, {c['machine_steal_pct']}% stolen; "
               f"after: NB lacks {c['nb_missing']}, has {c['nb_extra']} extra")
 
 

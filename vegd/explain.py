@@ -125,7 +125,7 @@ def _source(args: argparse.Namespace, snap: Snapshot) -> tuple[Any, str]:
         raise _Failed(EXIT_INVALID, "say which source: `vegd explain pod NAMESPACE/NAME` or "
                                     "`vegd explain --ip ADDRESS`")
     key = args.target[1]
-    pod = next((p for p in snap.pods if p.key == key), None)
+    pod = next((p for p in snap.all_pods() if p.key == key), None)
     if pod is None:
         raise _Failed(EXIT_INVALID, f"pod {key} not found")
     if not pod.ips:

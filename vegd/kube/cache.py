@@ -46,8 +46,10 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     ATTACHMENTS.kind: parse.parse_attachment,
     IP_POOLS.kind: parse.parse_ip_pool,
 }
+# the snapshot's tuples; pods go in by namespace only (Snapshot.pods_by_namespace): a tuple
+# of every pod was O(pods) per batch of pod events
 SNAPSHOT_FIELDS = {GATEWAYS.kind: "gateways", VPCS.kind: "vpcs", SUBNETS.kind: "subnets",
-                   PODS.kind: "pods", NAMESPACES.kind: "namespaces", NODES.kind: "nodes",
+                   NAMESPACES.kind: "namespaces", NODES.kind: "nodes",
                    ATTACHMENTS.kind: "attachments", IP_POOLS.kind: "ip_pools"}
 
 # (resource, old parsed or None, new parsed or None, old raw, new raw)
@@ -210,7 +212,7 @@ class Cache:
             pods_only = hit is not None and hit[1] == chassis and \
                 self._snapshot_nonpod == self._nonpod_version
             # only pods changed: the other kinds' tuples of the last snapshot are still exact
-            fields = {name: getattr(hit[2], name) if pods_only and kind != PODS.kind
+            fields = {name: getattr(hit[2], name) if pods_only
                       else tuple(self._parsed[kind].values())
                       for kind, name in SNAPSHOT_FIELDS.items() if kind in self._parsed}
             snap = Snapshot(**fields, chassis_by_hostname=chassis,

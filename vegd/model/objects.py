@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeVar
@@ -240,14 +241,15 @@ class Snapshot:
     gateways: tuple[VpcEgressGateway, ...] = ()
     vpcs: tuple[Vpc, ...] = ()
     subnets: tuple[Subnet, ...] = ()
-    pods: tuple[Pod, ...] = ()
+    pods: tuple[Pod, ...] = ()  # empty where pods_by_namespace is given: read all_pods()
     namespaces: tuple[Namespace, ...] = ()
     nodes: tuple[Node, ...] = ()
     attachments: tuple[NetworkAttachmentDefinition, ...] = ()
     ip_pools: tuple[IPPool, ...] = ()
     chassis_by_hostname: tuple[tuple[str, str], ...] = ()  # from the SB Chassis table
-    # the same pods by namespace, when the source keeps them so (the informer cache does, so a
-    # snapshot after one pod event costs that namespace, not every pod); None: grouped here
+    # every pod by namespace, when the source keeps them so (the informer cache does, so a
+    # snapshot after one pod event costs that namespace, not a tuple of every pod); None:
+    # grouped here from `pods`
     pods_by_namespace: Mapping[str, tuple[Pod, ...]] | None = field(
         default=None, compare=False, repr=False)
     # memos of this snapshot; init=False so dataclasses.replace() starts a new snapshot empty
@@ -275,6 +277,12 @@ class Snapshot:
         if name not in self._index:
             self._index[name] = {getattr(i, key): i for i in items}
         return self._index[name]  # type: ignore[return-value]
+
+    def all_pods(self) -> Iterable[Pod]:
+        """Every pod, however the source gave them."""
+        if self.pods_by_namespace is None:
+            return self.pods
+        return itertools.chain.from_iterable(self.pods_by_namespace.values())
 
     def pods_in(self, namespace: str) -> tuple[Pod, ...]:
         return self._pods_by_namespace().get(namespace, ())

@@ -276,7 +276,7 @@ def gateway_statuses(snap: Snapshot, settings: PlanSettings, bfd: BfdStatus,
 
 def address_source(address: IPAddress, snap: Snapshot) -> tuple[Pod, str]:
     """The pod holding `address`, or a bare source with that address (policies only)."""
-    for pod in snap.pods:
+    for pod in snap.all_pods():
         if address in pod.ips and not pod.host_network:
             return pod, pod.key
     return Pod(namespace="", name="", ips=(address,)), str(address)
