@@ -104,3 +104,15 @@ def test_source_claims_overlap_by_containment_either_way():
     assert owners("fd00:0:0:1::80/124") == ["d", "e"]
     assert owners("fd00:0:0:2::/64") == ["d"]
     assert owners("fd01::/64") == []
+
+
+def test_a_snapshot_gives_every_pod_whether_it_has_them_as_a_tuple_or_by_namespace():
+    from vegd.model.objects import Pod, Snapshot
+
+    a, b, c = Pod("ns1", "a"), Pod("ns1", "b"), Pod("ns2", "c")
+    flat = Snapshot(pods=(a, b, c))
+    grouped = Snapshot(pods_by_namespace={"ns1": (a, b), "ns2": (c,)})  # the informer cache's
+    for snap in (flat, grouped):
+        assert sorted(p.key for p in snap.all_pods()) == [a.key, b.key, c.key]
+        assert snap.pods_in("ns1") == (a, b) and snap.pods_in("ns3") == ()
+        assert sorted(snap.pod_namespaces()) == ["ns1", "ns2"]
