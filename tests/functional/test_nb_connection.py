@@ -183,6 +183,13 @@ def _vegd_policies(stack, db) -> int:
     return len(json.loads(stack._run("ovsdb-tool", "query", str(db), query))[0]["rows"])
 
 
+def _has_unix_socket(pid: int) -> bool:
+    """Whether the process holds a connected Unix socket (vegd apply's NB connection)."""
+    out = subprocess.run(["ss", "-xpnH", "state", "connected"], capture_output=True, text=True,
+                         check=False).stdout
+    return f"pid={pid}," in out
+
+
 @pytest.mark.parametrize("fault", ["fresh database", "gone for good"])
 def test_nb_server_restarted_or_gone_during_apply(fresh_ovn, tmp_path, fault):
     """Never exit 0 with an incomplete NB: a server restarted on a fresh database has no routers
@@ -206,7 +213,10 @@ def test_nb_server_restarted_or_gone_during_apply(fresh_ovn, tmp_path, fault):
         cmd = [sys.executable, "-m", "vegd", "apply", "-f", str(manifest), "--nb-connection",
                stack.nb_unix, "--output", "json", "--timeout", "5"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.6)  # the fault's moment, not a synchronisation
+        # the fault once apply has connected (it parses the manifests first): with 100 gateways
+        # it still has to read NB, plan and commit; a sleep here raced a quick apply
+        wait_for(lambda: _has_unix_socket(proc.pid) or proc.poll() is not None, 20,
+                 interval=0.005, what="vegd apply to connect to NB")
         pid = stack.pid("nb")
         os.kill(pid, signal.SIGKILL)
         if fault == "fresh database":
@@ -220,21 +230,21 @@ def test_nb_server_restarted_or_gone_during_apply(fresh_ovn, tmp_path, fault):
         start = time.monotonic()
         out, err = proc.communicate(timeout=60)
         assert "Traceback" not in err, err
-        if fault == "gone for good":
+        if proc.returncode == 0:  # committed before the kill: one transaction, whole there
+            assert json.loads(out)["transactions"] == 1
+            if fault == "gone for good":
+                assert _vegd_policies(stack, stack.dir / "nb.db"), "exit 0 but no vegd rows"
+            else:  # it wrote to the fresh database (then all of it), or to the old one
+                assert stack.nbctl("--bare", "--columns=name", "list", "Logical_Router").strip() \
+                    or _vegd_policies(stack, stack.dir / "nb.db.before"), \
+                    "exit 0 but neither database has vegd's rows"
+        elif fault == "gone for good":
             assert proc.returncode == 2 and "NB" in err, err
             assert time.monotonic() - start < 30
         else:
-            rows = stack.nbctl("--bare", "--columns=name", "list", "Logical_Router")
-            if proc.returncode == 0:
-                assert json.loads(out)["transactions"] == 1
-                # it wrote to the fresh database (then all of it), or committed to the old one
-                # before the kill (one transaction: whole there)
-                assert rows.strip() or _vegd_policies(stack, stack.dir / "nb.db.before"), \
-                    "exit 0 but neither database has vegd's rows"
-            else:
-                assert proc.returncode in (1, 2), err
-                assert not stack.nbctl("--bare", "--columns=_uuid", "find",
-                                       "Logical_Router_Policy", "external_ids:vendor=vegd")
+            assert proc.returncode in (1, 2), err
+            assert not stack.nbctl("--bare", "--columns=_uuid", "find",
+                                   "Logical_Router_Policy", "external_ids:vendor=vegd")
     finally:
         stack.stop()
 
