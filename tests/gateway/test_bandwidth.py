@@ -1,6 +1,7 @@
 """spec.bandwidth enforced by the agent (tc tbf), measured with real TCP traffic through the
-gateway's namespaces: each direction's throughput is within ±15% of its limit, and far above
-it without one. Bounded transfers (a few MB), between namespaces this test made only."""
+gateway's namespaces: each direction's throughput is within ±15% of its limit (never above it;
+a transfer below it is measured again, up to three times), and far above it without one.
+Bounded transfers (a few MB), between namespaces this test made only."""
 
 from __future__ import annotations
 
@@ -64,6 +65,20 @@ def transfer(topo: Topology, nbytes: int, upload: bool) -> float:
     return result["mbps"]
 
 
+def at_limit(topo: Topology, nbytes: int, upload: bool, limit: float) -> list[float]:
+    """Transfers until one comes within 15% of `limit`, at most 3; their Mbit/s. Every one must
+    stay below the limit's upper bound (the limit holds). One below the lower bound is measured
+    again: the test's own sender and reader threads stalled on a busy machine look the same as
+    a shaper that holds traffic back, which three slow transfers in a row still show."""
+    rates: list[float] = []
+    for _ in range(3):
+        rates.append(transfer(topo, nbytes, upload))
+        assert rates[-1] <= 1.15 * limit, f"{rates[-1]:.1f} Mbit/s over a limit of {limit}"
+        if rates[-1] >= 0.85 * limit:
+            break
+    return rates
+
+
 def test_bandwidth_limits_hold_in_both_directions(lab: Lab, topo: Topology) -> None:
     assert lab.vegd(topo.gw, "setup", *topo.flags()).returncode == 0
     # without limits the path is much faster than either limit (the control)
@@ -74,12 +89,13 @@ def test_bandwidth_limits_hold_in_both_directions(lab: Lab, topo: Topology) -> N
                        "--bandwidth-ingress", str(INGRESS_MBPS))
     result = lab.vegd(topo.gw, "setup", *flags)
     assert result.returncode == 0, result.stderr
-    up = transfer(topo, 12 << 20, upload=True)  # ~2.5 s at the limit
-    print(f"measured: egress {up:.2f} Mbit/s (limit {EGRESS_MBPS}), ", end="")
-    down = transfer(topo, 8 << 20, upload=False)
-    print(f"ingress {down:.2f} Mbit/s (limit {INGRESS_MBPS})")
-    assert abs(up - EGRESS_MBPS) <= 0.15 * EGRESS_MBPS, f"egress {up:.1f} Mbit/s"
-    assert abs(down - INGRESS_MBPS) <= 0.15 * INGRESS_MBPS, f"ingress {down:.1f} Mbit/s"
+    up = at_limit(topo, 12 << 20, True, EGRESS_MBPS)  # ~2.5 s at the limit
+    print(f"measured: egress {', '.join(f'{r:.2f}' for r in up)} Mbit/s (limit {EGRESS_MBPS}), ",
+          end="")
+    down = at_limit(topo, 8 << 20, False, INGRESS_MBPS)
+    print(f"ingress {', '.join(f'{r:.2f}' for r in down)} Mbit/s (limit {INGRESS_MBPS})")
+    assert abs(up[-1] - EGRESS_MBPS) <= 0.15 * EGRESS_MBPS, f"egress {up} Mbit/s"
+    assert abs(down[-1] - INGRESS_MBPS) <= 0.15 * INGRESS_MBPS, f"ingress {down} Mbit/s"
 
     assert lab.vegd(topo.gw, "teardown", *flags).returncode == 0
     qdiscs = lab.run(topo.gw, "tc", "qdisc", "show").stdout
