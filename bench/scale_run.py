@@ -485,8 +485,7 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
 
     deadline = time.monotonic() + 30
     while True:
-        settled = not pending()
-        if settled or time.monotonic() > deadline:
+        if not pending() or time.monotonic() > deadline:
             missing, extra = _nb_differs(port, monitor.rpc_path)
             if (missing, extra) == (0, 0) or time.monotonic() > deadline:
                 break
@@ -494,16 +493,19 @@ def churn(shape: Shape, port: int, monitor: Monitor, rate: int, pid: int, log: P
     cpu = cpu_seconds(pid) - cpu0  # to the last change: the events' whole cost
     # NB transactions per second over the churn's working time: to the last commit seen
     elapsed = max(monitor.last_update, start + sent / rate) - start
-    latencies = [monitor.added[ip] - t for ip, t in added.items() if ip in monitor.added]
-    latencies += [monitor.removed[ip] - t for ip, t in removed.items() if ip in monitor.removed]
-    latencies.sort()
     rvs = {key: rv for w in workers for key, rv in w.rv.items()}
     sent_at = _sent_times(sent_log)
-    from_event = sorted(
-        seen[ip] - sent_at[rvs[how, ip]] for how, seen in (("added", monitor.added),
-                                                            ("removed", monitor.removed))
-        for ip in (added if how == "added" else removed)
-        if ip in seen and rvs.get((how, ip)) in sent_at)
+    latencies: list[float] = []  # from the write's answer
+    from_event: list[float] = []  # from its watch event sent
+    for how, written, seen in (("added", added, monitor.added),
+                               ("removed", removed, monitor.removed)):
+        for ip, t in written.items():
+            if ip in seen:
+                latencies.append(seen[ip] - t)
+                if (at := sent_at.get(rvs.get((how, ip), -1))) is not None:
+                    from_event.append(seen[ip] - at)
+    latencies.sort()
+    from_event.sort()
     kube_writes = resource_version(port) - rv0 - sent  # each churn write is one resourceVersion
     with log.open("rb") as f:
         f.seek(log_at)

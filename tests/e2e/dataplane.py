@@ -410,8 +410,7 @@ class Prober:
 
     def __init__(self, proc: subprocess.Popen[str]):
         self.proc = proc
-        self._rows: list[tuple[float, str]] = []
-        self._ends: dict[tuple[float, str], float] = {}
+        self._rows: list[tuple[float, float, str]] = []  # (start, end, result)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -421,37 +420,29 @@ class Prober:
         for line in self.proc.stdout:
             with contextlib.suppress(ValueError):
                 r = json.loads(line)
-                row = (float(r["t"]), str(r["r"]))
+                row = (float(r["t"]), float(r["e"]), str(r["r"]))
                 with self._lock:
                     self._rows.append(row)
-                    self._ends[row] = float(r["e"])
 
     @property
     def results(self) -> list[tuple[float, str]]:
         """(start time in epoch seconds, result) sorted by start time."""
-        with self._lock:
-            return sorted(self._rows)
+        return [(t, r) for t, _, r in self.spans()]
 
     def spans(self) -> list[tuple[float, float, str]]:
         """(start, end, result) of each connection, sorted by start."""
         with self._lock:
-            return sorted((t, self._ends[(t, r)], r) for t, r in self._rows)
+            return sorted(self._rows)
 
-    def reset_while(self, changes: Sequence[tuple[float, float]]
-                    ) -> list[tuple[float, float, str]]:
-        """Connections reset while open in one of the windows (start, end) in which the path
-        can change: one open at that instant can have its handshake hashed to one instance and
+    def resets_in(self, windows: Sequence[tuple[float, float]]
+                  ) -> list[list[tuple[float, float, str]]]:
+        """Per window (start, end) in which the path can change, the connections reset while
+        open in it: one open at that instant can have its handshake hashed to one instance and
         the rest to another, whose SNAT the server does not know (an established connection
-        that moves is reset). Callers allow at most one per window (see per_window)."""
-        return [(t, e, r) for t, e, r in self.spans() if r in RESETS
-                and any(t < end and e > start for start, end in changes)]
-
-    @staticmethod
-    def per_window(moved: Iterable[tuple[float, float, str]],
-                   changes: Sequence[tuple[float, float]]) -> list[int]:
-        """How many of moved were open in each window."""
-        moved = list(moved)
-        return [sum(t < end and e > start for t, e, _ in moved) for start, end in changes]
+        that moves is reset). Callers allow at most one per window."""
+        spans = [span for span in self.spans() if span[2] in RESETS]
+        return [[(t, e, r) for t, e, r in spans if t < end and e > start]
+                for start, end in windows]
 
     def stop(self) -> list[tuple[float, str]]:
         if self.proc.poll() is None:
