@@ -39,12 +39,21 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: f
 
 
 def alive(pid: int) -> bool:
-    """True while pid runs. A reaped-late zombie (PID 1 here is not init) counts as dead."""
+    """True while any thread of pid runs. A reaped-late zombie (PID 1 here is not init) counts
+    as dead; a zombie leader whose other threads are still exiting does not (a multi-threaded
+    daemon after SIGKILL: its files, the pidfile's lock among them, go with its last thread)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    for task in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def stop_pid(pid: int, timeout: float = 5.0) -> None:
